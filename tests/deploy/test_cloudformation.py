@@ -1,0 +1,345 @@
+"""deploy/cloudformation.yaml: cfn-lint clean, plus the properties we promise.
+
+cfn-lint comes from PyPI (``uv pip install cfn-lint``); it is required on CI
+(``CI=true``) and skipped elsewhere only when it is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
+
+SCHEDULER_ACTIONS = {
+    "batch:SubmitJob",
+    "batch:DescribeJobs",
+    "batch:ListJobs",
+    "batch:TerminateJob",
+    "batch:TagResource",
+    "batch:DescribeJobQueues",
+    "batch:DescribeJobDefinitions",
+    "batch:DescribeComputeEnvironments",
+    "logs:GetLogEvents",
+    "iam:PassRole",
+}
+
+# Fargate vCPU -> allowed memory (MiB), from the AWS Fargate task size table.
+FARGATE_MEMORY = {
+    "0.25": [512, 1024, 2048],
+    "0.5": list(range(1024, 4096 + 1, 1024)),
+    "1": list(range(2048, 8192 + 1, 1024)),
+    "2": list(range(4096, 16384 + 1, 1024)),
+    "4": list(range(8192, 30720 + 1, 1024)),
+    "8": list(range(16384, 61440 + 1, 4096)),
+    "16": list(range(32768, 122880 + 1, 8192)),
+}
+
+
+# ---------------------------------------------------------------- loading
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short-form tags into their long form."""
+
+
+def _construct(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def of_type(resources: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in resources.items() if r["Type"] == type_}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def walk(value: Any):
+    """Every nested value (dicts, lists, scalars) of a template fragment."""
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)
+
+
+# ---------------------------------------------------------------- cfn-lint
+
+
+def _cfn_lint() -> str:
+    for candidate in (Path(sys.executable).parent / "cfn-lint", shutil.which("cfn-lint")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    if os.environ.get("CI") == "true":
+        pytest.fail("cfn-lint is required on CI: uv pip install cfn-lint")
+    pytest.skip("cfn-lint not installed (uv pip install cfn-lint); required on CI")
+
+
+def _lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_cfn_lint(), "--format", "parseable", "--", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cfn_lint_clean():
+    proc = _lint(TEMPLATE)
+    # cfn-lint exit status is a bit mask: 2 errors, 4 warnings, 8 informational.
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cfn_lint_actually_lints(tmp_path):
+    """Guard against a no-op run: a broken copy of the template must be reported."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("Type: FARGATE_SPOT", "Type: FARGATE_SPOTTY", 1))
+    proc = _lint(broken)
+    assert proc.returncode & 2, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_parameters(template):
+    params = template["Parameters"]
+    for name in [
+        "ImageUri",
+        "SubnetIds",
+        "SecurityGroupIds",
+        "ExecutionApiServerUrl",
+        "DatabaseConnSecretArn",
+        "UseSpot",
+        "JobVcpu",
+        "JobMemory",
+    ]:
+        assert name in params, name
+    assert params["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    assert params["SecurityGroupIds"]["Type"] == "List<AWS::EC2::SecurityGroup::Id>"
+    assert params["UseSpot"]["AllowedValues"] == ["true", "false"]
+    assert params["JobVcpu"]["AllowedValues"] == list(FARGATE_MEMORY)
+    default_memory = int(params["JobMemory"]["Default"])
+    assert default_memory in FARGATE_MEMORY[params["JobVcpu"]["Default"]]
+
+
+def test_rules_enforce_fargate_pairs(template):
+    """One rule per vCPU value, asserting exactly the Fargate memory sizes."""
+    seen = {}
+    for rule in template["Rules"].values():
+        vcpu = rule["RuleCondition"]["Fn::Equals"][1]
+        (assertion,) = rule["Assertions"]
+        allowed, ref = assertion["Assert"]["Fn::Contains"]
+        assert ref == {"Ref": "JobMemory"}
+        seen[vcpu] = [int(v) for v in allowed]
+    assert seen == FARGATE_MEMORY
+
+
+# ---------------------------------------------------------------- compute
+
+
+def test_fargate_compute_environments(template, resources):
+    envs = of_type(resources, "AWS::Batch::ComputeEnvironment")
+    types = {name: env["Properties"]["ComputeResources"]["Type"] for name, env in envs.items()}
+    assert sorted(types.values()) == ["FARGATE", "FARGATE_SPOT"]
+    spot = next(name for name, t in types.items() if t == "FARGATE_SPOT")
+    on_demand = next(name for name, t in types.items() if t == "FARGATE")
+    assert "Condition" not in envs[on_demand]
+    condition = envs[spot]["Condition"]
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "UseSpot"}, "true"]}
+
+    (queue,) = of_type(resources, "AWS::Batch::JobQueue").values()
+    cond, with_spot, without_spot = queue["Properties"]["ComputeEnvironmentOrder"]["Fn::If"]
+    assert cond == condition
+    ordered = [e["ComputeEnvironment"]["Ref"] for e in sorted(with_spot, key=lambda e: e["Order"])]
+    assert ordered == [spot, on_demand], "Spot first, on-demand second"
+    assert [e["ComputeEnvironment"]["Ref"] for e in without_spot] == [on_demand]
+
+
+# ---------------------------------------------------------------- job definition
+
+
+@pytest.fixture(scope="module")
+def container(resources) -> dict[str, Any]:
+    (job_def,) = of_type(resources, "AWS::Batch::JobDefinition").values()
+    assert job_def["Properties"]["PlatformCapabilities"] == ["FARGATE"]
+    return job_def["Properties"]["ContainerProperties"]
+
+
+def _env_entries(container) -> list[dict[str, Any]]:
+    entries = []
+    for item in container["Environment"]:
+        if "Fn::If" in item:
+            entries.extend(e for e in item["Fn::If"][1:] if isinstance(e, dict) and "Name" in e)
+        else:
+            entries.append(item)
+    return entries
+
+
+def test_no_plain_text_db_connection(container):
+    for entry in _env_entries(container):
+        assert "SQL_ALCHEMY" not in entry["Name"]
+        assert not re.search(r"PASSWORD|SECRET|CONN", entry["Name"]), entry["Name"]
+        for value in walk(entry["Value"]):
+            if isinstance(value, str):
+                assert not re.search(r"(postgres|mysql|sqlite)[a-z0-9+]*://", value), value
+
+
+def test_db_connection_through_secrets(container):
+    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+    assert secrets == {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": {"Ref": "DatabaseConnSecretArn"}}
+
+
+def test_worker_environment(container):
+    env = {e["Name"]: e["Value"] for e in _env_entries(container)}
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == {"Ref": "ExecutionApiServerUrl"}
+    assert env["S3_URI"] == {"Ref": "DagsS3Uri"}
+
+
+def test_job_definition_roles_logs_and_image(resources, container):
+    assert container["Image"] == {"Ref": "ImageUri"}
+    assert container["ExecutionRoleArn"] == {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]}
+    assert container["JobRoleArn"] == {"Fn::GetAtt": ["WorkerJobRole", "Arn"]}
+    logs = container["LogConfiguration"]
+    assert logs["LogDriver"] == "awslogs"
+    assert logs["Options"]["awslogs-group"] == {"Ref": "WorkerLogGroup"}
+    assert "awslogs-stream-prefix" in logs["Options"]  # mandatory on Fargate
+    assert resources["WorkerLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
+    assert requirements == {"VCPU": {"Ref": "JobVcpu"}, "MEMORY": {"Ref": "JobMemory"}}
+
+
+def test_batch_does_not_retry_on_its_own(resources):
+    """Resubmits are the executor's decision (only for jobs that never started)."""
+    (job_def,) = of_type(resources, "AWS::Batch::JobDefinition").values()
+    assert job_def["Properties"]["RetryStrategy"] == {"Attempts": 1}
+
+
+def test_execution_role_reads_only_the_db_secret(resources):
+    role = resources["WorkerExecutionRole"]["Properties"]
+    principals = [s["Principal"]["Service"] for s in role["AssumeRolePolicyDocument"]["Statement"]]
+    assert principals == ["ecs-tasks.amazonaws.com"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statements == [
+        {
+            "Sid": "ReadMetadataDbConnection",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {"Ref": "DatabaseConnSecretArn"},
+        }
+    ]
+
+
+# ---------------------------------------------------------------- scheduler policy
+
+
+@pytest.fixture(scope="module")
+def scheduler_statements(resources) -> list[dict[str, Any]]:
+    (policy,) = of_type(resources, "AWS::IAM::ManagedPolicy").values()
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_scheduler_policy_actions_exactly(scheduler_statements):
+    actions = [a for s in scheduler_statements for a in as_list(s["Action"])]
+    assert all(s["Effect"] == "Allow" for s in scheduler_statements)
+    assert len(actions) == len(set(actions)), "an action is granted twice"
+    assert set(actions) == SCHEDULER_ACTIONS
+    assert not any("*" in a for a in actions)
+
+
+def test_scheduler_policy_wildcards_only_where_unavoidable(scheduler_statements):
+    no_resource_level = {
+        "batch:DescribeJobs",
+        "batch:ListJobs",
+        "batch:DescribeJobQueues",
+        "batch:DescribeJobDefinitions",
+        "batch:DescribeComputeEnvironments",
+    }
+    for statement in scheduler_statements:
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= no_resource_level, statement
+
+
+def test_scheduler_policy_log_and_passrole_scoping(scheduler_statements):
+    by_action = {a: s for s in scheduler_statements for a in as_list(s["Action"])}
+    logs = by_action["logs:GetLogEvents"]
+    (resource,) = as_list(logs["Resource"])
+    assert "${WorkerLogGroup}" in resource["Fn::Sub"]
+
+    passrole = by_action["iam:PassRole"]
+    assert passrole["Resource"] == [
+        {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["WorkerJobRole", "Arn"]},
+    ]
+    services = passrole["Condition"]["StringEquals"]["iam:PassedToService"]
+    assert set(as_list(services)) <= {"batch.amazonaws.com", "ecs-tasks.amazonaws.com"}
+
+    submit = by_action["batch:SubmitJob"]
+    assert {"Fn::GetAtt": ["JobQueue", "JobQueueArn"]} in submit["Resource"]
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    for name in ["JobQueue", "JobDefinition", "Region", "SchedulerPolicyArn", "AirflowEnvironment"]:
+        assert name in outputs, name
+    assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
+    assert outputs["SchedulerPolicyArn"]["Value"] == {"Ref": "SchedulerPolicy"}
+    text = outputs["AirflowEnvironment"]["Value"]["Fn::Sub"]
+    names = re.findall(r"(AIRFLOW__\w+)=", text)
+    assert names == [
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__AWS_BATCH_EXECUTOR__REGION_NAME",
+        "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE",
+        "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    ]
+    assert "AIRFLOW__CORE__EXECUTOR=airflow_batch_executor.AwsBatchExecutor" in text
+    assert "\n" not in text.strip(), "one line, so that `export $(...)` works"
+
+
+def test_output_names_match_the_resources(template, resources):
+    """JobQueue/JobDefinition outputs are the names the resources are created with."""
+    queue_name = resources["JobQueue"]["Properties"]["JobQueueName"]
+    job_def_name = resources["WorkerJobDefinition"]["Properties"]["JobDefinitionName"]
+    assert template["Outputs"]["JobQueue"]["Value"] == queue_name
+    assert template["Outputs"]["JobDefinition"]["Value"] == job_def_name
