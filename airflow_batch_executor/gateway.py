@@ -1,0 +1,154 @@
+"""The only module that talks to AWS Batch and CloudWatch Logs.
+
+Clients come from the amazon provider's ``AwsBaseHook``, so Airflow connections, role assumption and
+region resolution work as they do everywhere else in Airflow. Reads (describe, list, terminate) use
+botocore's standard retries — throttling, 5xx and connection errors back off with jitter. SubmitJob
+is sent exactly once per call: it is not idempotent, so the submitter decides when and how to retry.
+
+When credentials expire or disappear, the gateway builds fresh clients (with a growing pause between
+rebuilds, so a broken credential source is not hammered) and the caller's retry carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_CHUNK = 100
+RECONNECT_MIN_PAUSE = 1.0
+RECONNECT_MAX_PAUSE = 60.0
+
+
+def _client_config(max_attempts: int) -> Config:
+    return Config(
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=32,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+    )
+
+
+class BatchGateway:
+    """Thread-safe access to the Batch and CloudWatch Logs APIs for one AWS connection."""
+
+    def __init__(self, conn_id: str, region_name: str | None, *, read_attempts: int = 5) -> None:
+        self.conn_id = conn_id
+        self.region_name = region_name
+        self._read_attempts = read_attempts
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._reconnect_pause = RECONNECT_MIN_PAUSE
+        self._last_reconnect = 0.0
+
+    def _build_clients(self) -> dict[str, Any]:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        def client(service: str, attempts: int) -> Any:
+            hook = AwsBaseHook(aws_conn_id=self.conn_id, region_name=self.region_name, client_type=service)
+            return hook.get_client_type(region_name=hook.region_name, config=_client_config(attempts))
+
+        return {
+            "batch": client("batch", self._read_attempts),
+            "submit": client("batch", 1),
+            "logs": client("logs", self._read_attempts),
+        }
+
+    def _client(self, name: str) -> Any:
+        with self._lock:
+            if not self._clients:
+                self._clients = self._build_clients()
+            return self._clients[name]
+
+    def reconnect(self) -> bool:
+        """Drop the clients so the next call builds them with fresh credentials; rate-limited."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_reconnect < self._reconnect_pause:
+                return False
+            self._last_reconnect = now
+            self._reconnect_pause = min(self._reconnect_pause * 2, RECONNECT_MAX_PAUSE)
+            self._clients = {}
+        log.warning("AWS credentials were rejected or missing; rebuilding the AWS clients of %r", self.conn_id)
+        return True
+
+    def _call(self, client: str, operation: str, **kwargs: Any) -> Any:
+        try:
+            result = getattr(self._client(client), operation)(**kwargs)
+        except Exception as error:
+            if classify_api_error(error) is ApiErrorKind.CREDENTIALS:
+                self.reconnect()
+            raise
+        self._reconnect_pause = RECONNECT_MIN_PAUSE
+        return result
+
+    def submit_job(self, request: Mapping[str, Any]) -> str:
+        """Send one SubmitJob request, once; returns the job id."""
+        return self._call("submit", "submit_job", **request)["jobId"]
+
+    def describe_jobs(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Describe at most 100 jobs; ids Batch no longer knows are simply absent from the answer."""
+        if len(job_ids) > DESCRIBE_CHUNK:
+            raise ValueError(f"describe_jobs takes at most {DESCRIBE_CHUNK} ids, got {len(job_ids)}")
+        if not job_ids:
+            return []
+        return self._call("batch", "describe_jobs", jobs=list(job_ids))["jobs"]
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        """Terminate a job; a job that already finished or no longer exists is not an error."""
+        try:
+            self._call("batch", "terminate_job", jobId=job_id, reason=reason[:1024])
+        except ClientError as error:
+            if classify_api_error(error) is not ApiErrorKind.REJECTED:
+                raise
+            log.info("TerminateJob for Batch job %s was refused (%s); nothing to stop", job_id, error)
+
+    def find_jobs_by_name(self, job_queue: str, job_name: str) -> list[dict[str, Any]]:
+        """Jobs in the queue whose name is exactly ``job_name``, in every status (newest first)."""
+        paginator = self._client("batch").get_paginator("list_jobs")
+        pages = paginator.paginate(jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}])
+        found = [job for page in pages for job in page.get("jobSummaryList", []) if job["jobName"] == job_name]
+        return sorted(found, key=lambda job: job.get("createdAt", 0), reverse=True)
+
+    def describe_job_queue(self, job_queue: str) -> dict[str, Any] | None:
+        queues = self._call("batch", "describe_job_queues", jobQueues=[job_queue])["jobQueues"]
+        return queues[0] if queues else None
+
+    def describe_job_definition(self, job_definition: str) -> dict[str, Any] | None:
+        """The definition a SubmitJob with this name, name:revision or ARN would use, or None."""
+        if ":" in job_definition:
+            found = self._call("batch", "describe_job_definitions", jobDefinitions=[job_definition])
+        else:
+            found = self._call(
+                "batch", "describe_job_definitions", jobDefinitionName=job_definition, status="ACTIVE"
+            )
+        definitions = sorted(found["jobDefinitions"], key=lambda d: d.get("revision", 0), reverse=True)
+        return definitions[0] if definitions else None
+
+    def describe_compute_environments(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        if not names:
+            return []
+        return self._call("batch", "describe_compute_environments", computeEnvironments=list(names))[
+            "computeEnvironments"
+        ]
+
+    def log_lines(self, log_group: str, log_stream: str, limit: int) -> list[str]:
+        """The newest ``limit`` lines of a CloudWatch Logs stream, oldest first."""
+        events = self._call(
+            "logs",
+            "get_log_events",
+            logGroupName=log_group,
+            logStreamName=log_stream,
+            limit=limit,
+            startFromHead=False,
+        )["events"]
+        return [event["message"] for event in events]

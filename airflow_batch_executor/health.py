@@ -1,0 +1,85 @@
+"""The start-up health check: everything a first SubmitJob needs, checked before any task is queued.
+
+Each check says what it looked at and, when it fails, how to fix it; the executor refuses to start
+on any failure (a scheduler that starts but cannot run a single task is worse than one that stops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.resources import check_resources, resource_requirements
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        mark = "ok" if self.ok else "FAILED"
+        text = f"[{mark}] {self.name}: {self.detail}"
+        return f"{text}. Fix: {self.fix}" if self.fix else text
+
+
+def _queue_check(gateway: BatchGateway, job_queue: str) -> list[Check]:
+    try:
+        queue = gateway.describe_job_queue(job_queue)
+    except Exception as error:
+        if classify_api_error(error) is ApiErrorKind.CREDENTIALS:
+            fix = "check the AWS connection named by [aws_batch_executor] conn_id, or the scheduler's IAM role"
+            return [Check("AWS credentials", False, describe_api_error(error), fix)]
+        fix = "check network access to AWS Batch, region_name and the IAM policy (batch:DescribeJobQueues)"
+        return [Check("AWS Batch API", False, describe_api_error(error), fix)]
+    checks = [Check("AWS credentials", True, f"connection {gateway.conn_id!r} can call AWS Batch")]
+    if queue is None:
+        fix = "create the queue, or set [aws_batch_executor] job_queue to an existing queue name or ARN"
+        return [*checks, Check("job queue", False, f"job queue {job_queue!r} does not exist", fix)]
+    state, status = queue.get("state"), queue.get("status")
+    if state != "ENABLED" or status != "VALID":
+        reason = queue.get("statusReason") or "no reason given"
+        detail = f"job queue {job_queue!r} is {state}/{status} ({reason})"
+        fix = "enable the queue (aws batch update-job-queue --state ENABLED) and fix its compute environments"
+        return [*checks, Check("job queue", False, detail, fix)]
+    return [*checks, Check("job queue", True, f"job queue {job_queue!r} is ENABLED and VALID")]
+
+
+def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping[str, Any]) -> list[Check]:
+    try:
+        definition = gateway.describe_job_definition(job_definition)
+    except Exception as error:
+        return [Check("job definition", False, describe_api_error(error), "check batch:DescribeJobDefinitions")]
+    if definition is None or definition.get("status") != "ACTIVE":
+        detail = f"job definition {job_definition!r} does not exist or is not ACTIVE"
+        fix = "register it, or set [aws_batch_executor] job_definition to an ACTIVE definition"
+        return [Check("job definition", False, detail, fix)]
+    name = f"{definition['jobDefinitionName']}:{definition.get('revision')}"
+    checks = [Check("job definition", True, f"job definition {name} is ACTIVE")]
+    if "FARGATE" not in (definition.get("platformCapabilities") or []):
+        return checks
+    properties = definition.get("containerProperties") or {}
+    overrides = base.get("containerOverrides") or {}
+    requirements = {**resource_requirements(properties), **resource_requirements(overrides)}
+    storage = (properties.get("ephemeralStorage") or {}).get("sizeInGiB")
+    problems = check_resources("FARGATE", requirements, storage)
+    if problems:
+        fix = "change the job definition's resourceRequirements or those in submit_job_kwargs"
+        return [*checks, Check("Fargate size", False, "; ".join(problems), fix)]
+    size = f"{requirements.get('VCPU')} vCPU / {requirements.get('MEMORY')} MiB"
+    return [*checks, Check("Fargate size", True, f"{size} is a valid Fargate size")]
+
+
+def run_health_checks(
+    gateway: BatchGateway, job_queue: str, job_definition: str, base_request: Mapping[str, Any]
+) -> list[Check]:
+    """Every check, in order; later checks are skipped when an earlier one makes them meaningless."""
+    checks = _queue_check(gateway, job_queue)
+    if checks[0].ok:
+        checks += _definition_checks(gateway, job_definition, base_request)
+    return checks

@@ -1,0 +1,133 @@
+"""The ``[aws_batch_executor]`` options: read once, validated, and turned into a typed value.
+
+Defaults come from ``config_templates/config.yml`` (the same file that documents the options), so the
+documentation and the behaviour cannot drift apart. Every problem is reported as a
+:class:`~airflow_batch_executor.errors.OptionError` naming the option and the fix, which stops the
+scheduler at start-up instead of failing tasks one by one later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+from airflow_batch_executor.errors import OptionError
+from airflow_batch_executor.provider_info import load_config_description
+
+SECTION = "aws_batch_executor"
+
+
+class ConfigSource(Protocol):
+    """The part of Airflow's config parser (or an executor's ``ExecutorConf``) we read from."""
+
+    def get(self, section: str, key: str, fallback: Any = ...) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Typed, validated ``[aws_batch_executor]`` options."""
+
+    conn_id: str
+    region_name: str | None
+    job_queue: str
+    job_definition: str
+    job_name: str | None
+    submit_job_kwargs: dict[str, Any]
+    max_submit_job_attempts: int
+    check_health_on_startup: bool
+    terminate_jobs_on_shutdown: bool
+    submit_rate_limit: float
+    submit_concurrency: int
+    status_poll_interval: float
+    max_pending_seconds: float
+
+
+@cache
+def option_defaults() -> dict[str, str | None]:
+    """Defaults of every option, as documented in ``config_templates/config.yml``."""
+    options = load_config_description()[SECTION]["options"]
+    return {name: spec.get("default") for name, spec in options.items()}
+
+
+def _raw(conf: ConfigSource, name: str) -> str | None:
+    value = conf.get(SECTION, name, fallback=option_defaults()[name])
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _env_name(name: str) -> str:
+    return f"AIRFLOW__{SECTION.upper()}__{name.upper()}"
+
+
+def _required(conf: ConfigSource, name: str, what: str) -> str:
+    value = _raw(conf, name)
+    if value is None:
+        raise OptionError(name, f"is not set; it must name the Batch {what}", f"set {_env_name(name)}")
+    return value
+
+
+def _boolean(conf: ConfigSource, name: str) -> bool:
+    value = (_raw(conf, name) or "").lower()
+    if value in ("true", "t", "1", "yes", "y", "on"):
+        return True
+    if value in ("false", "f", "0", "no", "n", "off"):
+        return False
+    raise OptionError(name, f"is {value!r}, which is not a boolean", "use True or False")
+
+
+def _number(conf: ConfigSource, name: str, kind: type[int] | type[float], minimum: float) -> Any:
+    raw = _raw(conf, name) or ""
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise OptionError(name, f"is {raw!r}, which is not a number", f"use a number ≥ {minimum}") from None
+    if value < minimum:
+        raise OptionError(name, f"is {value}, below the minimum of {minimum}", f"use a number ≥ {minimum}")
+    return value
+
+
+def _submit_job_kwargs(conf: ConfigSource) -> dict[str, Any]:
+    raw = _raw(conf, "submit_job_kwargs") or "{}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise OptionError(
+            "submit_job_kwargs",
+            f"is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
+            'write a JSON object such as {"tags": {"team": "data"}}',
+        ) from None
+    if not isinstance(value, dict):
+        raise OptionError(
+            "submit_job_kwargs",
+            f"is a JSON {type(value).__name__}, not an object",
+            'write a JSON object such as {"tags": {"team": "data"}}',
+        )
+    return value
+
+
+def load_options(conf: ConfigSource) -> ExecutorOptions:
+    """Read and check every option; the first problem found raises :class:`OptionError`."""
+    return ExecutorOptions(
+        conn_id=_raw(conf, "conn_id") or "aws_default",
+        region_name=_raw(conf, "region_name"),
+        job_queue=_required(conf, "job_queue", "job queue (name or ARN) tasks are submitted to"),
+        job_definition=_required(conf, "job_definition", "job definition (name, name:revision or ARN)"),
+        job_name=_raw(conf, "job_name"),
+        submit_job_kwargs=_submit_job_kwargs(conf),
+        max_submit_job_attempts=_number(conf, "max_submit_job_attempts", int, 1),
+        check_health_on_startup=_boolean(conf, "check_health_on_startup"),
+        terminate_jobs_on_shutdown=_boolean(conf, "terminate_jobs_on_shutdown"),
+        submit_rate_limit=_number(conf, "submit_rate_limit", float, 0.1),
+        submit_concurrency=_number(conf, "submit_concurrency", int, 1),
+        status_poll_interval=_number(conf, "status_poll_interval", float, 0.05),
+        max_pending_seconds=_number(conf, "max_pending_seconds", float, 0),
+    )
+
+
+def connection_options(conf: ConfigSource) -> tuple[str, str | None]:
+    """The connection id and region alone: all the api-server needs to read task logs."""
+    return _raw(conf, "conn_id") or "aws_default", _raw(conf, "region_name")

@@ -1,0 +1,30 @@
+"""Registers the package as an Airflow provider so ``airflow config list`` documents our options."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from airflow_batch_executor.version import __version__
+
+PACKAGE_NAME = "airflow-batch-executor"
+
+
+def load_config_description() -> dict[str, Any]:
+    """Read the shipped ``config_templates/config.yml`` (the one source for option docs and defaults)."""
+    text = resources.files("airflow_batch_executor").joinpath("config_templates/config.yml").read_text()
+    return yaml.safe_load(text)
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Entry point ``apache_airflow_provider``: the runtime provider description Airflow validates."""
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "AWS Batch executor",
+        "description": "Runs every Airflow task instance as an AWS Batch job.",
+        "versions": [__version__],
+        "executors": ["airflow_batch_executor.AwsBatchExecutor"],
+        "config": load_config_description(),
+    }

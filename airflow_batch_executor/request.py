@@ -1,0 +1,190 @@
+"""How the SubmitJob request for a workload is built and checked, before anything is sent.
+
+Precedence, lowest first: the executor's defaults, the ``[aws_batch_executor]`` options, the
+``submit_job_kwargs`` JSON, the task's Airflow ``queue`` (when it is not the default queue), then the
+task's ``executor_config``. Merging is a recursive dict update; lists are replaced, never concatenated,
+so a task can state its whole ``resourceRequirements`` without inheriting stray entries.
+
+The command, the job name and the identity tags are set after the merge: they are how the job runs
+the right workload and how it is found again, so no configuration may change them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from botocore.model import Shape
+from botocore.session import get_session
+from botocore.validate import ParamValidator
+
+from airflow_batch_executor.errors import OptionError, TaskConfigError
+from airflow_batch_executor.naming import WorkloadIdentity, identity_tags, job_name
+from airflow_batch_executor.options import ExecutorOptions
+
+MAX_PAYLOAD_BYTES = 30 * 1024
+MIN_ATTEMPT_DURATION_SECONDS = 60
+MAX_TAGS = 50
+EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
+EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+_PLACEHOLDER_NAME = "placeholder"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the executor knows about one workload when it builds its request."""
+
+    identity: WorkloadIdentity
+    command: list[str]
+    airflow_queue: str | None
+    executor_config: Any
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict update that never mutates its inputs; non-dict values (lists too) replace."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@cache
+def _submit_job_shape() -> Shape:
+    return get_session().get_service_model("batch").operation_model("SubmitJob").input_shape
+
+
+def submit_job_parameters() -> list[str]:
+    """The top-level SubmitJob parameter names of the installed botocore, for messages and checks."""
+    return list(_submit_job_shape().members)
+
+
+def request_problems(request: Mapping[str, Any]) -> list[str]:
+    """Everything AWS would reject in this request, found before a call is made."""
+    report = ParamValidator().validate(dict(request), _submit_job_shape())
+    problems = [line.strip() for line in report.generate_report().splitlines()] if report.has_errors() else []
+    seconds = (request.get("timeout") or {}).get("attemptDurationSeconds")
+    if isinstance(seconds, int) and seconds < MIN_ATTEMPT_DURATION_SECONDS:
+        problems.append(
+            f"timeout.attemptDurationSeconds is {seconds}; AWS Batch requires at least "
+            f"{MIN_ATTEMPT_DURATION_SECONDS} seconds"
+        )
+    tags = request.get("tags")
+    if isinstance(tags, Mapping) and len(tags) > MAX_TAGS:
+        problems.append(f"{len(tags)} tags are set; AWS Batch allows at most {MAX_TAGS} per job")
+    return problems
+
+
+def _command_of(config: Mapping[str, Any]) -> Any:
+    overrides = config.get("containerOverrides")
+    return overrides.get("command") if isinstance(overrides, Mapping) else None
+
+
+def base_request(options: ExecutorOptions) -> dict[str, Any]:
+    """Defaults < options < ``submit_job_kwargs``; checked once, at start-up."""
+    kwargs = options.submit_job_kwargs
+    if _command_of(kwargs):
+        raise OptionError(
+            "submit_job_kwargs",
+            "sets containerOverrides.command; the executor sets the command of every job itself",
+            "remove containerOverrides.command from submit_job_kwargs",
+        )
+    defaults: dict[str, Any] = {"containerOverrides": {}}
+    from_options = {"jobQueue": options.job_queue, "jobDefinition": options.job_definition}
+    request = deep_merge(deep_merge(defaults, from_options), kwargs)
+    probe = deep_merge(request, {"jobName": _PLACEHOLDER_NAME})
+    if problems := request_problems(probe):
+        raise OptionError(
+            "submit_job_kwargs",
+            "is not a valid SubmitJob request: " + "; ".join(problems),
+            "use boto3's SubmitJob parameter names and types "
+            "(https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html)",
+        )
+    return request
+
+
+def _with_environment(request: dict[str, Any], api_url: str) -> None:
+    overrides = request.setdefault("containerOverrides", {})
+    environment = list(overrides.get("environment") or [])
+    present = {entry.get("name") for entry in environment if isinstance(entry, Mapping)}
+    for name, value in ((EXECUTOR_CONTAINER_ENV, "true"), (EXECUTION_API_ENV, api_url)):
+        if name not in present:
+            environment.append({"name": name, "value": value})
+    overrides["environment"] = environment
+
+
+def _task_config(spec: JobSpec) -> dict[str, Any]:
+    config = spec.executor_config
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise TaskConfigError(
+            f"executor_config is a {type(config).__name__}, not a dict of SubmitJob parameters",
+            'pass a dict such as {"containerOverrides": {"environment": [{"name": "X", "value": "1"}]}}',
+        )
+    if _command_of(config):
+        raise TaskConfigError(
+            "executor_config sets containerOverrides.command; the executor sets the command itself "
+            "so the job runs this task instance",
+            "remove containerOverrides.command from the task's executor_config",
+        )
+    return dict(config)
+
+
+def _merged(base: Mapping[str, Any], spec: JobSpec, default_queue: str) -> dict[str, Any]:
+    config = _task_config(spec)
+    routed: dict[str, Any] = {}
+    if spec.airflow_queue and spec.airflow_queue != default_queue:
+        routed["jobQueue"] = spec.airflow_queue
+    return deep_merge(deep_merge(base, routed), config)
+
+
+def job_queue_for(base: Mapping[str, Any], spec: JobSpec, default_queue: str) -> str:
+    """The Batch job queue this workload's job goes to, by the same precedence as its request."""
+    return _merged(base, spec, default_queue)["jobQueue"]
+
+
+def build_submit_request(
+    base: Mapping[str, Any],
+    spec: JobSpec,
+    *,
+    job_name_prefix: str | None,
+    api_url: str,
+    default_queue: str,
+) -> dict[str, Any]:
+    """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
+    request = _merged(base, spec, default_queue)
+    request["jobName"] = job_name(spec.identity, job_name_prefix)
+    request.setdefault("containerOverrides", {})["command"] = list(spec.command)
+    _with_environment(request, api_url)
+    request["tags"] = {**(request.get("tags") or {}), **identity_tags(spec.identity)}
+    if problems := request_problems(request):
+        raise TaskConfigError(
+            "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),
+            "correct the task's executor_config (boto3 SubmitJob parameter names and types)",
+        )
+    size = len(json.dumps(request, separators=(",", ":")).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise TaskConfigError(
+            f"the SubmitJob request is {size} bytes, over AWS Batch's {MAX_PAYLOAD_BYTES}-byte limit",
+            "move large environment values or parameters into the job definition, S3 or a secret",
+        )
+    return request
+
+
+def redacted(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy safe to print: the workload's identity token is replaced in the command."""
+    safe = copy.deepcopy(dict(request))
+    command = (safe.get("containerOverrides") or {}).get("command") or []
+    for index, arg in enumerate(command):
+        if arg.startswith("{") and '"token"' in arg:
+            payload = json.loads(arg)
+            payload["token"] = "***"
+            command[index] = json.dumps(payload)
+    return safe

@@ -1,0 +1,67 @@
+"""The job state map: which Batch job runs which workload, and what we last saw of it.
+
+Only active jobs live here; a job leaves the map the moment its outcome is reported, so polling cost
+and memory follow the number of active jobs, not the history. Entries use slots and keep the
+SubmitJob request only until the container has started (it is needed only to resubmit a job that
+failed before starting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+WorkloadKey = Hashable
+
+
+@dataclass(slots=True)
+class TrackedJob:
+    job_id: str
+    key: WorkloadKey
+    job_name: str
+    job_queue: str
+    attempt: int
+    submitted_at: float
+    request: dict[str, Any] | None = None
+    status: str = "SUBMITTED"
+    status_reason: str | None = None
+    missing_checks: int = 0
+    started: bool = field(default=False)
+
+
+class JobTracker:
+    """Two-way index between Batch job ids and Airflow workload keys."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, TrackedJob] = {}
+        self._id_by_key: dict[WorkloadKey, str] = {}
+
+    def add(self, job: TrackedJob) -> None:
+        previous = self._id_by_key.get(job.key)
+        if previous is not None and previous != job.job_id:
+            self._by_id.pop(previous, None)
+        self._by_id[job.job_id] = job
+        self._id_by_key[job.key] = job.job_id
+
+    def get(self, job_id: str) -> TrackedJob | None:
+        return self._by_id.get(job_id)
+
+    def for_key(self, key: WorkloadKey) -> TrackedJob | None:
+        job_id = self._id_by_key.get(key)
+        return self._by_id.get(job_id) if job_id is not None else None
+
+    def pop(self, job_id: str) -> TrackedJob | None:
+        job = self._by_id.pop(job_id, None)
+        if job is not None and self._id_by_key.get(job.key) == job_id:
+            del self._id_by_key[job.key]
+        return job
+
+    def job_ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[TrackedJob]:
+        return iter(list(self._by_id.values()))

@@ -1,0 +1,64 @@
+"""What the executor reads from Airflow's workloads and task instances, in one place.
+
+Keeping the Airflow-specific shapes here lets request building, naming and adoption work on plain
+values, and gives one spot to adjust when Airflow's workload models change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.executors import workloads
+
+from airflow_batch_executor.naming import WorkloadIdentity
+from airflow_batch_executor.request import JobSpec
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstance import TaskInstance
+
+EXECUTE_WORKLOAD_MODULE = "airflow.sdk.execution_time.execute_workload"
+
+
+def workload_command(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> list[str]:
+    """The Task SDK command that runs this workload inside the job's container."""
+    return ["python", "-m", EXECUTE_WORKLOAD_MODULE, "--json-string", workload.model_dump_json()]
+
+
+def task_identity(ti: Any) -> WorkloadIdentity:
+    """Identity of a task instance try; works for workload DTOs and database task instances alike."""
+    return WorkloadIdentity(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+        try_number=ti.try_number,
+    )
+
+
+def job_spec(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> JobSpec:
+    """Everything request building needs from a workload handed over by the scheduler."""
+    if isinstance(workload, workloads.ExecuteTask):
+        ti = workload.ti
+        return JobSpec(
+            identity=task_identity(ti),
+            command=workload_command(workload),
+            airflow_queue=ti.queue,
+            executor_config=ti.executor_config,
+        )
+    data = workload.callback.data if isinstance(workload.callback.data, dict) else {}
+    return JobSpec(
+        identity=WorkloadIdentity(dag_id=str(data.get("dag_id", "callback")), callback_id=str(workload.callback.id)),
+        command=workload_command(workload),
+        airflow_queue=data.get("queue"),
+        executor_config=None,
+    )
+
+
+def routing_spec(ti: TaskInstance) -> JobSpec:
+    """A spec for a database task instance, enough to know its job's name and queue during adoption."""
+    return JobSpec(
+        identity=task_identity(ti),
+        command=[],
+        airflow_queue=ti.queue,
+        executor_config=ti.executor_config,
+    )

@@ -1,0 +1,244 @@
+"""AwsBatchExecutor against the local Batch: the scheduler-facing interface, real HTTP underneath."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor.naming import job_name
+from airflow_batch_executor.workloads import task_identity
+
+from .conftest import final_states, finished, pump, python_command, queue, workload
+
+SCRIPTS = {
+    "ok": "print('hello from batch')",
+    "boom": "import sys; print('failing'); sys.exit(3)",
+    "sleep": "import time; time.sleep(60)",
+}
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Jobs run a small script chosen by task id instead of the Task SDK (which needs an api-server)."""
+
+    def command(workload):
+        return python_command(SCRIPTS[workload.ti.task_id.split(".")[0]])
+
+    monkeypatch.setattr(workloads_module, "workload_command", command)
+
+
+def requests_for(local_batch, task_id):
+    return [r for r in local_batch.submitted_requests() if r["jobName"].startswith(f"dag-{task_id}-")]
+
+
+def test_submit_request_carries_command_environment_name_and_tags(make_executor, batch_env):
+    executor = make_executor()
+    item = workload("real", executor_config={
+        "containerOverrides": {
+            "environment": [{"name": "MY_SETTING", "value": "42"}],
+            "resourceRequirements": [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}],
+        }
+    })
+    queue(executor, item)
+    events = pump(executor, lambda ev: any(state == "running" for _, state, _ in ev))
+    [request] = batch_env.submitted_requests()
+    assert request["jobQueue"] == batch_env.job_queue
+    assert request["jobDefinition"] == batch_env.job_definition
+    assert request["jobName"] == job_name(task_identity(item.ti))
+    command = request["containerOverrides"]["command"]
+    assert command[:4] == ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
+    assert '"task_id":"real"' in command[4] and '"token":"workload-token"' in command[4]
+    environment = {e["name"]: e["value"] for e in request["containerOverrides"]["environment"]}
+    assert environment == {
+        "MY_SETTING": "42",
+        "AIRFLOW_IS_EXECUTOR_CONTAINER": "true",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:9/execution/",
+    }
+    assert request["containerOverrides"]["resourceRequirements"][1] == {"type": "MEMORY", "value": "1024"}
+    assert request["tags"] == {
+        "airflow.dag_id": "dag", "airflow.task_id": "real", "airflow.run_id": "run-1",
+        "airflow.try_number": "1", "airflow.map_index": "-1",
+    }
+    [(key, state, job_id)] = events
+    assert key == item.ti.key and state == "running" and job_id == executor.tracker.for_key(key).job_id
+
+
+def test_status_sync_reports_success_and_failure_once(make_executor, batch_env, scripted):
+    executor = make_executor()
+    ok, boom = workload("ok"), workload("boom")
+    queue(executor, ok, boom)
+    events = pump(executor, finished(ok.ti.key, boom.ti.key))
+    assert final_states(events) == {ok.ti.key: "success", boom.ti.key: "failed"}
+    running = [key for key, state, _ in events if state == "running"]
+    assert sorted(map(str, running)) == sorted(map(str, [ok.ti.key, boom.ti.key]))
+    failure_info = next(info for key, state, info in events if key == boom.ti.key and state == "failed")
+    assert "exit code 3" in failure_info
+    assert len(executor.tracker) == 0 and not executor.running
+    logged = [log for log in executor._task_event_logs if log.event == "batch job failed"]
+    assert len(logged) == 1 and "exit code 3" in logged[0].extra
+
+
+def test_airflow_queue_routes_to_another_batch_queue(make_executor, batch_env, scripted):
+    executor = make_executor()
+    item = workload("ok", queue=batch_env.second_job_queue)
+    queue(executor, item)
+    pump(executor, finished(item.ti.key))
+    [request] = batch_env.submitted_requests()
+    assert request["jobQueue"] == batch_env.second_job_queue
+
+
+def test_throttled_submissions_are_retried_and_submitted_once(make_executor, batch_env, scripted):
+    executor = make_executor()
+    batch_env.faults.throttle(count=2, operation="SubmitJob")
+    item = workload("ok")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "success"}
+    assert len(batch_env.submitted_requests()) == 1
+    assert executor._submitter.limiter.rate < executor.options.submit_rate_limit
+
+
+def test_submissions_that_keep_failing_fail_the_task_with_the_last_error(make_executor, batch_env, scripted):
+    executor = make_executor()
+    batch_env.faults.throttle(count=10, operation="SubmitJob")
+    item = workload("ok")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    [(_, state, info)] = [e for e in events if e[0] == item.ti.key]
+    assert state == "failed" and "after 3 attempt(s)" in info and "TooManyRequestsException" in info
+    [logged] = [log for log in executor._task_event_logs if log.event == "batch job not submitted"]
+    assert "TooManyRequestsException" in logged.extra
+    assert batch_env.submitted_requests() == []
+
+
+def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scripted):
+    executor = make_executor()
+    bad = workload("ok", run_id="bad", executor_config={"containerOverrides": {"command": ["rm", "-rf", "/"]}})
+    good = workload("ok", run_id="good")
+    queue(executor, bad, good)
+    events = pump(executor, finished(bad.ti.key, good.ti.key))
+    assert final_states(events) == {bad.ti.key: "failed", good.ti.key: "success"}
+    [logged] = [log for log in executor._task_event_logs if log.event == "batch job not submitted"]
+    assert "containerOverrides.command" in logged.extra and "Fix:" in logged.extra
+    assert len(batch_env.submitted_requests()) == 1
+
+
+def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+    from airflow.executors.workloads import BundleInfo, ExecuteCallback
+    from airflow.executors.workloads.callback import CallbackDTO
+
+    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
+    executor = make_executor()
+    callback = ExecuteCallback(
+        callback=CallbackDTO(id="9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b", fetch_method="import_path", data={"path": "x.y", "dag_id": "dag"}),
+        dag_rel_path="dags/x.py", bundle_info=BundleInfo(name="dags-folder"), log_path=None, token="t",
+    )
+    queue(executor, callback)
+    events = pump(executor, finished(callback.key))
+    assert final_states(events)[callback.key] == "success"
+    [request] = batch_env.submitted_requests()
+    assert request["jobName"].startswith("dag-callback-")
+    assert request["tags"]["airflow.callback_id"] == "9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b"
+
+
+def ti_for(item, external_executor_id=None):
+    ti = item.ti
+    return SimpleNamespace(
+        key=ti.key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index,
+        try_number=ti.try_number, queue=ti.queue, executor_config=ti.executor_config,
+        external_executor_id=external_executor_id,
+    )
+
+
+def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch):
+    monkeypatch.setitem(SCRIPTS, "slow", "import time; time.sleep(1.5)")
+    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id]))
+    old = make_executor()
+    by_id, by_name = workload("slow", run_id="a"), workload("slow", run_id="b")
+    queue(old, by_id, by_name)
+    events = pump(old, lambda ev: len([e for e in ev if e[1] == "running"]) == 2)
+    job_of = {key: info for key, _, info in events}
+    old._shutdown()
+
+    new = make_executor()
+    gone = workload("slow", run_id="never-submitted")
+    not_adopted = new.try_adopt_task_instances(
+        [ti_for(by_id, job_of[by_id.ti.key]), ti_for(by_name, None), ti_for(gone, None)]
+    )
+    assert [ti.run_id for ti in not_adopted] == ["never-submitted"]
+    events = pump(new, finished(by_id.ti.key, by_name.ti.key))
+    assert final_states(events) == {by_id.ti.key: "success", by_name.ti.key: "success"}
+    assert (by_name.ti.key, "running", job_of[by_name.ti.key]) in events
+    assert len(batch_env.submitted_requests()) == 2
+
+
+def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, scripted):
+    client = batch_env.client("batch")
+    executor = make_executor()
+    item = workload("sleep")
+    queue(executor, item)
+    events = pump(executor, lambda ev: bool(ev))
+    job_id = events[0][2]
+    executor.revoke_task(ti=ti_for(item, job_id))
+    assert executor.tracker.for_key(item.ti.key) is None and item.ti.key not in executor.running
+    for _ in range(100):
+        [job] = client.describe_jobs(jobs=[job_id])["jobs"]
+        if job["status"] == "FAILED":
+            break
+        executor.heartbeat()
+        import time as _time
+        _time.sleep(0.05)
+    assert job["status"] == "FAILED" and "task_queued_timeout" in job["statusReason"]
+    assert executor.get_event_buffer() == {}
+
+
+def test_job_missing_from_describe_jobs_is_failed_after_a_few_checks(make_executor, batch_env):
+    from airflow_batch_executor.executor import MISSING_JOB_CHECKS
+    from airflow_batch_executor.tracker import TrackedJob
+
+    executor = make_executor()
+    key = workload("lost").ti.key
+    executor.tracker.add(TrackedJob(job_id="00000000-dead-beef-0000-000000000000", key=key, job_name="lost",
+                                    job_queue=batch_env.job_queue, attempt=1, submitted_at=0.0))
+    executor.running.add(key)
+    events = pump(executor, finished(key))
+    [(_, state, info)] = events
+    assert state == "failed" and f"{MISSING_JOB_CHECKS} consecutive checks" in info
+    assert len(executor.tracker) == 0
+
+
+def test_terminate_leaves_jobs_running_for_the_next_scheduler(make_executor, batch_env, scripted):
+    client = batch_env.client("batch")
+    executor = make_executor()
+    item = workload("sleep")
+    queue(executor, item)
+    job_id = pump(executor, lambda ev: bool(ev))[0][2]
+    executor.terminate()
+    [job] = client.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["status"] not in ("FAILED", "SUCCEEDED")
+    client.terminate_job(jobId=job_id, reason="test cleanup")
+
+
+def test_terminate_can_stop_jobs_when_configured(make_executor, batch_env, scripted, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__TERMINATE_JOBS_ON_SHUTDOWN", "True")
+    client = batch_env.client("batch")
+    executor = make_executor()
+    item = workload("sleep")
+    queue(executor, item)
+    job_id = pump(executor, lambda ev: bool(ev))[0][2]
+    executor.terminate()
+    [job] = client.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["status"] == "FAILED" and "terminate_jobs_on_shutdown" in job["statusReason"]
+
+
+def test_end_waits_for_tracked_jobs(make_executor, batch_env, scripted):
+    executor = make_executor()
+    item = workload("ok")
+    queue(executor, item)
+    executor.heartbeat()
+    executor.end()
+    assert len(executor.tracker) == 0
+    assert str(executor.get_event_buffer()[item.ti.key][0]) == "success"

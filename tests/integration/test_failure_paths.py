@@ -1,0 +1,110 @@
+"""Every retry path of the executor, with faults injected at the botocore layer (issue: failure handling)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_batch_executor import workloads as workloads_module
+
+from .botocore_faults import BotocoreFaults
+from .conftest import final_states, finished, pump, python_command, queue, workload
+
+OK = python_command("print('ok')")
+
+
+@pytest.fixture
+def faults(monkeypatch) -> BotocoreFaults:
+    monkeypatch.setattr(workloads_module, "workload_command", lambda w: OK)
+    return BotocoreFaults().install(monkeypatch)
+
+
+def submitted_names(batch_env) -> list[str]:
+    return [request["jobName"] for request in batch_env.submitted_requests()]
+
+
+@pytest.mark.parametrize("fault", ["throttle", "server_error", "unavailable", "connection_error", "read_timeout", "expired_credentials"])
+def test_submit_faults_are_retried_and_the_task_runs_once(make_executor, batch_env, faults, fault):
+    executor = make_executor()
+    faults.inject("SubmitJob", fault, count=2)
+    item = workload("ok", run_id=f"submit-{fault}")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "success"}
+    assert faults.injected.count(("SubmitJob", fault)) == 2
+    assert len(submitted_names(batch_env)) == 1
+
+
+def test_expired_credentials_rebuild_the_clients(make_executor, batch_env, faults):
+    executor = make_executor()
+    before = faults.clients_built
+    faults.inject("SubmitJob", "expired_credentials", count=1)
+    item = workload("ok", run_id="creds")
+    queue(executor, item)
+    pump(executor, finished(item.ti.key))
+    assert faults.clients_built > before
+
+
+def test_lost_submit_response_does_not_create_a_second_job(make_executor, batch_env, faults):
+    executor = make_executor()
+    faults.lose_response("SubmitJob", count=1)
+    item = workload("ok", run_id="lost-response")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "success"}
+    assert ("SubmitJob", "after-call") in faults.injected
+    assert len(submitted_names(batch_env)) == 1
+
+
+@pytest.mark.parametrize("fault", ["throttle", "server_error", "read_timeout", "connection_error", "expired_credentials"])
+def test_describe_faults_never_break_sync_and_jobs_keep_being_tracked(make_executor, batch_env, faults, fault):
+    executor = make_executor()
+    item = workload("ok", run_id=f"describe-{fault}")
+    queue(executor, item)
+    pump(executor, lambda ev: bool(ev))
+    faults.inject("DescribeJobs", fault, count=12)
+    events = pump(executor, finished(item.ti.key), timeout=60)
+    assert final_states(events) == {item.ti.key: "success"}
+    assert ("DescribeJobs", fault) in faults.injected
+
+
+def test_duplicate_and_unknown_records_are_handled(make_executor, batch_env, faults, capsys):
+    executor = make_executor()
+    item = workload("ok", run_id="odd-answers")
+    queue(executor, item)
+    pump(executor, lambda ev: bool(ev))
+
+    def duplicate(parsed):
+        parsed["jobs"] = parsed["jobs"] * 2
+
+    def unknown(parsed):
+        for job in parsed["jobs"]:
+            job["status"] = "HIBERNATING"
+
+    faults.rewrite("DescribeJobs", duplicate, count=2)
+    faults.rewrite("DescribeJobs", unknown, count=2)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "success"}
+    assert [state for key, state, _ in events if key == item.ti.key].count("success") == 1
+    assert "reported 'HIBERNATING', which this executor does not know" in capsys.readouterr().out
+
+
+def test_routing_to_a_queue_that_does_not_exist_fails_at_once(make_executor, batch_env, faults):
+    executor = make_executor()
+    item = workload("ok", run_id="no-queue", queue="no-such-batch-queue")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    [(_, state, info)] = [e for e in events if e[0] == item.ti.key]
+    assert state == "failed"
+    assert "after 1 attempt(s)" in info and "ClientException" in info
+
+
+def test_terminating_finished_or_unknown_jobs_is_harmless(make_executor, batch_env, faults):
+    executor = make_executor()
+    item = workload("ok", run_id="done")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    job_id = next(info for _, state, info in events if state == "running")
+    executor.gateway.terminate_job(job_id, "already finished")
+    executor.gateway.terminate_job("00000000-0000-0000-0000-000000000000", "never existed")
+    [job] = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    assert job["status"] == "SUCCEEDED"

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_batch_executor.errors import OptionError
+from airflow_batch_executor.options import SECTION, connection_options, load_options, option_defaults
+from airflow_batch_executor.provider_info import get_provider_info
+
+
+class FakeConf:
+    def __init__(self, **values: str) -> None:
+        self.values = values
+
+    def get(self, section, key, fallback=None):
+        assert section == SECTION
+        return self.values.get(key, fallback)
+
+
+REQUIRED = {"job_queue": "q", "job_definition": "jd"}
+
+
+def test_defaults_come_from_the_config_template():
+    opts = load_options(FakeConf(**REQUIRED))
+    assert opts.conn_id == "aws_default"
+    assert opts.max_submit_job_attempts == 3
+    assert opts.check_health_on_startup is True
+    assert opts.terminate_jobs_on_shutdown is False
+    assert opts.submit_rate_limit == 40.0
+    assert opts.submit_job_kwargs == {}
+    assert opts.max_pending_seconds == 0
+
+
+def test_every_documented_option_is_read():
+    documented = set(get_provider_info()["config"][SECTION]["options"])
+    assert documented == set(option_defaults())
+    assert documented == set(load_options(FakeConf(**REQUIRED)).__dataclass_fields__)
+
+
+def test_each_option_has_description_type_example_and_default():
+    for name, spec in get_provider_info()["config"][SECTION]["options"].items():
+        assert spec["description"].strip(), name
+        assert spec["type"] in {"string", "integer", "boolean", "float"}, name
+        assert "example" in spec and "default" in spec, name
+
+
+@pytest.mark.parametrize(
+    "values, option, text",
+    [
+        ({"job_definition": "jd"}, "job_queue", "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE"),
+        ({"job_queue": "q"}, "job_definition", "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION"),
+        ({**REQUIRED, "submit_job_kwargs": "{not json"}, "submit_job_kwargs", "not valid JSON"),
+        ({**REQUIRED, "submit_job_kwargs": "[1, 2]"}, "submit_job_kwargs", "not an object"),
+        ({**REQUIRED, "max_submit_job_attempts": "three"}, "max_submit_job_attempts", "not a number"),
+        ({**REQUIRED, "max_submit_job_attempts": "0"}, "max_submit_job_attempts", "below the minimum"),
+        ({**REQUIRED, "check_health_on_startup": "maybe"}, "check_health_on_startup", "not a boolean"),
+        ({**REQUIRED, "submit_rate_limit": "-1"}, "submit_rate_limit", "below the minimum"),
+        ({**REQUIRED, "submit_concurrency": "1.5"}, "submit_concurrency", "not a number"),
+    ],
+)
+def test_bad_options_name_the_option_and_the_fix(values, option, text):
+    with pytest.raises(OptionError) as err:
+        load_options(FakeConf(**values))
+    assert err.value.option == option
+    assert f"[aws_batch_executor] {option}" in str(err.value)
+    assert text in str(err.value)
+    assert "Fix:" in str(err.value)
+
+
+def test_real_airflow_config_from_environment(monkeypatch):
+    from airflow.executors.base_executor import ExecutorConf
+
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE", "env-queue")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION", "env-jd")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__SUBMIT_RATE_LIMIT", "12.5")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__SUBMIT_JOB_KWARGS", '{"tags": {"a": "b"}}')
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__REGION_NAME", "eu-west-1")
+    opts = load_options(ExecutorConf())
+    assert (opts.job_queue, opts.job_definition, opts.submit_rate_limit) == ("env-queue", "env-jd", 12.5)
+    assert opts.submit_job_kwargs == {"tags": {"a": "b"}}
+    assert connection_options(ExecutorConf()) == ("aws_default", "eu-west-1")
