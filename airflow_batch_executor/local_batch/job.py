@@ -78,6 +78,7 @@ class LocalJob(Job):
         self._log_stream: str | None = None
         self._attempt: dict[str, Any] | None = None
         self._pid: int | None = None
+        self._runner: ProcessRunner | None = None
         self.runtime.jobs.register(self)
 
     @property
@@ -111,6 +112,8 @@ class LocalJob(Job):
             self._lifecycle()
         except Exception as err:
             logger.exception("Local Batch job %s (%s) crashed", self.job_id, self.job_name)
+            if self._runner is not None:
+                self._runner.kill()
             self._finish(FAILED, f"Local Batch internal error: {err}")
 
     def describe_short(self) -> dict[str, Any]:
@@ -213,6 +216,7 @@ class LocalJob(Job):
                     f"CannotStartContainerError: failed to start {command[0]!r}: {err.strerror or err}"
                 )
                 return None
+            self._runner = runner
             self._pid = runner.pid
             self._log_stream = stream
             self._started_ms = _now_ms()

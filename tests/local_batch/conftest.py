@@ -32,11 +32,11 @@ def _healthy_batch(request: pytest.FixtureRequest) -> Iterator[None]:
         setattr(lb.settings, field.name, getattr(saved, field.name))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def batch(local_batch: LocalBatch) -> Any:
     return local_batch.client("batch")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def logs(local_batch: LocalBatch) -> Any:
     return local_batch.client("logs")
