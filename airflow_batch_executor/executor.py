@@ -22,10 +22,12 @@ from airflow_batch_executor.errors import HealthCheckError, TaskConfigError
 from airflow_batch_executor.gateway import DESCRIBE_CHUNK, BatchGateway
 from airflow_batch_executor.health import run_health_checks
 from airflow_batch_executor.naming import job_name
-from airflow_batch_executor.options import ExecutorOptions, load_options
+from airflow_batch_executor.options import ExecutorOptions, connection_options, load_options, task_log_lines
 from airflow_batch_executor.outcome import Outcome, Verdict, classify
+from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.request import base_request, build_submit_request, job_queue_for
 from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
+from airflow_batch_executor.task_logs import read_task_log
 from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
 from airflow_batch_executor.workloads import job_spec, routing_spec
 
@@ -56,6 +58,7 @@ class AwsBatchExecutor(BaseExecutor):
         self.tracker = JobTracker()
         self._base_request: dict[str, Any] = {}
         self._submitter: Submitter | None = None
+        self._catalog: PlacementCatalog | None = None
         self._submitting: set[WorkloadKey] = set()
         self._describe_pool: ThreadPoolExecutor | None = None
         self._describe_futures: list[Future[list[dict[str, Any]]]] = []
@@ -76,8 +79,12 @@ class AwsBatchExecutor(BaseExecutor):
         self.gateway = BatchGateway(self.options.conn_id, self.options.region_name)
         if self.options.check_health_on_startup:
             self.check_health()
+        self._catalog = PlacementCatalog(self.gateway)
         self._submitter = Submitter(
-            self.gateway, rate=self.options.submit_rate_limit, concurrency=self.options.submit_concurrency
+            self.gateway,
+            rate=self.options.submit_rate_limit,
+            concurrency=self.options.submit_concurrency,
+            prepare=self._placed_request,
         )
         self._submitter.start()
         self._describe_pool = ThreadPoolExecutor(DESCRIBE_THREADS, thread_name_prefix="batch-describe")
@@ -142,7 +149,20 @@ class AwsBatchExecutor(BaseExecutor):
             return
         self.running.add(key)
         self._submitting.add(key)
-        self._submitter.put(Submission(key=key, request=request))
+        priority = workload.ti.priority_weight if isinstance(workload, workloads.ExecuteTask) else None
+        self._submitter.put(Submission(key=key, request=request, priority_weight=priority))
+
+    def _placed_request(self, submission: Submission) -> dict[str, Any]:
+        """Runs on a submit thread: checks that need the queue's and definition's details."""
+        assert self._catalog is not None and self.options is not None
+        request = submission.request
+        placement = self._catalog.placement(request["jobQueue"], request["jobDefinition"])
+        return place(
+            request,
+            placement,
+            priority_weight=submission.priority_weight,
+            share_identifier=self.options.share_identifier,
+        )
 
     def _on_submit_result(self, result: SubmitResult) -> None:
         assert self.options is not None and self._submitter is not None
@@ -164,6 +184,7 @@ class AwsBatchExecutor(BaseExecutor):
                 attempt=submission.attempt,
                 submitted_at=time.time(),
                 request=submission.request,
+                priority_weight=submission.priority_weight,
             )
             self.tracker.add(job)
             how = "found already submitted" if result.found_existing else "submitted"
@@ -184,12 +205,14 @@ class AwsBatchExecutor(BaseExecutor):
             return
         self._submitting.discard(key)
         Stats.incr(f"{METRIC_PREFIX}.submit.failed")
-        self._fail(
-            key,
-            f"AWS Batch SubmitJob failed after {submission.attempt} attempt(s); last error: {result.error}. "
-            "Check the job queue and definition exist and the scheduler's IAM policy allows batch:SubmitJob.",
-            event="batch job not submitted",
-        )
+        if kind is ApiErrorKind.REJECTED:
+            reason = f"AWS Batch job not submitted (attempt {submission.attempt}): {result.error}"
+        else:
+            reason = (
+                f"AWS Batch SubmitJob failed after {submission.attempt} attempt(s); last error: {result.error}. "
+                "Check the scheduler's network access to AWS Batch and its credentials."
+            )
+        self._fail(key, reason, event="batch job not submitted")
 
     # -- syncing ------------------------------------------------------------------------------
 
@@ -336,7 +359,8 @@ class AwsBatchExecutor(BaseExecutor):
         self.log.warning("%s Resubmitting %s in %.1fs (attempt %d).", outcome.reason, job.key, delay, job.attempt + 1)
         self.log_task_event(event="batch job resubmitted", extra=outcome.reason, ti_key=job.key)
         self._submitting.add(job.key)
-        self._submitter.put(Submission(key=job.key, request=job.request, attempt=job.attempt), delay)
+        resubmission = Submission(key=job.key, request=job.request, priority_weight=job.priority_weight, attempt=job.attempt)
+        self._submitter.put(resubmission, delay)
 
     def _fail(self, key: WorkloadKey, reason: str, *, event: str) -> None:
         self.log.error("%s: %s", key, reason)
@@ -350,6 +374,21 @@ class AwsBatchExecutor(BaseExecutor):
             lambda done: done.exception()
             and self.log.warning("Could not terminate Batch job %s: %s", job_id, done.exception())
         )
+
+    # -- logs ---------------------------------------------------------------------------------------
+
+    def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
+        """The newest lines of a running task's job log; works in the api-server's unstarted executor."""
+        job_id = ti.external_executor_id
+        if not job_id:
+            return [], []
+        if self.gateway is None:
+            self.gateway = BatchGateway(*connection_options(self.conf))
+        try:
+            limit = task_log_lines(self.conf)
+        except Exception as error:
+            return [f"AwsBatchExecutor cannot read task logs: {error}"], []
+        return read_task_log(self.gateway, job_id, limit)
 
     # -- adoption, revocation, shutdown ---------------------------------------------------------
 

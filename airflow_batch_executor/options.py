@@ -42,6 +42,8 @@ class ExecutorOptions:
     submit_concurrency: int
     status_poll_interval: float
     max_pending_seconds: float
+    share_identifier: str | None
+    task_log_lines: int
 
 
 @cache
@@ -125,7 +127,14 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         submit_concurrency=_number(conf, "submit_concurrency", int, 1),
         status_poll_interval=_number(conf, "status_poll_interval", float, 0.05),
         max_pending_seconds=_number(conf, "max_pending_seconds", float, 0),
+        share_identifier=_raw(conf, "share_identifier"),
+        task_log_lines=task_log_lines(conf),
     )
+
+
+def task_log_lines(conf: ConfigSource) -> int:
+    """How many log lines ``get_task_log`` returns; read alone by the api-server."""
+    return _number(conf, "task_log_lines", int, 1)
 
 
 def connection_options(conf: ConfigSource) -> tuple[str, str | None]:

@@ -5,6 +5,9 @@ Precedence, lowest first: the executor's defaults, the ``[aws_batch_executor]`` 
 task's ``executor_config``. Merging is a recursive dict update; lists are replaced, never concatenated,
 so a task can state its whole ``resourceRequirements`` without inheriting stray entries.
 
+A task's ``execution_timeout`` becomes ``timeout.attemptDurationSeconds`` (plus a start-up margin)
+unless a timeout is configured explicitly, so Batch stops a job whose task process hangs.
+
 The command, the job name and the identity tags are set after the merge: they are how the job runs
 the right workload and how it is found again, so no configuration may change them.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +32,7 @@ from airflow_batch_executor.options import ExecutorOptions
 
 MAX_PAYLOAD_BYTES = 30 * 1024
 MIN_ATTEMPT_DURATION_SECONDS = 60
+STARTUP_MARGIN_SECONDS = 120
 MAX_TAGS = 50
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
@@ -42,6 +47,7 @@ class JobSpec:
     command: list[str]
     airflow_queue: str | None
     executor_config: Any
+    execution_timeout: float | None = None
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,6 +166,9 @@ def build_submit_request(
 ) -> dict[str, Any]:
     """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
     request = _merged(base, spec, default_queue)
+    if spec.execution_timeout and "timeout" not in request:
+        seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
+        request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_DURATION_SECONDS, seconds)}
     request["jobName"] = job_name(spec.identity, job_name_prefix)
     request.setdefault("containerOverrides", {})["command"] = list(spec.command)
     _with_environment(request, api_url)

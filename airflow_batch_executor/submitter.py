@@ -18,10 +18,12 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.tracker import WorkloadKey
@@ -41,6 +43,7 @@ def backoff_delay(attempt: int) -> float:
 class Submission:
     key: WorkloadKey
     request: dict[str, Any]
+    priority_weight: int | None = None
     attempt: int = 0
     maybe_submitted: bool = False
     last_error: str = ""
@@ -70,11 +73,21 @@ class _Scheduled:
     submission: Submission = field(compare=False)
 
 
-class Submitter:
-    """Worker threads that send submissions in ``not_before`` order within the rate limit."""
+Prepare = Callable[[Submission], dict[str, Any]]
 
-    def __init__(self, gateway: BatchGateway, *, rate: float, concurrency: int) -> None:
+
+class Submitter:
+    """Worker threads that send submissions in ``not_before`` order within the rate limit.
+
+    ``prepare`` turns a submission into the request actually sent; it may call AWS (cached
+    placement lookups) and raise :class:`TaskConfigError` for a request that cannot run.
+    """
+
+    def __init__(
+        self, gateway: BatchGateway, *, rate: float, concurrency: int, prepare: Prepare | None = None
+    ) -> None:
         self._gateway = gateway
+        self._prepare = prepare
         self.limiter = RateLimiter(rate)
         self._concurrency = concurrency
         self._heap: list[_Scheduled] = []
@@ -159,9 +172,6 @@ class Submitter:
                     if submission.key in self._cancelled:
                         self._cancelled.discard(submission.key)
                         continue
-                if not self.limiter.acquire(self._stop):
-                    self.put(submission)
-                    return
                 self._results.put(self._attempt(submission))
             finally:
                 with self._cond:
@@ -175,7 +185,12 @@ class Submitter:
                 live = [job for job in existing if job.get("status") != "FAILED"]
                 if live:
                     return SubmitResult(submission, job_id=live[0]["jobId"], found_existing=True)
-            return SubmitResult(submission, job_id=self._gateway.submit_job(submission.request))
+            request = self._prepare(submission) if self._prepare else submission.request
+            if not self.limiter.acquire(self._stop):
+                return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down")
+            return SubmitResult(submission, job_id=self._gateway.submit_job(request))
+        except TaskConfigError as error:
+            return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
         except Exception as error:
             kind = classify_api_error(error)
             if kind is ApiErrorKind.THROTTLED:

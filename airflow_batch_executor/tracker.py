@@ -24,6 +24,7 @@ class TrackedJob:
     attempt: int
     submitted_at: float
     request: dict[str, Any] | None = None
+    priority_weight: int | None = None
     status: str = "SUBMITTED"
     status_reason: str | None = None
     missing_checks: int = 0

@@ -6,6 +6,8 @@ values, and gives one spot to adjust when Airflow's workload models change.
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airflow.executors import workloads
@@ -17,6 +19,40 @@ if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
 
 EXECUTE_WORKLOAD_MODULE = "airflow.sdk.execution_time.execute_workload"
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=256)
+def _execution_timeouts(dag_version_id: str) -> dict[str, float]:
+    """Task id → ``execution_timeout`` seconds for one DAG version (immutable, so cached for good)."""
+    from sqlalchemy import select
+
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        model = session.scalar(select(SerializedDagModel).where(SerializedDagModel.dag_version_id == dag_version_id))
+        if model is None:
+            return {}
+        return {
+            task.task_id: task.execution_timeout.total_seconds()
+            for task in model.dag.tasks
+            if getattr(task, "execution_timeout", None)
+        }
+
+
+def execution_timeout(ti: Any) -> float | None:
+    """The task's ``execution_timeout`` in seconds, read from its serialized DAG version.
+
+    A task whose timeout cannot be read still runs, without a Batch-side timeout: that is better
+    than failing it for a missing safety net, and the reason is logged.
+    """
+    try:
+        return _execution_timeouts(str(ti.dag_version_id)).get(ti.task_id)
+    except Exception as error:
+        log.warning("Could not read execution_timeout of %s.%s: %s", ti.dag_id, ti.task_id, error)
+        return None
 
 
 def workload_command(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> list[str]:
@@ -44,6 +80,7 @@ def job_spec(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> Job
             command=workload_command(workload),
             airflow_queue=ti.queue,
             executor_config=ti.executor_config,
+            execution_timeout=execution_timeout(ti),
         )
     data = workload.callback.data if isinstance(workload.callback.data, dict) else {}
     return JobSpec(

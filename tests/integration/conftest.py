@@ -70,6 +70,7 @@ def workload(
     map_index: int = -1,
     queue: str = "default",
     executor_config: Any = None,
+    priority_weight: int = 1,
 ):
     """An ExecuteTask workload with the fields the scheduler fills in."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask
@@ -85,7 +86,7 @@ def workload(
         dag_version_id=uuid.uuid4(),
         queue=queue,
         pool_slots=1,
-        priority_weight=1,
+        priority_weight=priority_weight,
         executor_config=executor_config,
     )
     return ExecuteTask(

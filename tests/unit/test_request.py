@@ -40,6 +40,8 @@ def options(**overrides) -> ExecutorOptions:
         submit_concurrency=4,
         status_poll_interval=2.0,
         max_pending_seconds=0.0,
+        share_identifier=None,
+        task_log_lines=500,
     )
     values.update(overrides)
     return ExecutorOptions(**values)
@@ -187,3 +189,20 @@ def test_merge_never_mutates_inputs(base, override):
         if isinstance(value, dict):
             value["mutated"] = 1
     assert json.dumps([base, override], sort_keys=True) == before
+
+
+def build_with_timeout(seconds, executor_config=None):
+    spec = JobSpec(identity=IDENTITY, command=COMMAND, airflow_queue="default", executor_config=executor_config,
+                   execution_timeout=seconds)
+    return build_submit_request(base_request(options()), spec, job_name_prefix=None, api_url="u", default_queue="default")
+
+
+def test_execution_timeout_becomes_the_attempt_duration_with_a_margin():
+    assert build_with_timeout(3600)["timeout"] == {"attemptDurationSeconds": 3720}
+    assert build_with_timeout(0.5)["timeout"] == {"attemptDurationSeconds": 121}
+    assert "timeout" not in build_with_timeout(None)
+
+
+def test_an_explicit_timeout_wins_over_execution_timeout():
+    request = build_with_timeout(3600, executor_config={"timeout": {"attemptDurationSeconds": 90}})
+    assert request["timeout"] == {"attemptDurationSeconds": 90}
