@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow_batch_executor.version import __version__
 
-__all__ = ["AwsBatchExecutor", "__version__"]
+__all__ = ["AwsBatchExecutor", "BatchJobOverrides", "__version__"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,8 @@ def __getattr__(name: str):
         from airflow_batch_executor.executor import AwsBatchExecutor
 
         return AwsBatchExecutor
+    if name == "BatchJobOverrides":
+        from airflow_batch_executor.overrides import BatchJobOverrides
+
+        return BatchJobOverrides
     raise AttributeError(name)
