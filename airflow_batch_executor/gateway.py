@@ -112,12 +112,22 @@ class BatchGateway:
                 raise
             log.info("TerminateJob for Batch job %s was refused (%s); nothing to stop", job_id, error)
 
+    def list_jobs(
+        self, job_queue: str, *, status: str | None = None, name_pattern: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Job summaries of a queue, newest first: by name pattern (every status) or by status."""
+        query: dict[str, Any] = {"jobQueue": job_queue}
+        if name_pattern:
+            query["filters"] = [{"name": "JOB_NAME", "values": [name_pattern]}]
+        elif status:
+            query["jobStatus"] = status
+        pages = self._client("batch").get_paginator("list_jobs").paginate(**query)
+        found = [job for page in pages for job in page.get("jobSummaryList", [])]
+        return sorted(found, key=lambda job: job.get("createdAt", 0), reverse=True)
+
     def find_jobs_by_name(self, job_queue: str, job_name: str) -> list[dict[str, Any]]:
         """Jobs in the queue whose name is exactly ``job_name``, in every status (newest first)."""
-        paginator = self._client("batch").get_paginator("list_jobs")
-        pages = paginator.paginate(jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}])
-        found = [job for page in pages for job in page.get("jobSummaryList", []) if job["jobName"] == job_name]
-        return sorted(found, key=lambda job: job.get("createdAt", 0), reverse=True)
+        return [job for job in self.list_jobs(job_queue, name_pattern=job_name) if job["jobName"] == job_name]
 
     def describe_job_queue(self, job_queue: str) -> dict[str, Any] | None:
         queues = self._call("batch", "describe_job_queues", jobQueues=[job_queue])["jobQueues"]

@@ -26,5 +26,6 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Runs every Airflow task instance as an AWS Batch job.",
         "versions": [__version__],
         "executors": ["airflow_batch_executor.AwsBatchExecutor"],
+        "cli": ["airflow_batch_executor.cli.definition.get_cli_commands"],
         "config": load_config_description(),
     }

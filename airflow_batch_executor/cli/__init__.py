@@ -1,0 +1,1 @@
+"""``airflow aws-batch-executor …``: operator commands, registered through the provider's ``cli`` entry."""

@@ -1,0 +1,55 @@
+"""The command group Airflow's CLI loads (cheaply: command bodies are imported only when run)."""
+
+from __future__ import annotations
+
+from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
+
+COMMANDS = "airflow_batch_executor.cli.commands"
+
+ARG_DAG_ID_FILTER = Arg(("--dag-id",), help="Only jobs of this DAG")
+ARG_STATE = Arg(
+    ("--state",),
+    help="Only jobs in this Batch status",
+    choices=["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"],
+)
+ARG_QUEUE = Arg(("--job-queue",), help="Batch job queue to list (default: [aws_batch_executor] job_queue)")
+ARG_LIMIT = Arg(("--limit",), help="Show at most this many jobs (newest first)", type=int, default=100)
+ARG_DAG_ID = Arg(("dag_id",), help="The DAG id")
+ARG_TASK_ID = Arg(("task_id",), help="The task id")
+ARG_RUN_ID = Arg(("--run-id",), help="Run id used for the job name and tags", default="manual__render")
+ARG_MAP_INDEX = Arg(("--map-index",), help="Map index of a mapped task", type=int, default=-1)
+ARG_TRY = Arg(("--try-number",), help="Try number used for the job name and tags", type=int, default=1)
+ARG_OFFLINE = Arg(
+    ("--offline",),
+    help="Do not ask AWS about the queue and job definition (skips the platform and fair-share checks)",
+    action="store_true",
+)
+
+
+def get_cli_commands() -> list[GroupCommand]:
+    return [
+        GroupCommand(
+            name="aws-batch-executor",
+            help="Inspect and debug the AWS Batch executor",
+            subcommands=[
+                ActionCommand(
+                    name="check",
+                    help="Run the start-up health check now, printing each check with its fix",
+                    func=lazy_load_command(f"{COMMANDS}.check"),
+                    args=(),
+                ),
+                ActionCommand(
+                    name="jobs",
+                    help="List this deployment's Batch jobs with their Airflow task, status and age",
+                    func=lazy_load_command(f"{COMMANDS}.jobs"),
+                    args=(ARG_DAG_ID_FILTER, ARG_STATE, ARG_QUEUE, ARG_LIMIT),
+                ),
+                ActionCommand(
+                    name="render",
+                    help="Print the exact SubmitJob request the executor would send for a task (token redacted)",
+                    func=lazy_load_command(f"{COMMANDS}.render"),
+                    args=(ARG_DAG_ID, ARG_TASK_ID, ARG_RUN_ID, ARG_MAP_INDEX, ARG_TRY, ARG_OFFLINE),
+                ),
+            ],
+        )
+    ]
