@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
-from airflow.providers.common.compat.sdk import Stats
 
-from airflow_batch_executor import adoption
+from airflow_batch_executor import adoption, metrics
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import HealthCheckError, TaskConfigError
 from airflow_batch_executor.gateway import DESCRIBE_CHUNK, BatchGateway
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
     from airflow.models.taskinstance import TaskInstance
 
-METRIC_PREFIX = "aws_batch_executor"
 MISSING_JOB_CHECKS = 5
 PROCESS_BUDGET_SECONDS = 0.1
 DESCRIBE_THREADS = 4
@@ -106,7 +104,7 @@ class AwsBatchExecutor(BaseExecutor):
             self.log.info("AwsBatchExecutor health check %s", check)
         failed = [check for check in checks if not check.ok]
         if failed:
-            Stats.incr(f"{METRIC_PREFIX}.health_check.failed")
+            metrics.incr("health_check.failed")
             raise HealthCheckError(
                 "AwsBatchExecutor cannot start; its health check failed:\n"
                 + "\n".join(f"  {check}" for check in failed)
@@ -145,7 +143,7 @@ class AwsBatchExecutor(BaseExecutor):
             )
         except TaskConfigError as error:
             self._fail(key, f"AWS Batch job not submitted: {error}", event="batch job not submitted")
-            Stats.incr(f"{METRIC_PREFIX}.submit.rejected")
+            metrics.incr("submit.rejected")
             return
         self.running.add(key)
         self._submitting.add(key)
@@ -175,7 +173,7 @@ class AwsBatchExecutor(BaseExecutor):
             return
         if result.job_id:
             self._submitting.discard(key)
-            Stats.incr(f"{METRIC_PREFIX}.submit.ok")
+            metrics.incr("submit.ok")
             job = TrackedJob(
                 job_id=result.job_id,
                 key=key,
@@ -194,9 +192,9 @@ class AwsBatchExecutor(BaseExecutor):
         kind = result.error_kind
         if kind is not None and kind.retryable and submission.attempt < self.options.max_submit_job_attempts:
             delay = backoff_delay(submission.attempt)
-            Stats.incr(f"{METRIC_PREFIX}.submit.retried", tags={"reason": kind.value})
+            metrics.incr_labelled("submit.retried", kind.value)
             if kind is ApiErrorKind.THROTTLED:
-                Stats.incr(f"{METRIC_PREFIX}.throttled")
+                metrics.incr("throttled")
             self.log.warning(
                 "SubmitJob for %s failed (attempt %d of %d, %s): %s; retrying in %.1fs",
                 key, submission.attempt, self.options.max_submit_job_attempts, kind.value, result.error, delay,
@@ -204,7 +202,7 @@ class AwsBatchExecutor(BaseExecutor):
             self._submitter.put(submission, delay)
             return
         self._submitting.discard(key)
-        Stats.incr(f"{METRIC_PREFIX}.submit.failed")
+        metrics.incr("submit.failed")
         if kind is ApiErrorKind.REJECTED:
             reason = f"AWS Batch job not submitted (attempt {submission.attempt}): {result.error}"
         else:
@@ -228,9 +226,9 @@ class AwsBatchExecutor(BaseExecutor):
             self._start_poll_round()
         except Exception:
             self.log.exception("AwsBatchExecutor sync failed; it will be retried on the next heartbeat")
-        Stats.timing(f"{METRIC_PREFIX}.sync.duration", (time.monotonic() - started) * 1000)
-        Stats.gauge(f"{METRIC_PREFIX}.jobs.tracked", len(self.tracker))
-        Stats.gauge(f"{METRIC_PREFIX}.jobs.submitting", len(self._submitting))
+        metrics.timing("sync.duration", (time.monotonic() - started) * 1000)
+        metrics.gauge("jobs.tracked", len(self.tracker))
+        metrics.gauge("jobs.submitting", len(self._submitting))
 
     def _start_poll_round(self) -> None:
         assert self.options is not None and self._describe_pool is not None and self.gateway is not None
@@ -303,7 +301,7 @@ class AwsBatchExecutor(BaseExecutor):
         status = str(record.get("status"))
         reason = record.get("statusReason")
         if status != job.status or reason != job.status_reason:
-            Stats.incr(f"{METRIC_PREFIX}.jobs.status", tags={"status": status})
+            metrics.incr_labelled("jobs.status", status)
             if reason and reason != job.status_reason and outcome.verdict is Verdict.WAITING:
                 self.log.info("Batch job %s for %s is %s: %s", job.job_id, job.key, status, reason)
         job.status, job.status_reason = status, reason
@@ -355,7 +353,7 @@ class AwsBatchExecutor(BaseExecutor):
             )
             return
         delay = backoff_delay(job.attempt)
-        Stats.incr(f"{METRIC_PREFIX}.resubmitted", tags={"reason": outcome.reason_class})
+        metrics.incr_labelled("resubmitted", outcome.reason_class)
         self.log.warning("%s Resubmitting %s in %.1fs (attempt %d).", outcome.reason, job.key, delay, job.attempt + 1)
         self.log_task_event(event="batch job resubmitted", extra=outcome.reason, ti_key=job.key)
         self._submitting.add(job.key)
@@ -374,6 +372,13 @@ class AwsBatchExecutor(BaseExecutor):
             lambda done: done.exception()
             and self.log.warning("Could not terminate Batch job %s: %s", job_id, done.exception())
         )
+
+    @staticmethod
+    def get_cli_commands() -> list[Any]:
+        """``airflow aws-batch-executor check | jobs | render`` (also registered by the provider's ``cli``)."""
+        from airflow_batch_executor.cli.definition import get_cli_commands
+
+        return get_cli_commands()
 
     # -- logs ---------------------------------------------------------------------------------------
 
@@ -414,7 +419,7 @@ class AwsBatchExecutor(BaseExecutor):
             self.running.add(ti.key)
             if ti.external_executor_id != job_id:
                 self.running_state(ti.key, job_id)
-        Stats.incr(f"{METRIC_PREFIX}.adopted", len(adopted))
+        metrics.incr("adopted", len(adopted))
         if adopted:
             self.log.info("Adopted %d task instance(s) with live Batch jobs", len(adopted))
         return [ti for index, ti in enumerate(tis) if index not in adopted]

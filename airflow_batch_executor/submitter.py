@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_batch_executor import metrics
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
@@ -188,7 +189,10 @@ class Submitter:
             request = self._prepare(submission) if self._prepare else submission.request
             if not self.limiter.acquire(self._stop):
                 return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down")
-            return SubmitResult(submission, job_id=self._gateway.submit_job(request))
+            started = time.monotonic()
+            job_id = self._gateway.submit_job(request)
+            metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
+            return SubmitResult(submission, job_id=job_id)
         except TaskConfigError as error:
             return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
         except Exception as error:

@@ -1,0 +1,44 @@
+"""Every metric the executor emits, through Airflow's ``Stats`` (StatsD or OpenTelemetry).
+
+Variable parts (a status, a reason class) are both in the name, for plain StatsD, and in tags, for
+backends that support them. The README's metrics table is checked against ``METRICS``.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import Stats
+
+PREFIX = "aws_batch_executor"
+
+METRICS: dict[str, str] = {
+    "submit.ok": "counter: jobs submitted",
+    "submit.retried.<error class>": "counter: SubmitJob attempts that failed and will be retried (throttled, server, network, ambiguous, credentials)",
+    "submit.failed": "counter: tasks failed because their job could not be submitted",
+    "submit.rejected": "counter: tasks failed before any call because their request was invalid",
+    "submit.latency": "timer: duration of one SubmitJob call (ms)",
+    "throttled": "counter: SubmitJob calls throttled by AWS Batch",
+    "jobs.status.<status>": "counter: jobs observed entering a Batch status (submitted … succeeded, failed)",
+    "jobs.tracked": "gauge: jobs being tracked (submitted, not yet finished)",
+    "jobs.submitting": "gauge: tasks waiting for, or in, a SubmitJob call",
+    "resubmitted.<reason class>": "counter: jobs resubmitted after failing before their container started",
+    "sync.duration": "timer: duration of sync() in the scheduler's heartbeat (ms)",
+    "adopted": "counter: task instances adopted from a dead scheduler",
+    "health_check.failed": "counter: start-ups stopped by the health check",
+}
+
+
+def incr(name: str, count: int = 1, **tags: str) -> None:
+    Stats.incr(f"{PREFIX}.{name}", count, tags=tags or None)
+
+
+def incr_labelled(name: str, label: str) -> None:
+    """``name.<label>`` with the label also as a tag, e.g. ``jobs.status.running``."""
+    Stats.incr(f"{PREFIX}.{name}.{label.lower()}", tags={name.rsplit('.', 1)[-1]: label})
+
+
+def timing(name: str, milliseconds: float) -> None:
+    Stats.timing(f"{PREFIX}.{name}", milliseconds)
+
+
+def gauge(name: str, value: float) -> None:
+    Stats.gauge(f"{PREFIX}.{name}", value)

@@ -1,0 +1,66 @@
+"""Metrics emitted while real jobs run through the local Batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_batch_executor import metrics
+from airflow_batch_executor import workloads as workloads_module
+
+from .conftest import finished, pump, python_command, queue, workload
+
+
+class Recorder:
+    def __init__(self):
+        self.calls: list[tuple[str, str, object]] = []
+
+    def incr(self, name, count=1, rate=None, *, tags=None):
+        self.calls.append(("incr", name, count))
+
+    def timing(self, name, value, *, tags=None):
+        self.calls.append(("timing", name, value))
+
+    def gauge(self, name, value, rate=None, delta=None, *, tags=None):
+        self.calls.append(("gauge", name, value))
+
+    def names(self) -> set[str]:
+        return {name for _, name, _ in self.calls}
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> Recorder:
+    rec = Recorder()
+    monkeypatch.setattr(metrics, "Stats", rec)
+    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command("print('m')"))
+    return rec
+
+
+def test_submit_status_retry_and_resubmission_metrics(make_executor, batch_env, recorder):
+    batch_env.faults.throttle(count=1, operation="SubmitJob")
+    batch_env.faults.fail_before_start("dag-measured-*", count=1)
+    executor = make_executor()
+    item = workload("measured", run_id="metrics")
+    queue(executor, item)
+    pump(executor, finished(item.ti.key))
+    names = recorder.names()
+    expected = {
+        "aws_batch_executor.submit.ok",
+        "aws_batch_executor.submit.retried.throttled",
+        "aws_batch_executor.throttled",
+        "aws_batch_executor.submit.latency",
+        "aws_batch_executor.resubmitted.transient_before_start",
+        "aws_batch_executor.jobs.status.failed",
+        "aws_batch_executor.jobs.status.succeeded",
+        "aws_batch_executor.sync.duration",
+        "aws_batch_executor.jobs.tracked",
+    }
+    assert expected <= names, expected - names
+    assert [count for kind, name, count in recorder.calls if name == "aws_batch_executor.submit.ok"] == [1, 1]
+
+
+def test_readme_lists_every_metric():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in metrics.METRICS:
+        assert f"`{metrics.PREFIX}.{name}`" in readme, name
