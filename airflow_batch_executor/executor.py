@@ -128,7 +128,11 @@ class AwsBatchExecutor(BaseExecutor):
                 self.queued_callbacks.pop(workload.key, None)
             else:
                 raise RuntimeError(f"{type(self).__name__} cannot run workloads of type {type(workload)}")
-            self._submit(workload)
+            try:
+                self._submit(workload)
+            except Exception as error:
+                self.log.exception("Could not prepare the Batch job of %s", workload.key)
+                self._fail(workload.key, f"AWS Batch job not submitted: unexpected error {error!r}", event="batch job not submitted")
 
     def _submit(self, workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> None:
         assert self.options is not None and self._submitter is not None
@@ -219,9 +223,9 @@ class AwsBatchExecutor(BaseExecutor):
         if self._submitter is None:
             return
         started = time.monotonic()
+        for result in self._submitter.results():
+            self._isolated(result.submission.key, self._on_submit_result, result)
         try:
-            for result in self._submitter.results():
-                self._on_submit_result(result)
             self._harvest_descriptions()
             self._start_poll_round()
         except Exception:
@@ -275,10 +279,26 @@ class AwsBatchExecutor(BaseExecutor):
                 continue
             record = answered.get(job_id)
             if record is None:
-                self._on_missing(job)
+                self._isolated(job.key, self._on_missing, job)
             else:
                 job.missing_checks = 0
-                self._on_record(job, record)
+                self._isolated(job.key, self._on_record, job, record)
+
+    def _isolated(self, key: WorkloadKey, handler: Any, *args: Any) -> None:
+        """Run one event handler so that a failure affects only its own task.
+
+        The task is failed rather than dropped: a task the executor silently forgets would stay
+        queued or running in Airflow's database forever.
+        """
+        try:
+            handler(*args)
+        except Exception as error:
+            self.log.exception("Handling the Batch job of %s failed", key)
+            self._submitting.discard(key)
+            tracked = self.tracker.for_key(key)
+            if tracked is not None:
+                self.tracker.pop(tracked.job_id)
+            self._fail(key, f"The AWS Batch executor could not track this task: {error!r}", event="batch job lost")
 
     def _on_missing(self, job: TrackedJob) -> None:
         job.missing_checks += 1

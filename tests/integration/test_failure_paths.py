@@ -108,3 +108,34 @@ def test_terminating_finished_or_unknown_jobs_is_harmless(make_executor, batch_e
     executor.gateway.terminate_job("00000000-0000-0000-0000-000000000000", "never existed")
     [job] = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"]
     assert job["status"] == "SUCCEEDED"
+
+
+def test_an_error_handling_one_result_fails_only_that_task(make_executor, batch_env, faults, monkeypatch):
+    from airflow_batch_executor import executor as executor_module
+
+    executor = make_executor()
+    broken, fine = workload("ok", run_id="broken"), workload("ok", run_id="fine")
+    real_classify = executor_module.classify
+
+    def classify(record):
+        if "broken" in str(record.get("tags", {}).get("airflow.run_id")):
+            raise KeyError("surprise")
+        return real_classify(record)
+
+    monkeypatch.setattr(executor_module, "classify", classify)
+    queue(executor, broken, fine)
+    events = pump(executor, finished(broken.ti.key, fine.ti.key))
+    assert final_states(events) == {broken.ti.key: "failed", fine.ti.key: "success"}
+    assert "could not track this task: KeyError('surprise')" in [i for k, s, i in events if k == broken.ti.key and s == "failed"][0]
+
+
+def test_an_unexpected_error_preparing_a_job_fails_only_that_task(make_executor, batch_env, faults, monkeypatch):
+    from airflow_batch_executor import executor as executor_module
+
+    executor = make_executor()
+    broken, fine = workload("ok", run_id="unbuildable"), workload("ok", run_id="buildable")
+    real_spec = executor_module.job_spec
+    monkeypatch.setattr(executor_module, "job_spec", lambda w: (_ for _ in ()).throw(TypeError("odd")) if w.ti.run_id == "unbuildable" else real_spec(w))
+    queue(executor, broken, fine)
+    events = pump(executor, finished(broken.ti.key, fine.ti.key))
+    assert final_states(events) == {broken.ti.key: "failed", fine.ti.key: "success"}
