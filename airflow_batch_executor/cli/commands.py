@@ -17,7 +17,8 @@ from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
 from airflow_batch_executor.naming import WorkloadIdentity
-from airflow_batch_executor.options import ExecutorOptions, load_options
+from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
+from airflow_batch_executor.provider_info import load_config_description
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.request import JobSpec, base_request, build_submit_request
 from airflow_batch_executor.workloads import EXECUTE_WORKLOAD_MODULE
@@ -51,6 +52,25 @@ def check(args: argparse.Namespace) -> None:
         print(item)
     if not all(item.ok for item in checks):
         raise SystemExit(1)
+
+
+def options(args: argparse.Namespace) -> None:
+    """Every option of this executor, including those ``airflow config list`` cannot show.
+
+    The amazon provider registers a section of the same name, and Airflow keeps one provider's
+    description per section, so ``airflow config list`` shows only the options both executors share.
+    """
+    from airflow.configuration import conf
+
+    for name, spec in load_config_description()[SECTION]["options"].items():
+        value = conf.get(SECTION, name, fallback=None)
+        default = spec.get("default")
+        print(f"{name} ({spec['type']}, default: {default if default not in (None, '') else 'not set'})")
+        for line in spec["description"].strip().splitlines():
+            print(f"    {line}")
+        print(f"    Current value: {value if value not in (None, '') else 'not set'}")
+        print(f"    Environment variable: AIRFLOW__{SECTION.upper()}__{name.upper()}")
+        print()
 
 
 def _age(created_ms: int | None, now: float) -> str:

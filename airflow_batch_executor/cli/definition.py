@@ -39,6 +39,12 @@ def get_cli_commands() -> list[GroupCommand]:
                     args=(),
                 ),
                 ActionCommand(
+                    name="options",
+                    help="List every [aws_batch_executor] option with its description, default and value",
+                    func=lazy_load_command(f"{COMMANDS}.options"),
+                    args=(),
+                ),
+                ActionCommand(
                     name="jobs",
                     help="List this deployment's Batch jobs with their Airflow task, status and age",
                     func=lazy_load_command(f"{COMMANDS}.jobs"),
