@@ -7,6 +7,7 @@ threads, and their results become scheduler events here, on the scheduler's thre
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +66,7 @@ class AwsBatchExecutor(BaseExecutor):
         self._api_url = ""
         self._default_queue = "default"
         self._accepting = False
+        self._stopped = False
 
     def start(self) -> None:
         """Read and check the options, run the health check, and start the worker threads."""
@@ -137,6 +139,7 @@ class AwsBatchExecutor(BaseExecutor):
     def _submit(self, workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> None:
         assert self.options is not None and self._submitter is not None
         key = workload.key
+        self._forget_earlier_try(key)
         try:
             request = build_submit_request(
                 self._base_request,
@@ -153,6 +156,20 @@ class AwsBatchExecutor(BaseExecutor):
         self._submitting.add(key)
         priority = workload.ti.priority_weight if isinstance(workload, workloads.ExecuteTask) else None
         self._submitter.put(Submission(key=key, request=request, priority_weight=priority))
+
+    def _forget_earlier_try(self, key: WorkloadKey) -> None:
+        """Stop tracking the job of an earlier try once Airflow has queued a new one.
+
+        Airflow queues try N+1 only after try N is over for it (the task reported its state), yet
+        try N's job may still be winding down. Its late events would at best be ignored and at worst
+        share a scheduler event batch with try N+1's, where Airflow keeps one try per task and may drop
+        the newer try's job id.
+        """
+        earlier = self.tracker.earlier_try(key)
+        if earlier is not None:
+            self.tracker.pop(earlier.job_id)
+            self.running.discard(earlier.key)
+            self.log.info("Batch job %s of %s is superseded by try %s; no longer tracking it", earlier.job_id, earlier.key, getattr(key, "try_number", "?"))
 
     def _placed_request(self, submission: Submission) -> dict[str, Any]:
         """Runs on a submit thread: checks that need the queue's and definition's details."""
@@ -460,8 +477,17 @@ class AwsBatchExecutor(BaseExecutor):
             self._terminate_in_background(job_id, REVOKE_REASON)
 
     def end(self) -> None:
-        """Wait for every tracked job to finish (used when the scheduler exits normally)."""
-        if self._submitter is None:
+        """Called by the scheduler whenever it exits: wait for tracked jobs, unless the exit is forced.
+
+        The scheduler turns SIGTERM and SIGINT into ``SystemExit`` and calls ``end()`` while that
+        exception (or the error that stopped its loop) unwinds. Waiting for every Batch job then would
+        hold a stopping scheduler for hours, so a forced exit is handled as :meth:`terminate`.
+        """
+        if self._submitter is None or self._stopped:
+            return
+        if sys.exc_info()[1] is not None:
+            self.log.info("The scheduler is stopping (%r); not waiting for Batch jobs", sys.exc_info()[1])
+            self.terminate()
             return
         while self.tracker or self._submitting:
             self.sync()
@@ -469,8 +495,8 @@ class AwsBatchExecutor(BaseExecutor):
         self._shutdown()
 
     def terminate(self) -> None:
-        """SIGTERM: stop submitting; leave running jobs for the next scheduler unless told otherwise."""
-        if self._submitter is None:
+        """Stop submitting; leave running jobs for the next scheduler unless told to terminate them."""
+        if self._submitter is None or self._stopped:
             return
         self._accepting = False
         dropped = self._submitter.drop_waiting()
@@ -488,6 +514,7 @@ class AwsBatchExecutor(BaseExecutor):
         self._shutdown()
 
     def _shutdown(self) -> None:
+        self._stopped = True
         if self._submitter is not None:
             self._submitter.stop()
         if self._describe_pool is not None:

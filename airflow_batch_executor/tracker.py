@@ -31,12 +31,18 @@ class TrackedJob:
     started: bool = field(default=False)
 
 
+def _task(key: WorkloadKey) -> Hashable:
+    """The task instance a key belongs to, whatever its try (callback keys stand for themselves)."""
+    return getattr(key, "primary", key)
+
+
 class JobTracker:
-    """Two-way index between Batch job ids and Airflow workload keys."""
+    """Indexes Batch job ids by Airflow workload key, and by task instance across tries."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, TrackedJob] = {}
         self._id_by_key: dict[WorkloadKey, str] = {}
+        self._id_by_task: dict[Hashable, str] = {}
 
     def add(self, job: TrackedJob) -> None:
         previous = self._id_by_key.get(job.key)
@@ -44,6 +50,14 @@ class JobTracker:
             self._by_id.pop(previous, None)
         self._by_id[job.job_id] = job
         self._id_by_key[job.key] = job.job_id
+        self._id_by_task[_task(job.key)] = job.job_id
+
+    def earlier_try(self, key: WorkloadKey) -> TrackedJob | None:
+        """A tracked job of an earlier try of the same task instance, if one is still tracked."""
+        job = self._by_id.get(self._id_by_task.get(_task(key), ""))
+        if job is None or job.key == key or getattr(job.key, "try_number", 0) >= getattr(key, "try_number", 0):
+            return None
+        return job
 
     def get(self, job_id: str) -> TrackedJob | None:
         return self._by_id.get(job_id)
@@ -56,6 +70,8 @@ class JobTracker:
         job = self._by_id.pop(job_id, None)
         if job is not None and self._id_by_key.get(job.key) == job_id:
             del self._id_by_key[job.key]
+        if job is not None and self._id_by_task.get(_task(job.key)) == job_id:
+            del self._id_by_task[_task(job.key)]
         return job
 
     def job_ids(self) -> list[str]:

@@ -242,3 +242,37 @@ def test_end_waits_for_tracked_jobs(make_executor, batch_env, scripted):
     executor.end()
     assert len(executor.tracker) == 0
     assert str(executor.get_event_buffer()[item.ti.key][0]) == "success"
+
+
+def test_end_during_a_forced_exit_does_not_wait_for_jobs(make_executor, batch_env, scripted):
+    """The scheduler's SIGTERM handler raises SystemExit and calls end() from its finally block."""
+    client = batch_env.client("batch")
+    executor = make_executor()
+    item = workload("sleep", run_id="sigterm")
+    queue(executor, item)
+    job_id = pump(executor, lambda ev: bool(ev))[0][2]
+    with pytest.raises(SystemExit):
+        try:
+            raise SystemExit(0)
+        finally:
+            executor.end()
+    [job] = client.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["status"] not in ("FAILED", "SUCCEEDED")
+    executor.end()
+    client.terminate_job(jobId=job_id, reason="test cleanup")
+
+
+def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executor, batch_env, monkeypatch):
+    """Try 1's job may still be winding down when Airflow queues try 2: only try 2 gets events."""
+    scripts = {1: SCRIPTS["sleep"], 2: SCRIPTS["ok"]}
+    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(scripts[w.ti.try_number]))
+    executor = make_executor()
+    try1 = workload("flaky", run_id="retry", try_number=1)
+    queue(executor, try1)
+    job1 = pump(executor, lambda ev: bool(ev))[0][2]
+    try2 = workload("flaky", run_id="retry", try_number=2)
+    queue(executor, try2)
+    events = pump(executor, finished(try2.ti.key))
+    assert [(str(k.try_number), s) for k, s, _ in events] == [("2", "running"), ("2", "success")]
+    assert executor.tracker.get(job1) is None and try1.ti.key not in executor.running
+    batch_env.client("batch").terminate_job(jobId=job1, reason="test cleanup")

@@ -85,3 +85,18 @@ def test_rate_limiter_hands_out_tokens_at_the_rate(monkeypatch):
     stop.clear()
     clock[0] += 0.1
     assert limiter.acquire(stop)
+
+
+def test_earlier_try_of_the_same_task_is_found():
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    try1 = TaskInstanceKey("d", "t", "r", try_number=1, map_index=-1)
+    try2 = try1.with_try_number(2)
+    other = TaskInstanceKey("d", "t", "r", try_number=1, map_index=0)
+    tracker = JobTracker()
+    tracker.add(job("j1", try1))
+    assert tracker.earlier_try(try2).job_id == "j1"
+    assert tracker.earlier_try(try1) is None
+    assert tracker.earlier_try(other) is None
+    tracker.pop("j1")
+    assert tracker.earlier_try(try2) is None
