@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=256)
-def _execution_timeouts(dag_version_id: str) -> dict[str, float]:
+def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
     """Task id → ``execution_timeout`` seconds for one DAG version (immutable, so cached for good)."""
     from sqlalchemy import select
 
@@ -49,7 +49,7 @@ def execution_timeout(ti: Any) -> float | None:
     than failing it for a missing safety net, and the reason is logged.
     """
     try:
-        return _execution_timeouts(str(ti.dag_version_id)).get(ti.task_id)
+        return _execution_timeouts(ti.dag_version_id).get(ti.task_id)
     except Exception as error:
         log.warning("Could not read execution_timeout of %s.%s: %s", ti.dag_id, ti.task_id, error)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -13,3 +14,6 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_home}
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "test-secret-for-the-test-suite-only-0123456789")
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(_name, None)
+
+# The in-process local Batch serves every API call through werkzeug, which logs each request at INFO.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
