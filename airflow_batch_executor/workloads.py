@@ -25,34 +25,36 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=256)
 def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
-    """Task id → ``execution_timeout`` seconds for one DAG version (immutable, so cached for good)."""
+    """Task id → ``execution_timeout`` seconds for one DAG version (immutable, so cached for good).
+
+    A version whose DAG cannot be read is cached as having no timeouts: its tasks still run, without
+    a Batch-side timeout, which is better than failing them for a missing safety net (or querying
+    again for every task of that version).
+    """
     from sqlalchemy import select
 
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
 
-    with create_session() as session:
-        model = session.scalar(select(SerializedDagModel).where(SerializedDagModel.dag_version_id == dag_version_id))
-        if model is None:
-            return {}
-        return {
-            task.task_id: task.execution_timeout.total_seconds()
-            for task in model.dag.tasks
-            if getattr(task, "execution_timeout", None)
-        }
+    try:
+        with create_session() as session:
+            model = session.scalar(
+                select(SerializedDagModel).where(SerializedDagModel.dag_version_id == dag_version_id)
+            )
+            tasks = model.dag.tasks if model is not None else []
+            return {
+                task.task_id: task.execution_timeout.total_seconds()
+                for task in tasks
+                if getattr(task, "execution_timeout", None)
+            }
+    except Exception as error:
+        log.warning("Could not read the execution_timeout of DAG version %s: %s", dag_version_id, error)
+        return {}
 
 
 def execution_timeout(ti: Any) -> float | None:
-    """The task's ``execution_timeout`` in seconds, read from its serialized DAG version.
-
-    A task whose timeout cannot be read still runs, without a Batch-side timeout: that is better
-    than failing it for a missing safety net, and the reason is logged.
-    """
-    try:
-        return _execution_timeouts(ti.dag_version_id).get(ti.task_id)
-    except Exception as error:
-        log.warning("Could not read execution_timeout of %s.%s: %s", ti.dag_id, ti.task_id, error)
-        return None
+    """The task's ``execution_timeout`` in seconds, read from its serialized DAG version."""
+    return _execution_timeouts(ti.dag_version_id).get(ti.task_id)
 
 
 def workload_command(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> list[str]:
