@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from airflow_batch_executor.local_batch.runtime import JOB_MODES, PROCESS
 from airflow_batch_executor.local_batch.server import LocalBatch
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=2.0,
         help="seconds between SIGTERM and SIGKILL when a job is stopped",
+    )
+    parser.add_argument(
+        "--job-mode",
+        choices=JOB_MODES,
+        default=PROCESS,
+        help="process: jobs run their command as local processes; hold: jobs run nothing (no thread, "
+        "no process) and stay RUNNING until terminated or --hold-seconds pass (load tests)",
+    )
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=None,
+        help="hold mode: seconds a job stays RUNNING before it succeeds (default: until terminated)",
     )
     parser.add_argument("--ready-file", help="write the ready environment as JSON to this path")
     parser.add_argument("--log-level", default="INFO", help="logging level for stderr")
@@ -95,6 +109,8 @@ def _serve(args: argparse.Namespace, stop_requested: threading.Event) -> int:
         step_delay=args.step_delay,
         time_scale=args.time_scale,
         kill_grace_seconds=args.kill_grace_seconds,
+        job_mode=args.job_mode,
+        hold_seconds=args.hold_seconds,
     )
     try:
         local_batch.start()

@@ -44,6 +44,13 @@ class LocalBatchControl:
     def jobs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/jobs")["jobs"]
 
+    def calls(self) -> dict[str, int]:
+        """API calls received so far, per lower-cased operation name (``submitjob``)."""
+        return self._call("GET", "/calls")["calls"]
+
+    def clear_calls(self) -> None:
+        self._call("DELETE", "/calls")
+
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(

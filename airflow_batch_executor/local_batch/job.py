@@ -8,7 +8,8 @@ in moto drop ``container.exitCode``, report ``startedAt`` for jobs that never st
 mutate the submitted environment on every call).
 
 Statuses are owned by the lifecycle thread: moto's ``ManagedState`` would otherwise advance
-them whenever DescribeJobs reads them.
+them whenever DescribeJobs reads them. In hold mode (``JobSettings.job_mode = "hold"``, see
+``hold.py``) no thread is started: the status follows a plan made at submission, on every read.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from airflow_batch_executor.local_batch.faults import (
     permanent_pull_error,
     transient_pull_error,
 )
+from airflow_batch_executor.local_batch.hold import HoldPlan, plan_hold
 from airflow_batch_executor.local_batch.logsink import CloudWatchLogSink
 from airflow_batch_executor.local_batch.runner import ProcessRunner
-from airflow_batch_executor.local_batch.runtime import active_runtime
+from airflow_batch_executor.local_batch.runtime import HOLD, active_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +81,86 @@ class LocalJob(Job):
         self._attempt: dict[str, Any] | None = None
         self._pid: int | None = None
         self._runner: ProcessRunner | None = None
+        self._hold: HoldPlan | None = None
         self.runtime.jobs.register(self)
+
+    def start(self) -> None:
+        """moto calls this right after submit_job built the job: run it, or plan it in hold mode."""
+        settings = self.runtime.settings
+        if settings.job_mode != HOLD:
+            super().start()
+            return
+        faults = self.runtime.faults
+        stuck = faults.claim_stuck_in_runnable(self.job_name)
+        pull_failure = faults.claim_fail_before_start(self.job_name) if stuck is None else None
+        host_fault = faults.claim_host_terminated(self.job_name) if stuck is None and pull_failure is None else None
+        duration = self._get_attempt_duration()
+        with self._lock:
+            self._hold = plan_hold(
+                created=self._created_ms / 1000,
+                step_delay=settings.step_delay,
+                hold_seconds=settings.hold_seconds,
+                timeout_seconds=duration * settings.time_scale if duration else None,
+                stuck_reason=stuck.reason if stuck is not None else None,
+                fail_to_start_reason=self._pull_error(pull_failure) if pull_failure is not None else None,
+                host_terminated_after=host_fault.after_seconds if host_fault is not None else None,
+                host_terminated_reason=(host_fault.reason or "") if host_fault is not None else "",
+                container_exited=CONTAINER_EXITED,
+                failed_to_start=FAILED_TO_START,
+                timed_out=TIMED_OUT,
+            )
+            self._status = SUBMITTED
+
+    @property
+    def held(self) -> bool:
+        """True for a hold-mode job (no thread, no process)."""
+        return self._hold is not None
+
+    def _advance(self) -> None:
+        """Bring a held job's status up to the clock; a no-op for process-mode jobs."""
+        plan = self._hold
+        if plan is None or self.finished:
+            return
+        with self._lock:
+            if self.finished:
+                return
+            now = time.time()
+            if plan.stuck_reason is not None:
+                self._status_reason = plan.stuck_reason
+            running_at = plan.running_at
+            if running_at is not None and now >= running_at and self._started_ms is None:
+                self._enter_running(int(running_at * 1000))
+            end = plan.end
+            if end is not None and now >= end.at:
+                if not end.started:
+                    self._attempt = {
+                        "container": {
+                            "taskArn": self._task_arn(),
+                            "reason": end.container_reason,
+                            "networkInterfaces": [],
+                        },
+                    }
+                self._finish(end.status, end.reason, end.exit_code, end.container_reason, at_ms=int(end.at * 1000))
+                return
+            self._status = plan.status_at(now)
+
+    def _enter_running(self, started_ms: int) -> None:
+        props = self.job_definition.container_properties or {}
+        options = (props.get("logConfiguration") or {}).get("options", {})
+        group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
+        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        self._log_backend.ensure_log_group(group)
+        self._log_backend.ensure_log_stream(group, stream)
+        self._log_stream = stream
+        self._started_ms = started_ms
+        self._attempt = {
+            "container": {"taskArn": self._task_arn(), "logStreamName": stream, "networkInterfaces": []},
+            "startedAt": started_ms,
+        }
 
     @property
     def status(self) -> str | None:
+        self._advance()
         return self._status
 
     @status.setter
@@ -100,12 +178,24 @@ class LocalJob(Job):
         return self._status in FINAL_STATUSES
 
     def terminate(self, reason: str) -> None:
+        if self._hold is not None:
+            return self._terminate_held(reason)
         with self._lock:
             if self.finished or self.stop:
                 return
             self.stop = True
             self._termination_reason = reason
         self._wakeup.set()
+
+    def _terminate_held(self, reason: str) -> None:
+        """A held job stops at once: a RUNNING one as if its container died of SIGTERM (143)."""
+        with self._lock:
+            self._advance()
+            if self.finished or self.stop:
+                return
+            self.stop = True
+            self._termination_reason = reason
+            self._finish(FAILED, reason, 143 if self._status == RUNNING else None)
 
     def run(self) -> None:
         try:
@@ -117,6 +207,7 @@ class LocalJob(Job):
             self._finish(FAILED, f"Local Batch internal error: {err}")
 
     def describe_short(self) -> dict[str, Any]:
+        self._advance()
         with self._lock:
             summary = self._common_fields()
             container = {
@@ -129,6 +220,7 @@ class LocalJob(Job):
             return summary
 
     def describe(self) -> dict[str, Any]:
+        self._advance()
         with self._lock:
             detail = self._common_fields()
             detail.update(
@@ -311,11 +403,12 @@ class LocalJob(Job):
         status_reason: str | None,
         exit_code: int | None = None,
         container_reason: str | None = None,
+        at_ms: int | None = None,
     ) -> None:
         with self._lock:
             if self.finished:
                 return
-            self._stopped_ms = _now_ms()
+            self._stopped_ms = at_ms if at_ms is not None else _now_ms()
             self._status_reason = status_reason
             self._exit_code = exit_code
             self._container_reason = container_reason
@@ -332,8 +425,10 @@ class LocalJob(Job):
             self.job_stopped = True
             self.job_stopped_reason = status_reason
             self._status = status
-        logger.info(
-            "Job %s (%s) %s: %s (exit code %s)", self.job_id, self.job_name, status, status_reason, exit_code
+        logger.log(
+            logging.DEBUG if self._hold is not None else logging.INFO,
+            "Job %s (%s) %s: %s (exit code %s)",
+            self.job_id, self.job_name, status, status_reason, exit_code
         )
 
     def _set_status(self, status: str) -> None:

@@ -13,6 +13,9 @@ Control endpoints (JSON in, JSON out):
 * ``DELETE /_local_batch/submitted``   — forget the recorded SubmitJob requests
 * ``GET    /_local_batch/environment`` — names, ARNs and endpoint of the ready environment
 * ``GET    /_local_batch/jobs``        — ``{"jobs": [{"jobId", "jobName", "status", "pid"}]}``
+* ``GET    /_local_batch/calls``       — ``{"calls": {"<operation>": <count>, ...}}``, every API
+  call received (throttled ones included), counted before latency and faults apply
+* ``DELETE /_local_batch/calls``       — reset the counts
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class LocalBatchMiddleware:
             return self._control(environ, start_response, path[len(CONTROL_PREFIX) :].strip("/"))
         operation = operation_of(environ)
         if operation is not None:
+            self._runtime.calls.count(operation)
             faults = self._runtime.faults
             delay = faults.latency_for(operation)
             if delay:
@@ -144,8 +148,14 @@ class LocalBatchMiddleware:
                 for job in runtime.jobs.all()
             ]
             return _respond(start_response, 200, {"jobs": jobs})
+        if name == "calls":
+            if method == "DELETE":
+                runtime.calls.clear()
+            elif method != "GET":
+                return _respond(start_response, 405, {"message": "use GET or DELETE"})
+            return _respond(start_response, 200, {"calls": runtime.calls.all()})
         return _respond(
             start_response,
             404,
-            {"message": f"unknown control endpoint {name!r}; use faults, submitted, environment or jobs"},
+            {"message": f"unknown control endpoint {name!r}; use faults, submitted, environment, jobs or calls"},
         )

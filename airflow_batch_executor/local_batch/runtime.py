@@ -18,6 +18,10 @@ from airflow_batch_executor.local_batch.faults import Faults
 if TYPE_CHECKING:
     from airflow_batch_executor.local_batch.job import LocalJob
 
+PROCESS = "process"
+HOLD = "hold"
+JOB_MODES = (PROCESS, HOLD)
+
 
 @dataclass
 class JobSettings:
@@ -31,6 +35,16 @@ class JobSettings:
     """Seconds between two shipments of a running job's output to CloudWatch Logs."""
     kill_grace_seconds: float = 2.0
     """Seconds between SIGTERM and SIGKILL when a job is terminated or times out."""
+    job_mode: str = PROCESS
+    """``process``: each job runs its command as a local process (one thread per job). ``hold``:
+    jobs run nothing and need no thread; they stay RUNNING until terminated (see ``hold.py``).
+    Read when a job is submitted."""
+    hold_seconds: float | None = None
+    """Hold mode: seconds a job stays RUNNING before it SUCCEEDS; None holds it until terminated."""
+
+    def __post_init__(self) -> None:
+        if self.job_mode not in JOB_MODES:
+            raise ValueError(f"job_mode must be one of {', '.join(JOB_MODES)}, got {self.job_mode!r}")
 
 
 class SubmissionLog:
@@ -51,6 +65,26 @@ class SubmissionLog:
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+
+
+class CallCounter:
+    """How many API calls the server received, per operation (``submitjob``, ``describejobs``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self._counts[operation] = self._counts.get(operation, 0) + 1
+
+    def all(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
 
 class JobRegistry:
@@ -78,6 +112,7 @@ class Runtime:
     settings: JobSettings = field(default_factory=JobSettings)
     faults: Faults = field(default_factory=Faults)
     submissions: SubmissionLog = field(default_factory=SubmissionLog)
+    calls: CallCounter = field(default_factory=CallCounter)
     jobs: JobRegistry = field(default_factory=JobRegistry)
     environment: dict[str, Any] = field(default_factory=dict)
     """The ready environment (names, ARNs, endpoint) once it has been created."""

@@ -28,7 +28,7 @@ from airflow_batch_executor.local_batch.environment import (
 from airflow_batch_executor.local_batch.faults import Faults
 from airflow_batch_executor.local_batch.job import FINAL_STATUSES
 from airflow_batch_executor.local_batch.middleware import LocalBatchMiddleware
-from airflow_batch_executor.local_batch.runtime import JobSettings, Runtime, activate, deactivate
+from airflow_batch_executor.local_batch.runtime import PROCESS, JobSettings, Runtime, activate, deactivate
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class LocalBatch:
         time_scale: float = 1.0,
         log_flush_interval: float = 0.2,
         kill_grace_seconds: float = 2.0,
+        job_mode: str = PROCESS,
+        hold_seconds: float | None = None,
     ) -> None:
         self._requested_port = port
         self.region = region
@@ -62,6 +64,8 @@ class LocalBatch:
                 time_scale=time_scale,
                 log_flush_interval=log_flush_interval,
                 kill_grace_seconds=kill_grace_seconds,
+                job_mode=job_mode,
+                hold_seconds=hold_seconds,
             )
         )
         self._server: ThreadedMotoServer | None = None
@@ -174,6 +178,13 @@ class LocalBatch:
 
     def clear_submitted_requests(self) -> None:
         self.runtime.submissions.clear()
+
+    def api_calls(self) -> dict[str, int]:
+        """API calls received so far, per lower-cased operation name (``submitjob``)."""
+        return self.runtime.calls.all()
+
+    def clear_api_calls(self) -> None:
+        self.runtime.calls.clear()
 
     def job_pid(self, job_id: str) -> int | None:
         """The pid of a job's running process; None before it runs and after it ends."""
