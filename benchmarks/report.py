@@ -1,0 +1,164 @@
+"""Correctness check, results table and heartbeat plot for a benchmark run (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+EXECUTE_WORKLOAD_FLAG = "--json-string"
+
+
+def submitted_key(request: dict[str, Any]) -> tuple | None:
+    """The task instance try a recorded SubmitJob body runs, read from the workload in its command.
+
+    Both executors put the serialized ExecuteTask workload in ``containerOverrides.command``, so this
+    identifies a submission the same way for both, whatever the job name.
+    """
+    command = (request.get("containerOverrides") or {}).get("command") or []
+    for arg in command:
+        if isinstance(arg, str) and arg.startswith("{") and '"ti"' in arg:
+            ti = json.loads(arg)["ti"]
+            return (ti["dag_id"], ti["task_id"], ti["run_id"], ti["try_number"], ti["map_index"])
+    return None
+
+
+def check_correctness(
+    queued_keys: list[list[Any]], requests: list[dict[str, Any]], running_events: list[list[Any]]
+) -> dict[str, Any]:
+    """Each queued task submitted exactly once, and reported running once with a distinct job id."""
+    queued = Counter(tuple(key) for key in queued_keys)
+    sent = Counter(submitted_key(request) for request in requests)
+    unidentified = sent.pop(None, 0)
+    lost = sorted(key for key in queued if key not in sent)
+    duplicated = sorted(key for key, count in sent.items() if count > 1)
+    unexpected = sorted(key for key in sent if key not in queued)
+    events = {tuple(key): ids for key, ids in running_events}
+    job_ids = [job_id for ids in events.values() for job_id in ids]
+    names = [request.get("jobName") for request in requests]
+    result = {
+        "queued": sum(queued.values()),
+        "submit_requests": len(requests),
+        "submitted_tasks": len(sent),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "unexpected": len(unexpected) + unidentified,
+        "running_events": len(job_ids),
+        "tasks_with_several_running_events": sum(1 for ids in events.values() if len(ids) > 1),
+        "distinct_job_ids": len(set(job_ids)),
+        "distinct_job_names": len(set(names)),
+        "examples": {"lost": lost[:3], "duplicated": duplicated[:3], "unexpected": unexpected[:3]},
+    }
+    result["ok"] = (
+        result["lost"] == 0
+        and result["duplicated"] == 0
+        and result["unexpected"] == 0
+        and result["submit_requests"] == result["queued"]
+    )
+    return result
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, formatted value) for one executor run."""
+    limit = f"not finished in {result['time_limit']:g} s" if not result["finished"] else None
+    submitted = result["submitted_events"]
+    calls = result.get("api_calls", {})
+    correctness = result.get("correctness", {})
+    max_hb = _fmt(result["max_heartbeat"], 4)
+    if result.get("max_heartbeat_is_lower_bound"):
+        max_hb = f"≥ {max_hb}"
+    submit_time = _fmt(result["submit_seconds"], 2) if result["submit_seconds"] is not None else (
+        f"{limit} ({submitted} reported, {calls.get('submitjob', 0)} SubmitJob)"
+    )
+    if correctness:
+        verdict = "OK" if correctness["ok"] else (
+            f"lost {correctness['lost']}, dup {correctness['duplicated']}, "
+            f"unexpected {correctness['unexpected']}"
+        )
+        if not result["finished"]:
+            verdict = f"(partial) sent {correctness['submit_requests']}, dup {correctness['duplicated']}"
+    else:
+        verdict = "—"
+    return [
+        ("time to submit all (s)", submit_time),
+        ("submits/s", _fmt(result["submits_per_second"], 1)),
+        ("longest heartbeat (s)", max_hb),
+        ("steady heartbeat mean (s)", _fmt(result["steady_heartbeat_mean"], 4)),
+        ("steady heartbeat max (s)", _fmt(result["steady_heartbeat_max"], 4)),
+        ("SubmitJob calls", _fmt(calls.get("submitjob", 0))),
+        ("DescribeJobs calls", _fmt(calls.get("describejobs", 0))),
+        ("other API calls", _fmt(sum(v for k, v in calls.items() if k not in ("submitjob", "describejobs")))),
+        ("peak RSS delta (MiB)", _fmt(result["rss_peak_delta_mb"], 1)),
+        ("each task once", verdict),
+    ]
+
+
+def table(results: list[dict[str, Any]], executors: list[str]) -> str:
+    """Rows: metric × N; columns: one per executor."""
+    by = {(r["executor"], r["n"]): r for r in results}
+    sizes = sorted({r["n"] for r in results})
+    header = ["N", "metric", *executors]
+    rows: list[list[str]] = []
+    for n in sizes:
+        per_executor = {ex: dict(metric_rows(by[(ex, n)])) if (ex, n) in by else {} for ex in executors}
+        metrics = next((list(values) for values in per_executor.values() if values), [])
+        for metric in metrics:
+            rows.append([str(n), metric, *(per_executor[ex].get(metric, "—") for ex in executors)])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), line]
+    previous = None
+    for row in rows:
+        if previous is not None and row[0] != previous:
+            out.append(line)
+        previous = row[0]
+        out.append(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+    return "\n".join(out)
+
+
+def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> bool:
+    """Heartbeat duration over time, one subplot per N; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sizes = sorted({r["n"] for r in results})
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(10, 3.2 * len(sizes)), squeeze=False)
+    for ax, n in zip(axes[:, 0], sizes):
+        for executor in executors:
+            run = next((r for r in results if r["executor"] == executor and r["n"] == n), None)
+            if run is None:
+                continue
+            beats = list(run["heartbeats"])
+            xs = [hb["t"] for hb in beats]
+            ys = [hb["duration"] for hb in beats]
+            if run.get("heartbeat_in_progress"):
+                xs.append(run["heartbeat_in_progress"]["t"])
+                ys.append(run["heartbeat_in_progress"]["duration_so_far"])
+            label = f"{executor}" + ("" if run["finished"] else " (stopped by time limit)")
+            ax.plot(xs, ys, marker=".", linewidth=1, label=label)
+            if run["submit_seconds"] is not None:
+                ax.axvline(run["submit_seconds"], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
+        ax.set_yscale("log")
+        ax.set_title(f"N = {n} (dotted: all submitted)")
+        ax.set_xlabel("seconds since the tasks were queued")
+        ax.set_ylabel("heartbeat (s)")
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

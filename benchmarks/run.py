@@ -1,0 +1,170 @@
+"""Our AwsBatchExecutor vs the amazon provider's, side by side, against one local Batch.
+
+    .venv/bin/python benchmarks/run.py                      # N = 100, 1000, 5000 at 50 ms per call
+    .venv/bin/python benchmarks/run.py --sizes 100 --latency 0.01
+
+The local Batch runs in its own process in hold mode (jobs go SUBMITTED → … → RUNNING and stay
+there, with neither a thread nor a process per job) with ``--latency`` seconds added to every API
+call. Each (executor, N) run is a separate child process (``benchmarks/harness.py``) that queues N
+ExecuteTask workloads and drives the executor through the scheduler-facing interface only. Between
+runs the server's SubmitJob log and API call counters are reset, and read back after each run.
+
+Output: a table on stdout, ``benchmarks/results/results.json`` (raw numbers, heartbeat series) and
+``benchmarks/results/heartbeat.png`` (needs matplotlib; skipped with a message without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import check_correctness, plot, table  # noqa: E402
+from benchmarks.server import BatchServer  # noqa: E402
+
+HARNESS = ROOT / "benchmarks" / "harness.py"
+EXECUTORS = ("ours", "amazon")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated N (default 100,1000,5000)")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every API call (0.05)")
+    parser.add_argument("--executors", default=",".join(EXECUTORS), help="ours,amazon")
+    parser.add_argument(
+        "--time-limit", type=float, default=150.0,
+        help="seconds per (executor, N) run before it is stopped and reported as not finished (150)",
+    )
+    parser.add_argument("--steady-seconds", type=float, default=8.0, help="steady-state measuring time (8)")
+    parser.add_argument("--heartbeat-interval", type=float, default=0.2, help="seconds between heartbeats (0.2)")
+    parser.add_argument("--rate", type=float, default=40.0, help="our submit_rate_limit (default 40/s)")
+    parser.add_argument("--step-delay", type=float, default=0.05, help="local Batch seconds per status (0.05)")
+    parser.add_argument("--tracker-memory", type=int, default=5000, help="JobTracker entries to measure (0: skip)")
+    parser.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
+    return parser.parse_args(argv)
+
+
+def child_env(home: Path, environment: dict[str, Any], rate: float) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+    endpoint = environment["endpoint_url"]
+    region = environment["region"]
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__API_AUTH__JWT_SECRET="benchmark-secret-0123456789-0123456789",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:9/execution/",
+        # [aws_batch_executor] is read by both executors (the amazon one has the same section name).
+        AIRFLOW__AWS_BATCH_EXECUTOR__REGION_NAME=region,
+        AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE=environment["job_queue"],
+        AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION=environment["job_definition"],
+        AIRFLOW__AWS_BATCH_EXECUTOR__JOB_NAME="bench",
+        AIRFLOW__AWS_BATCH_EXECUTOR__CHECK_HEALTH_ON_STARTUP="True",
+        AIRFLOW__AWS_BATCH_EXECUTOR__SUBMIT_RATE_LIMIT=str(rate),
+        AIRFLOW_CONN_AWS_DEFAULT=json.dumps(
+            {"conn_type": "aws", "extra": {"region_name": region, "endpoint_url": endpoint}}
+        ),
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=region,
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    return env
+
+
+def run_one(
+    executor: str, n: int, args: argparse.Namespace, server: BatchServer, env: dict[str, str], work: Path
+) -> dict[str, Any]:
+    control = server.control
+    control.clear_submitted_requests()
+    control.clear_calls()
+    out = work / f"{executor}-{n}.json"
+    command = [
+        sys.executable, str(HARNESS), "--executor", executor, "--n", str(n), "--out", str(out),
+        "--latency", str(args.latency), "--time-limit", str(args.time_limit),
+        "--steady-seconds", str(args.steady_seconds), "--heartbeat-interval", str(args.heartbeat_interval),
+    ]
+    started = time.monotonic()
+    child = subprocess.run(
+        command, env=env, cwd=ROOT, timeout=args.time_limit + 120, capture_output=True, text=True
+    )
+    if child.returncode != 0 or not out.exists():
+        raise RuntimeError(f"{executor} N={n} failed ({child.returncode}):\n{child.stderr[-4000:]}")
+    result = json.loads(out.read_text())
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    result["api_calls"] = control.calls()
+    result["correctness"] = check_correctness(
+        result.pop("queued_keys"), control.submitted_requests(), result.pop("running_events")
+    )
+    control.clear_submitted_requests()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    executors = [name for name in args.executors.split(",") if name]
+    results_dir = Path(args.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-home-") as tmp:
+        work = Path(tmp)
+        with BatchServer(step_delay=args.step_delay, log_path=work / "local-batch.log") as server:
+            env = child_env(work, server.environment, args.rate)
+            tracker_out = work / "tracker.json"
+            subprocess.run(
+                [sys.executable, str(HARNESS), "--prepare", str(args.tracker_memory), str(tracker_out)],
+                env=env, cwd=ROOT, check=True, capture_output=True,
+            )
+            tracker: dict[str, Any] = json.loads(tracker_out.read_text()) if tracker_out.exists() else {}
+            server.control.add_fault("latency", seconds=args.latency)
+            results: list[dict[str, Any]] = []
+            for n in sizes:
+                for executor in executors:
+                    print(f"running {executor} with N={n} ...", file=sys.stderr, flush=True)
+                    results.append(run_one(executor, n, args, server, env, work))
+                    write_json(results_dir / "results.json", args, results, tracker, began)
+    print()
+    print(f"Latency {args.latency * 1000:g} ms per API call; our submit_rate_limit {args.rate:g}/s; "
+          f"time limit {args.time_limit:g} s per run; heartbeat every {args.heartbeat_interval:g} s; "
+          "memory = peak RSS of the run's process minus its RSS just before start().")
+    print(table(results, executors))
+    if tracker:
+        print(
+            f"\nOur JobTracker: {tracker['bytes_per_job_running']} B per RUNNING job, "
+            f"{tracker['bytes_per_job_pending_with_request']} B per job still holding its request "
+            f"(tracemalloc, {tracker['n']} entries)"
+        )
+    if plot(results, executors, results_dir / "heartbeat.png"):
+        print(f"plot: {results_dir / 'heartbeat.png'}")
+    else:
+        print("plot skipped: matplotlib is not installed (.venv/bin/uv pip install matplotlib)")
+    print(f"raw: {results_dir / 'results.json'}; total {time.monotonic() - began:.0f} s")
+    return 0
+
+
+def write_json(path: Path, args: argparse.Namespace, results: list[dict[str, Any]], tracker: dict, began: float) -> None:
+    payload = {
+        "settings": vars(args),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "elapsed_seconds": round(time.monotonic() - began, 1),
+        "tracker_memory": tracker,
+        "runs": results,
+    }
+    path.write_text(json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

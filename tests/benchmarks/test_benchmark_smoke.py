@@ -1,0 +1,52 @@
+"""The benchmark machinery end to end at N=20: correctness only, never timing targets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXECUTORS = ("ours", "amazon")
+POSITIVE_METRICS = (
+    "submit_seconds",
+    "submits_per_second",
+    "max_heartbeat",
+    "steady_heartbeat_mean",
+    "steady_heartbeat_max",
+    "rss_peak_mb",
+)
+
+
+def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable, str(ROOT / "benchmarks" / "run.py"),
+            "--sizes", "20", "--latency", "0.005", "--steady-seconds", "2.5",
+            "--time-limit", "60", "--tracker-memory", "100", "--results-dir", str(tmp_path),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+
+    runs = {run["executor"]: run for run in results["runs"]}
+    assert set(runs) == set(EXECUTORS)
+    for name, run in runs.items():
+        assert run["n"] == 20 and run["finished"], name
+        correctness = run["correctness"]
+        assert correctness["ok"], (name, correctness)
+        assert (correctness["lost"], correctness["duplicated"], correctness["unexpected"]) == (0, 0, 0)
+        assert correctness["submit_requests"] == correctness["running_events"] == correctness["distinct_job_ids"] == 20
+        assert correctness["tasks_with_several_running_events"] == 0
+        for metric in POSITIVE_METRICS:
+            assert run[metric] is not None and run[metric] > 0, (name, metric, run[metric])
+        assert run["steady_heartbeats"] >= 3
+        # our executor polls every 2 s (status_poll_interval), so 2.5 s of steady state see a poll
+        assert run["api_calls"]["submitjob"] == 20 and run["api_calls"].get("describejobs", 0) >= 1
+        assert "rss_peak_delta_mb" in run and run["heartbeats"]
+    tracker = results["tracker_memory"]
+    assert tracker["bytes_per_job_running"] > 0
+    assert tracker["bytes_per_job_pending_with_request"] > tracker["bytes_per_job_running"]
+    assert "each task once" in completed.stdout and "ours" in completed.stdout
