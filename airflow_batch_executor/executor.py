@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.executors import workloads
-from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
+from airflow.executors.base_executor import BaseExecutor
 
 from airflow_batch_executor import adoption, metrics
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
@@ -22,14 +22,20 @@ from airflow_batch_executor.errors import HealthCheckError, TaskConfigError
 from airflow_batch_executor.gateway import DESCRIBE_CHUNK, BatchGateway
 from airflow_batch_executor.health import run_health_checks
 from airflow_batch_executor.naming import job_name
-from airflow_batch_executor.options import ExecutorOptions, connection_options, load_options, task_log_lines
+from airflow_batch_executor.options import (
+    ExecutorOptions,
+    connection_options,
+    execution_api_url,
+    load_options,
+    task_log_lines,
+)
 from airflow_batch_executor.outcome import Outcome, Verdict, classify
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.request import base_request, build_submit_request, job_queue_for
 from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
 from airflow_batch_executor.task_logs import read_task_log
 from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
-from airflow_batch_executor.workloads import job_spec, routing_spec
+from airflow_batch_executor.workloads import job_spec, routing_spec, workload_key
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -74,7 +80,7 @@ class AwsBatchExecutor(BaseExecutor):
 
         self.options = load_options(self.conf)
         self._base_request = base_request(self.options)
-        self._api_url = get_execution_api_server_url(self.conf)
+        self._api_url = execution_api_url(self.conf)
         self._default_queue = conf.get("operators", "default_queue", fallback="default")
         self.gateway = BatchGateway(self.options.conn_id, self.options.region_name)
         if self.options.check_health_on_startup:
@@ -124,21 +130,19 @@ class AwsBatchExecutor(BaseExecutor):
         for workload in workload_items:
             if time.monotonic() > deadline or not self._accepting:
                 return
+            key = workload_key(workload)
             if isinstance(workload, workloads.ExecuteTask):
-                self.queued_tasks.pop(workload.key, None)
-            elif isinstance(workload, workloads.ExecuteCallback):
-                self.queued_callbacks.pop(workload.key, None)
+                self.queued_tasks.pop(key, None)
             else:
-                raise RuntimeError(f"{type(self).__name__} cannot run workloads of type {type(workload)}")
+                self.queued_callbacks.pop(key, None)
             try:
-                self._submit(workload)
+                self._submit(key, workload)
             except Exception as error:
-                self.log.exception("Could not prepare the Batch job of %s", workload.key)
-                self._fail(workload.key, f"AWS Batch job not submitted: unexpected error {error!r}", event="batch job not submitted")
+                self.log.exception("Could not prepare the Batch job of %s", key)
+                self._fail(key, f"AWS Batch job not submitted: unexpected error {error!r}", event="batch job not submitted")
 
-    def _submit(self, workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> None:
+    def _submit(self, key: WorkloadKey, workload: Any) -> None:
         assert self.options is not None and self._submitter is not None
-        key = workload.key
         self._forget_earlier_try(key)
         try:
             request = build_submit_request(

@@ -137,6 +137,16 @@ def task_log_lines(conf: ConfigSource) -> int:
     return _number(conf, "task_log_lines", int, 1)
 
 
+def execution_api_url(conf: ConfigSource) -> str:
+    """The execution API URL jobs report to: ``[core] execution_api_server_url``, else derived from
+    ``[api] base_url`` the way Airflow derives it for its own workers."""
+    base_url = conf.get("api", "base_url", fallback="/") or "/"
+    if base_url.startswith("/"):
+        base_url = f"http://localhost:8080{base_url}"
+    default = f"{base_url.rstrip('/')}/execution/"
+    return conf.get("core", "execution_api_server_url", fallback=default) or default
+
+
 def connection_options(conf: ConfigSource) -> tuple[str, str | None]:
     """The connection id and region alone: all the api-server needs to read task logs."""
     return _raw(conf, "conn_id") or "aws_default", _raw(conf, "region_name")

@@ -57,7 +57,14 @@ def execution_timeout(ti: Any) -> float | None:
     return _execution_timeouts(ti.dag_version_id).get(ti.task_id)
 
 
-def workload_command(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> list[str]:
+def workload_key(workload: Any) -> Any:
+    """The scheduler's key for a workload: a TaskInstanceKey for tasks, a callback key for callbacks."""
+    if isinstance(workload, workloads.ExecuteTask):
+        return workload.ti.key
+    return workload.callback.key
+
+
+def workload_command(workload: Any) -> list[str]:
     """The Task SDK command that runs this workload inside the job's container."""
     return ["python", "-m", EXECUTE_WORKLOAD_MODULE, "--json-string", workload.model_dump_json()]
 
@@ -73,7 +80,7 @@ def task_identity(ti: Any) -> WorkloadIdentity:
     )
 
 
-def job_spec(workload: workloads.ExecuteTask | workloads.ExecuteCallback) -> JobSpec:
+def job_spec(workload: Any) -> JobSpec:
     """Everything request building needs from a workload handed over by the scheduler."""
     if isinstance(workload, workloads.ExecuteTask):
         ti = workload.ti

@@ -17,7 +17,7 @@ from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
 from airflow_batch_executor.naming import WorkloadIdentity
-from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
+from airflow_batch_executor.options import SECTION, ExecutorOptions, execution_api_url, load_options
 from airflow_batch_executor.provider_info import load_config_description
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.request import JobSpec, base_request, build_submit_request
@@ -151,7 +151,6 @@ def _task(dag_id: str, task_id: str) -> Any:
 def render(args: argparse.Namespace) -> None:
     """The request after every step the executor applies, so config precedence can be debugged."""
     from airflow.configuration import conf
-    from airflow.executors.base_executor import get_execution_api_server_url
 
     options = _options()
     task = _task(args.dag_id, args.task_id)
@@ -168,7 +167,7 @@ def render(args: argparse.Namespace) -> None:
             base_request(options),
             spec,
             job_name_prefix=options.job_name,
-            api_url=get_execution_api_server_url(conf),
+            api_url=execution_api_url(conf),
             default_queue=conf.get("operators", "default_queue", fallback="default"),
         )
         if not args.offline:

@@ -73,10 +73,9 @@ def workload(
     priority_weight: int = 1,
 ):
     """An ExecuteTask workload with the fields the scheduler fills in."""
-    from airflow.executors.workloads import BundleInfo, ExecuteTask
-    from airflow.executors.workloads.task import TaskInstanceDTO
+    from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstance
 
-    ti = TaskInstanceDTO(
+    ti = TaskInstance(
         id=uuid.uuid4(),
         task_id=task_id,
         dag_id=dag_id,

@@ -16,7 +16,8 @@ from .conftest import pump, python_command, queue, workload
 
 def airflow_cli(*args: str) -> subprocess.CompletedProcess:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-    return subprocess.run([airflow, "aws-batch-executor", *args], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "airflow_batch_executor.AwsBatchExecutor"}
+    return subprocess.run([airflow, "aws-batch-executor", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_check_passes_on_a_healthy_setup_and_names_each_check(batch_env):

@@ -127,8 +127,10 @@ def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scri
 
 
 def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+    callback_module = pytest.importorskip("airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2")
     from airflow.executors.workloads import BundleInfo, ExecuteCallback
-    from airflow.executors.workloads.callback import CallbackDTO
+
+    CallbackDTO = callback_module.CallbackDTO
 
     monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
     executor = make_executor()

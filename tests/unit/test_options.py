@@ -4,7 +4,7 @@ import pytest
 
 from airflow_batch_executor.errors import OptionError
 from airflow_batch_executor.options import SECTION, connection_options, load_options, option_defaults
-from airflow_batch_executor.provider_info import get_provider_info
+from airflow_batch_executor.provider_info import get_provider_info, load_config_description
 
 
 class FakeConf:
@@ -31,13 +31,13 @@ def test_defaults_come_from_the_config_template():
 
 
 def test_every_documented_option_is_read():
-    documented = set(get_provider_info()["config"][SECTION]["options"])
+    documented = set(load_config_description()[SECTION]["options"])
     assert documented == set(option_defaults())
     assert documented == set(load_options(FakeConf(**REQUIRED)).__dataclass_fields__)
 
 
 def test_each_option_has_description_type_example_and_default():
-    for name, spec in get_provider_info()["config"][SECTION]["options"].items():
+    for name, spec in load_config_description()[SECTION]["options"].items():
         assert spec["description"].strip(), name
         assert spec["type"] in {"string", "integer", "boolean", "float"}, name
         assert "example" in spec and "default" in spec, name
@@ -78,3 +78,28 @@ def test_real_airflow_config_from_environment(monkeypatch):
     assert (opts.job_queue, opts.job_definition, opts.submit_rate_limit) == ("env-queue", "env-jd", 12.5)
     assert opts.submit_job_kwargs == {"tags": {"a": "b"}}
     assert connection_options(ExecutorConf()) == ("aws_default", "eu-west-1")
+
+
+def test_execution_api_url_from_core_or_derived_from_the_api_base_url():
+    from airflow_batch_executor.options import execution_api_url
+
+    class Conf:
+        def __init__(self, **values):
+            self.values = values
+
+        def get(self, section, key, fallback=None):
+            return self.values.get(f"{section}.{key}", fallback)
+
+    assert execution_api_url(Conf(**{"core.execution_api_server_url": "https://af/execution/"})) == "https://af/execution/"
+    assert execution_api_url(Conf(**{"api.base_url": "https://airflow.example.com/"})) == "https://airflow.example.com/execution/"
+    assert execution_api_url(Conf()) == "http://localhost:8080/execution/"
+
+
+@pytest.mark.parametrize("airflow_version, registers_section", [("3.1.8", False), ("3.2.0", True), ("3.3.2", True), ("3.4.0.dev0", True)])
+def test_the_section_is_registered_where_airflow_accepts_a_shared_section(monkeypatch, airflow_version, registers_section):
+    import airflow
+
+    monkeypatch.setattr(airflow, "__version__", airflow_version)
+    info = get_provider_info()
+    assert ("config" in info) is registers_section
+    assert info["executors"] == ["airflow_batch_executor.AwsBatchExecutor"]
