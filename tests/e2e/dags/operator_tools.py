@@ -1,0 +1,67 @@
+"""DAGs for the operator tools: live task logs, ``aws-batch-executor render`` and ``jobs``."""
+
+import time
+from datetime import timedelta
+
+import pendulum
+
+from airflow.sdk import dag, task
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+SECOND_QUEUE = "airflow-local-queue-2"
+RENDERED_CONFIG = {
+    "containerOverrides": {
+        "environment": [{"name": "E2E_RENDERED", "value": "from executor_config"}],
+        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "4096"}],
+    }
+}
+INVALID_FARGATE_SIZE = {
+    "containerOverrides": {
+        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "1024"}],
+    }
+}
+
+
+@dag(schedule=None, start_date=START, catchup=False)
+def e2e_live_logs():
+    @task
+    def chatty() -> None:
+        for n in range(1, 4):
+            print(f"e2e live log line {n}", flush=True)
+        time.sleep(20)
+
+    chatty()
+
+
+@dag(schedule=None, start_date=START, catchup=False)
+def e2e_render():
+    """Never triggered: ``render`` only needs the serialized DAG."""
+
+    @task(
+        executor_config=RENDERED_CONFIG,
+        queue=SECOND_QUEUE,
+        execution_timeout=timedelta(minutes=10),
+    )
+    def configured() -> None:
+        pass
+
+    @task(executor_config=INVALID_FARGATE_SIZE)
+    def badly_sized() -> None:
+        pass
+
+    configured()
+    badly_sized()
+
+
+@dag(schedule=None, start_date=START, catchup=False)
+def e2e_timeout():
+    @task(execution_timeout=timedelta(minutes=5))
+    def bounded() -> str:
+        return "finished well within its timeout"
+
+    bounded()
+
+
+e2e_live_logs()
+e2e_render()
+e2e_timeout()

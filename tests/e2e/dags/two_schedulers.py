@@ -1,0 +1,24 @@
+"""Many short tasks at once, for two schedulers to compete over."""
+
+import pendulum
+
+from airflow.sdk import dag, task
+
+WIDTH = 12
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False, max_active_tasks=32)
+def e2e_two_schedulers():
+    @task
+    def work(n: int) -> int:
+        return n
+
+    @task
+    def single() -> None:
+        print("one of a kind")
+
+    work.expand(n=list(range(WIDTH)))
+    single()
+
+
+e2e_two_schedulers()

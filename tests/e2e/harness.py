@@ -1,0 +1,99 @@
+"""What e2e tests share: starting a stack on tests/e2e/dags, triggering runs up front, and reading
+back one run's task instances and SubmitJob requests.
+
+Runs are triggered together when a module's stack starts and each test waits only for its own,
+so a module costs one stack start-up plus its slowest run, not the sum of its runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_batch_executor.devstack import DevStack, TaskInstanceRow
+
+DAGS_FOLDER = Path(__file__).parent / "dags"
+RUN_TIMEOUT_SECONDS = 150.0
+
+TryKey = tuple[str, int, int]
+"""(task_id, map_index, try_number): one task instance try of a run."""
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    dag_id: str
+    run_id: str
+    state: str
+    task_instances: dict[tuple[str, int], TaskInstanceRow]
+    submissions: list[dict[str, Any]]
+    """The SubmitJob requests the local Batch received for this run, in order."""
+
+    def states(self) -> dict[tuple[str, int], str | None]:
+        return {key: ti.state for key, ti in self.task_instances.items()}
+
+    def submissions_per_try(self) -> Counter[TryKey]:
+        return Counter(
+            (tags["airflow.task_id"], int(tags["airflow.map_index"]), int(tags["airflow.try_number"]))
+            for tags in (request["tags"] for request in self.submissions)
+        )
+
+    def submission(self, task_id: str, try_number: int = 1, map_index: int = -1) -> dict[str, Any]:
+        matching = [
+            request
+            for request in self.submissions
+            if (
+                request["tags"]["airflow.task_id"],
+                int(request["tags"]["airflow.map_index"]),
+                int(request["tags"]["airflow.try_number"]),
+            )
+            == (task_id, map_index, try_number)
+        ]
+        assert len(matching) == 1, (
+            f"expected one SubmitJob for {task_id} try {try_number}, got {len(matching)}"
+        )
+        return matching[0]
+
+
+def job_ids_by_name(stack: DevStack, job_name: str) -> list[str]:
+    """Ids of every local Batch job with this name, oldest first (a resubmission reuses the name)."""
+    return [job["jobId"] for job in stack.batch.jobs() if job["jobName"] == job_name]
+
+
+def job_id_of(stack: DevStack, job_name: str) -> str:
+    """The id of the one local Batch job with this name."""
+    ids = job_ids_by_name(stack, job_name)
+    assert len(ids) == 1, f"expected one Batch job named {job_name}, found {ids}"
+    return ids[0]
+
+
+class Runs:
+    """DAG runs triggered at once on one stack; ``finish(dag_id)`` waits for one and reads it back."""
+
+    def __init__(self, stack: DevStack, dag_ids: Iterable[str]) -> None:
+        self.stack = stack
+        self.run_ids = {dag_id: stack.trigger(dag_id) for dag_id in dag_ids}
+
+    def finish(self, dag_id: str, timeout: float = RUN_TIMEOUT_SECONDS) -> FinishedRun:
+        return finished_run(self.stack, dag_id, self.run_ids[dag_id], timeout)
+
+
+def finished_run(
+    stack: DevStack, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT_SECONDS
+) -> FinishedRun:
+    state = stack.wait_for_run(dag_id, run_id, timeout)
+    submissions = [
+        request
+        for request in stack.submitted_requests()
+        if request.get("tags", {}).get("airflow.dag_id") == dag_id
+        and request["tags"].get("airflow.run_id") == run_id
+    ]
+    return FinishedRun(
+        dag_id=dag_id,
+        run_id=run_id,
+        state=state,
+        task_instances={ti.key: ti for ti in stack.task_instances(dag_id, run_id)},
+        submissions=submissions,
+    )

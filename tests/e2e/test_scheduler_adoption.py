@@ -1,0 +1,68 @@
+"""A scheduler SIGKILLed while its tasks' Batch jobs run: the next scheduler adopts the jobs.
+
+The jobs must run to their own end (no second job for any try) and every task must end in the
+state its job ended in.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_batch_executor.devstack import DevStack
+from tests.e2e.harness import DAGS_FOLDER, finished_run
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "e2e_adoption"
+SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2), ("failing_sleeper", -1)]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    with DevStack(DAGS_FOLDER) as stack:
+        yield stack
+
+
+def _wait_until_all_running(
+    stack: DevStack, run_id: str, timeout: float = 60.0
+) -> dict[tuple[str, int], str]:
+    """Job id per task once every sleeper runs inside its Batch job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = {ti.key: ti for ti in stack.task_instances(DAG_ID, run_id)}
+        if all(
+            key in tis and tis[key].state == "running" and tis[key].external_executor_id for key in SLEEPERS
+        ):
+            return {key: str(tis[key].external_executor_id) for key in SLEEPERS}
+        time.sleep(0.25)
+    raise AssertionError(
+        f"the sleepers were not all running within {timeout}s: {stack.task_states(DAG_ID, run_id)}"
+    )
+
+
+def test_killed_scheduler_jobs_are_adopted_not_rerun(stack: DevStack) -> None:
+    run_id = stack.trigger(DAG_ID)
+    job_ids = _wait_until_all_running(stack, run_id)
+
+    stack.kill_scheduler(signal.SIGKILL)
+    stack.start_scheduler()
+    run = finished_run(stack, DAG_ID, run_id)
+
+    assert run.states() == {
+        ("sleeper", 0): "success",
+        ("sleeper", 1): "success",
+        ("sleeper", 2): "success",
+        ("failing_sleeper", -1): "failed",
+    }
+    assert {key: ti.try_number for key, ti in run.task_instances.items()} == {key: 1 for key in SLEEPERS}
+    assert {key: ti.external_executor_id for key, ti in run.task_instances.items()} == job_ids
+    assert run.submissions_per_try() == {(task_id, index, 1): 1 for task_id, index in SLEEPERS}
+    adopted = re.findall(
+        r"Adopted (\d+) task instance\(s\) with live Batch jobs", stack.component_log("scheduler-2")
+    )
+    assert sum(map(int, adopted)) == len(SLEEPERS)

@@ -1,0 +1,81 @@
+"""A scheduler stopped with SIGTERM while its tasks' Batch jobs run.
+
+It must exit promptly (the executor's ``end()`` does not wait for jobs on a forced exit), leave
+the jobs running (``terminate_jobs_on_shutdown`` is off by default), and the next scheduler must
+adopt them: every task ends success with exactly one job per try.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_batch_executor.devstack import DevStack
+from tests.e2e.harness import DAGS_FOLDER, finished_run
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "e2e_shutdown"
+SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2)]
+SIGTERM_EXIT_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    with DevStack(DAGS_FOLDER) as stack:
+        yield stack
+
+
+def _wait_until_all_running(
+    stack: DevStack, run_id: str, timeout: float = 60.0
+) -> dict[tuple[str, int], str]:
+    """Job id per task once every sleeper runs inside its Batch job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = {ti.key: ti for ti in stack.task_instances(DAG_ID, run_id)}
+        if all(
+            key in tis and tis[key].state == "running" and tis[key].external_executor_id for key in SLEEPERS
+        ):
+            return {key: str(tis[key].external_executor_id) for key in SLEEPERS}
+        time.sleep(0.25)
+    raise AssertionError(
+        f"the sleepers were not all running within {timeout}s: {stack.task_states(DAG_ID, run_id)}"
+    )
+
+
+def test_sigterm_leaves_jobs_running_for_the_next_scheduler(stack: DevStack) -> None:
+    run_id = stack.trigger(DAG_ID)
+    job_ids = _wait_until_all_running(stack, run_id)
+
+    began = time.monotonic()
+    code = stack.kill_scheduler(signal.SIGTERM, timeout=SIGTERM_EXIT_SECONDS + 20)
+    exit_seconds = time.monotonic() - began
+    print(f"scheduler-1 exited {exit_seconds:.1f}s after SIGTERM with code {code}")
+    assert exit_seconds < SIGTERM_EXIT_SECONDS, f"the scheduler took {exit_seconds:.1f}s to exit on SIGTERM"
+    assert code == 0, f"the scheduler exited with {code} on SIGTERM"
+    jobs = stack.describe_jobs(job_ids.values())
+    assert {job_id: job["status"] for job_id, job in jobs.items()} == {
+        job_id: "RUNNING" for job_id in job_ids.values()
+    }, "SIGTERM must not terminate the jobs"
+    old_log = stack.component_log("scheduler-1")
+    assert "not waiting for Batch jobs" in old_log
+    assert "3 Batch job(s) keep running for the next scheduler" in old_log
+
+    stack.start_scheduler()
+    run = finished_run(stack, DAG_ID, run_id)
+
+    assert run.state == "success"
+    assert run.states() == {key: "success" for key in SLEEPERS}
+    assert {key: ti.try_number for key, ti in run.task_instances.items()} == {key: 1 for key in SLEEPERS}
+    assert {key: ti.external_executor_id for key, ti in run.task_instances.items()} == job_ids
+    assert run.submissions_per_try() == {(task_id, index, 1): 1 for task_id, index in SLEEPERS}
+    ended = stack.wait_for_jobs(job_ids.values())
+    assert all(job["status"] == "SUCCEEDED" for job in ended.values())
+    adopted = re.findall(
+        r"Adopted (\d+) task instance\(s\) with live Batch jobs", stack.component_log("scheduler-2")
+    )
+    assert sum(map(int, adopted)) == len(SLEEPERS)
