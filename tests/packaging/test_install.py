@@ -82,3 +82,11 @@ def test_options_command_lists_every_option_with_its_value(installed):
         assert f"{name} (" in result.stdout and f"AIRFLOW__AWS_BATCH_EXECUTOR__{name.upper()}" in result.stdout
     assert "submit_rate_limit (float, default: 40)" in result.stdout
     assert "Current value: 25" in result.stdout
+
+
+def test_console_script_runs_the_local_batch_tools(installed):
+    script = str(Path(installed["python"]).parent / "airflow-batch-executor")
+    usage = run(installed, script, "--help")
+    assert usage.returncode == 0 and "local-batch" in usage.stdout and "devstack" in usage.stdout
+    unknown = run(installed, script, "nope")
+    assert unknown.returncode == 2 and "unknown command 'nope'" in unknown.stderr
