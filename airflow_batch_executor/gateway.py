@@ -144,13 +144,6 @@ class BatchGateway:
         definitions = sorted(found["jobDefinitions"], key=lambda d: d.get("revision", 0), reverse=True)
         return definitions[0] if definitions else None
 
-    def describe_compute_environments(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        if not names:
-            return []
-        return self._call("batch", "describe_compute_environments", computeEnvironments=list(names))[
-            "computeEnvironments"
-        ]
-
     def log_lines(self, log_group: str, log_stream: str, limit: int) -> list[str]:
         """The newest ``limit`` lines of a CloudWatch Logs stream, oldest first."""
         events = self._call(

@@ -20,18 +20,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
 
-SCHEDULER_ACTIONS = {
-    "batch:SubmitJob",
-    "batch:DescribeJobs",
-    "batch:ListJobs",
-    "batch:TerminateJob",
-    "batch:TagResource",
-    "batch:DescribeJobQueues",
-    "batch:DescribeJobDefinitions",
-    "batch:DescribeComputeEnvironments",
-    "logs:GetLogEvents",
-    "iam:PassRole",
-}
+def _executor_api_calls() -> set[str]:
+    """Every AWS operation the executor's gateway (its only AWS caller) makes, as IAM actions."""
+    source = (REPO / "airflow_batch_executor" / "gateway.py").read_text()
+    calls = re.findall(r'_call\(\s*"(batch|submit|logs)",\s*"([a-z_]+)"', source)
+    calls += [("batch", name) for name in re.findall(r'get_paginator\("([a-z_]+)"\)', source)]
+    service = {"batch": "batch", "submit": "batch", "logs": "logs"}
+    return {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
+
+
+# What the executor calls, plus TagResource (SubmitJob with tags is authorised as TagResource)
+# and PassRole for the worker roles.
+SCHEDULER_ACTIONS = _executor_api_calls() | {"batch:TagResource", "iam:PassRole"}
 
 # Fargate vCPU -> allowed memory (MiB), from the AWS Fargate task size table.
 FARGATE_MEMORY = {
@@ -290,7 +290,6 @@ def test_scheduler_policy_wildcards_only_where_unavoidable(scheduler_statements)
         "batch:ListJobs",
         "batch:DescribeJobQueues",
         "batch:DescribeJobDefinitions",
-        "batch:DescribeComputeEnvironments",
     }
     for statement in scheduler_statements:
         if "*" in as_list(statement["Resource"]):
@@ -343,3 +342,10 @@ def test_output_names_match_the_resources(template, resources):
     job_def_name = resources["WorkerJobDefinition"]["Properties"]["JobDefinitionName"]
     assert template["Outputs"]["JobQueue"]["Value"] == queue_name
     assert template["Outputs"]["JobDefinition"]["Value"] == job_def_name
+
+
+def test_the_derived_action_list_sees_every_gateway_call():
+    assert _executor_api_calls() == {
+        "batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob", "batch:ListJobs",
+        "batch:DescribeJobQueues", "batch:DescribeJobDefinitions", "logs:GetLogEvents",
+    }
