@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow_batch_executor.devstack.errors import StackError
 from airflow_batch_executor.devstack.metadata import TaskInstanceRow
@@ -28,8 +30,9 @@ class RunResult:
     task_instances: list[TaskInstanceRow]
 
 
-def outcome_problems(results: list[RunResult]) -> list[str]:
-    """What differs from the expected outcome: every run succeeds, and the flaky task on try 2."""
+def outcome_problems(results: list[RunResult], jobs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What differs from the expected outcome: every run succeeds, the flaky task on try 2, and
+    every task instance points at the Batch job of its own final try."""
     problems = [
         f"{r.dag_id} run {r.run_id} ended {r.state}, expected success"
         for r in results
@@ -43,6 +46,13 @@ def outcome_problems(results: list[RunResult]) -> list[str]:
                 problems.append(f"retry_once.flaky ended on try {ti.try_number}, expected try 2")
             if not ti.external_executor_id:
                 problems.append(f"{ti.dag_id}.{ti.task_id}[{ti.map_index}] has no Batch job id")
+                continue
+            job_name = (jobs.get(ti.external_executor_id) or {}).get("jobName", "")
+            if f"-try{ti.try_number}-" not in job_name:
+                problems.append(
+                    f"{ti.dag_id}.{ti.task_id}[{ti.map_index}] ended on try {ti.try_number} but points at job "
+                    f"{ti.external_executor_id} ({job_name or 'unknown'})"
+                )
     return problems
 
 
@@ -75,7 +85,7 @@ def run_demo(dags_folder: Path, database: str = "sqlite") -> int:
         _say(f"The demo could not complete: {error}")
         return 2
     print(render_table(summary_rows(tis, jobs)))
-    problems = outcome_problems(results)
+    problems = outcome_problems(results, jobs)
     if problems:
         print("\nUnexpected outcome:\n" + "\n".join(f"  - {problem}" for problem in problems))
         return 1
