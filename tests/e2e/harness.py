@@ -7,8 +7,9 @@ so a module costs one stack start-up plus its slowest run, not the sum of its ru
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,16 @@ def finished_run(
         task_instances={ti.key: ti for ti in stack.task_instances(dag_id, run_id)},
         submissions=submissions,
     )
+
+
+def wait_until_running(
+    stack: DevStack, dag_id: str, run_id: str, keys: Sequence[tuple[str, int]], timeout: float = 60.0
+) -> dict[tuple[str, int], str]:
+    """Job id per (task id, map index) once every one of ``keys`` runs inside its Batch job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = {ti.key: ti for ti in stack.task_instances(dag_id, run_id)}
+        if all(key in tis and tis[key].state == "running" and tis[key].external_executor_id for key in keys):
+            return {key: str(tis[key].external_executor_id) for key in keys}
+        time.sleep(0.25)
+    raise AssertionError(f"{list(keys)} were not all running within {timeout}s: {stack.task_states(dag_id, run_id)}")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_batch_executor.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, finished_run
+from tests.e2e.harness import DAGS_FOLDER, finished_run, wait_until_running
 
 pytestmark = pytest.mark.e2e
 
@@ -30,26 +30,9 @@ def stack() -> Iterator[DevStack]:
         yield stack
 
 
-def _wait_until_all_running(
-    stack: DevStack, run_id: str, timeout: float = 60.0
-) -> dict[tuple[str, int], str]:
-    """Job id per task once every sleeper runs inside its Batch job."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tis = {ti.key: ti for ti in stack.task_instances(DAG_ID, run_id)}
-        if all(
-            key in tis and tis[key].state == "running" and tis[key].external_executor_id for key in SLEEPERS
-        ):
-            return {key: str(tis[key].external_executor_id) for key in SLEEPERS}
-        time.sleep(0.25)
-    raise AssertionError(
-        f"the sleepers were not all running within {timeout}s: {stack.task_states(DAG_ID, run_id)}"
-    )
-
-
 def test_sigterm_leaves_jobs_running_for_the_next_scheduler(stack: DevStack) -> None:
     run_id = stack.trigger(DAG_ID)
-    job_ids = _wait_until_all_running(stack, run_id)
+    job_ids = wait_until_running(stack, DAG_ID, run_id, SLEEPERS)
 
     began = time.monotonic()
     code = stack.kill_scheduler(signal.SIGTERM, timeout=SIGTERM_EXIT_SECONDS + 20)
