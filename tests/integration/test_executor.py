@@ -278,3 +278,16 @@ def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executo
     assert [(str(k.try_number), s) for k, s, _ in events] == [("2", "running"), ("2", "success")]
     assert executor.tracker.get(job1) is None and try1.ti.key not in executor.running
     batch_env.client("batch").terminate_job(jobId=job1, reason="test cleanup")
+
+
+def test_events_keep_their_order_under_concurrent_submission(make_executor, batch_env, scripted):
+    """Many tasks through 4 submit threads: each gets exactly one running event (its job id), before its end."""
+    executor = make_executor()
+    items = [workload("ok" if n % 3 else "boom", run_id=f"order-{n}") for n in range(24)]
+    queue(executor, *items)
+    events = pump(executor, finished(*(item.ti.key for item in items)), timeout=60)
+    for item in items:
+        mine = [(state, info) for key, state, info in events if key == item.ti.key]
+        assert [state for state, _ in mine] == ["running", "success" if item.ti.task_id == "ok" else "failed"]
+    job_ids = [info for _, state, info in events if state == "running"]
+    assert len(set(job_ids)) == len(items) == len(batch_env.submitted_requests())
