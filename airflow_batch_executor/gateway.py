@@ -69,17 +69,16 @@ class BatchGateway:
                 self._clients = self._build_clients()
             return self._clients[name]
 
-    def reconnect(self) -> bool:
+    def reconnect(self) -> None:
         """Drop the clients so the next call builds them with fresh credentials; rate-limited."""
         with self._lock:
             now = time.monotonic()
             if now - self._last_reconnect < self._reconnect_pause:
-                return False
+                return
             self._last_reconnect = now
             self._reconnect_pause = min(self._reconnect_pause * 2, RECONNECT_MAX_PAUSE)
             self._clients = {}
         log.warning("AWS credentials were rejected or missing; rebuilding the AWS clients of %r", self.conn_id)
-        return True
 
     def _call(self, client: str, operation: str, **kwargs: Any) -> Any:
         try:

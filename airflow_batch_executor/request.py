@@ -66,11 +66,6 @@ def _submit_job_shape() -> Shape:
     return get_session().get_service_model("batch").operation_model("SubmitJob").input_shape
 
 
-def submit_job_parameters() -> list[str]:
-    """The top-level SubmitJob parameter names of the installed botocore, for messages and checks."""
-    return list(_submit_job_shape().members)
-
-
 def request_problems(request: Mapping[str, Any]) -> list[str]:
     """Everything AWS would reject in this request, found before a call is made."""
     report = ParamValidator().validate(dict(request), _submit_job_shape())
@@ -186,14 +181,3 @@ def build_submit_request(
         )
     return request
 
-
-def redacted(request: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy safe to print: the workload's identity token is replaced in the command."""
-    safe = copy.deepcopy(dict(request))
-    command = (safe.get("containerOverrides") or {}).get("command") or []
-    for index, arg in enumerate(command):
-        if arg.startswith("{") and '"token"' in arg:
-            payload = json.loads(arg)
-            payload["token"] = "***"
-            command[index] = json.dumps(payload)
-    return safe

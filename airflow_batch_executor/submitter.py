@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import queue
 import random
 import threading
@@ -28,8 +27,6 @@ from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.tracker import WorkloadKey
-
-log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
@@ -47,7 +44,6 @@ class Submission:
     priority_weight: int | None = None
     attempt: int = 0
     maybe_submitted: bool = False
-    last_error: str = ""
 
     @property
     def job_name(self) -> str:
@@ -201,5 +197,4 @@ class Submitter:
                 self.limiter.throttled()
             if kind is ApiErrorKind.AMBIGUOUS:
                 submission.maybe_submitted = True
-            submission.last_error = describe_api_error(error)
-            return SubmitResult(submission, error_kind=kind, error=submission.last_error)
+            return SubmitResult(submission, error_kind=kind, error=describe_api_error(error))
