@@ -427,9 +427,8 @@ class AwsBatchExecutor(BaseExecutor):
         The scheduler saves these rows with ``session.bulk_save_objects`` over a generator that pops
         them from ``_task_event_logs``; SQLAlchemy 2.1 holds such objects only weakly, so a row
         nothing else references is collected before its INSERT and the operator never sees the
-        reason. Rows are released once they have left the deque, on a later heartbeat.
+        reason. Rows are released at the next heartbeat once they have left the deque.
         """
-        self._release_saved_event_rows()
         before = len(self._task_event_logs)
         super().log_task_event(event=event, extra=extra, ti_key=ti_key)
         if len(self._task_event_logs) > before:
@@ -440,6 +439,7 @@ class AwsBatchExecutor(BaseExecutor):
         super().heartbeat()
 
     def _release_saved_event_rows(self) -> None:
+        """Once per heartbeat: the scheduler saves event rows between heartbeats, never during one."""
         waiting = {id(row) for row in self._task_event_logs}
         self._event_rows = [row for row in self._event_rows if id(row) in waiting]
 
