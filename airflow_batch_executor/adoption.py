@@ -3,7 +3,8 @@
 A task instance whose ``external_executor_id`` holds a job id is found with DescribeJobs. One without
 it may still have a job: the old scheduler can die between SubmitJob returning and the id reaching the
 database. Such a job is found by its deterministic name (ListJobs with a ``JOB_NAME`` filter on the
-task's queue), so the try is adopted instead of run a second time.
+task's queue), so the try is adopted instead of run a second time. The submitter uses the same lookup
+before retrying a SubmitJob whose answer was lost.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ def jobs_by_id(gateway: BatchGateway, job_ids: Iterable[str]) -> dict[str, dict[
     return found
 
 
-def find_job_by_name(gateway: BatchGateway, job_queue: str, job_name: str) -> dict[str, Any] | None:
-    """The newest job with this exact name, preferring one that has not failed."""
+def find_job_by_name(
+    gateway: BatchGateway, job_queue: str, job_name: str, *, live_only: bool = False
+) -> dict[str, Any] | None:
+    """The newest job with this exact name, preferring one that has not failed.
+
+    ``live_only`` ignores failed jobs altogether: a job that failed before starting keeps its name
+    when it is resubmitted, so a failed namesake is no proof that the current request reached Batch.
+    """
     jobs = gateway.find_jobs_by_name(job_queue, job_name)
     live = [job for job in jobs if job.get("status") != "FAILED"]
-    return (live or jobs or [None])[0]
+    return (live or ([] if live_only else jobs) or [None])[0]
 
 
 def find_adoptable_jobs(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_batch_executor import metrics
+from airflow_batch_executor.adoption import find_job_by_name
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
@@ -178,10 +179,9 @@ class Submitter:
         submission.attempt += 1
         try:
             if submission.maybe_submitted:
-                existing = self._gateway.find_jobs_by_name(submission.job_queue, submission.job_name)
-                live = [job for job in existing if job.get("status") != "FAILED"]
-                if live:
-                    return SubmitResult(submission, job_id=live[0]["jobId"], found_existing=True)
+                existing = find_job_by_name(self._gateway, submission.job_queue, submission.job_name, live_only=True)
+                if existing is not None:
+                    return SubmitResult(submission, job_id=existing["jobId"], found_existing=True)
             request = self._prepare(submission) if self._prepare else submission.request
             if not self.limiter.acquire(self._stop):
                 return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down")

@@ -124,3 +124,16 @@ def test_backoff_grows_and_is_capped():
     for attempt, delay in enumerate(delays, start=1):
         assert 0 <= delay <= min(60, 2 ** (attempt - 1))
     assert delays[0] < delays[4] and delays[-1] > 30
+
+
+def test_a_failed_namesake_does_not_count_as_the_lost_submission():
+    gateway = StubGateway()
+    first = submission(1)
+    gateway.jobs_by_name["job-1"] = [{"jobId": "old", "jobName": "job-1", "status": "FAILED"}]
+    submitter = Submitter(gateway, rate=1000, concurrency=1)
+    submitter.start()
+    submitter.put(Submission(key=first.key, request=first.request, maybe_submitted=True))
+    [result] = collect(submitter, 1)
+    submitter.stop()
+    assert not result.found_existing and result.job_id == "id-1"
+    assert gateway.submitted == ["job-1"]
