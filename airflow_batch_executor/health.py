@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.resources import check_resources, resource_requirements
+from airflow_batch_executor.placement import definition_placement, effective_requirements, resource_problems
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,15 @@ def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping
         return [Check("job definition", False, detail, fix)]
     name = f"{definition['jobDefinitionName']}:{definition.get('revision')}"
     checks = [Check("job definition", True, f"job definition {name} is ACTIVE")]
-    if "FARGATE" not in (definition.get("platformCapabilities") or []):
+    placement = definition_placement(definition, fair_share=False)
+    if placement.platform != "FARGATE":
         return checks
-    properties = definition.get("containerProperties") or {}
     overrides = base.get("containerOverrides") or {}
-    requirements = {**resource_requirements(properties), **resource_requirements(overrides)}
-    storage = (properties.get("ephemeralStorage") or {}).get("sizeInGiB")
-    problems = check_resources("FARGATE", requirements, storage)
+    problems = resource_problems(placement, overrides)
     if problems:
         fix = "change the job definition's resourceRequirements or those in submit_job_kwargs"
         return [*checks, Check("Fargate size", False, "; ".join(problems), fix)]
+    requirements = effective_requirements(placement, overrides)
     size = f"{requirements.get('VCPU')} vCPU / {requirements.get('MEMORY')} MiB"
     return [*checks, Check("Fargate size", True, f"{size} is a valid Fargate size")]
 

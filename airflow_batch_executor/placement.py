@@ -69,14 +69,30 @@ class PlacementCatalog:
                 f"the Batch job definition {job_definition!r} does not exist or has no ACTIVE revision",
                 "register it, or correct executor_config jobDefinition / [aws_batch_executor] job_definition",
             )
-        properties = definition.get("containerProperties") or {}
-        capabilities = definition.get("platformCapabilities") or ["EC2"]
-        return Placement(
-            fair_share=bool(queue.get("schedulingPolicyArn")),
-            platform="FARGATE" if "FARGATE" in capabilities else "EC2",
-            definition_requirements=resource_requirements(properties),
-            ephemeral_storage_gib=(properties.get("ephemeralStorage") or {}).get("sizeInGiB"),
-        )
+        return definition_placement(definition, fair_share=bool(queue.get("schedulingPolicyArn")))
+
+
+def definition_placement(definition: Mapping[str, Any], *, fair_share: bool) -> Placement:
+    """The platform and resources a job definition gives its jobs before any override."""
+    properties = definition.get("containerProperties") or {}
+    capabilities = definition.get("platformCapabilities") or ["EC2"]
+    return Placement(
+        fair_share=fair_share,
+        platform="FARGATE" if "FARGATE" in capabilities else "EC2",
+        definition_requirements=resource_requirements(properties),
+        ephemeral_storage_gib=(properties.get("ephemeralStorage") or {}).get("sizeInGiB"),
+    )
+
+
+def effective_requirements(placement: Placement, container_overrides: Mapping[str, Any]) -> dict[str, str]:
+    """The job definition's VCPU/MEMORY/GPU with the request's overrides applied, as Batch does."""
+    return {**placement.definition_requirements, **resource_requirements(container_overrides)}
+
+
+def resource_problems(placement: Placement, container_overrides: Mapping[str, Any]) -> list[str]:
+    """Everything about the job's size that its platform would reject at launch."""
+    requirements = effective_requirements(placement, container_overrides)
+    return check_resources(placement.platform, requirements, placement.ephemeral_storage_gib)
 
 
 def place(
@@ -88,9 +104,7 @@ def place(
 ) -> dict[str, Any]:
     """The request adjusted to its placement, or TaskConfigError naming what cannot run there."""
     placed = dict(request)
-    overrides = placed.get("containerOverrides") or {}
-    requirements = {**placement.definition_requirements, **resource_requirements(overrides)}
-    problems = check_resources(placement.platform, requirements, placement.ephemeral_storage_gib)
+    problems = resource_problems(placement, placed.get("containerOverrides") or {})
     if problems:
         raise TaskConfigError(
             f"the job cannot run on {placement.platform}: " + "; ".join(problems),
