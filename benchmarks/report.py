@@ -76,13 +76,19 @@ def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     max_hb = _fmt(result["max_heartbeat"], 4)
     if result.get("max_heartbeat_is_lower_bound"):
         max_hb = f"≥ {max_hb}"
-    submit_time = _fmt(result["submit_seconds"], 2) if result["submit_seconds"] is not None else (
-        f"{limit} ({submitted} reported, {calls.get('submitjob', 0)} SubmitJob)"
+    submit_time = (
+        _fmt(result["submit_seconds"], 2)
+        if result["submit_seconds"] is not None
+        else (f"{limit} ({submitted} reported, {calls.get('submitjob', 0)} SubmitJob)")
     )
     if correctness:
-        verdict = "OK" if correctness["ok"] else (
-            f"lost {correctness['lost']}, dup {correctness['duplicated']}, "
-            f"unexpected {correctness['unexpected']}"
+        verdict = (
+            "OK"
+            if correctness["ok"]
+            else (
+                f"lost {correctness['lost']}, dup {correctness['duplicated']}, "
+                f"unexpected {correctness['unexpected']}"
+            )
         )
         if not result["finished"]:
             verdict = f"(partial) sent {correctness['submit_requests']}, dup {correctness['duplicated']}"

@@ -29,27 +29,37 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import check_correctness, plot, table  # noqa: E402
-from benchmarks.server import BatchServer  # noqa: E402
+from benchmarks.report import check_correctness, plot, table
+from benchmarks.server import BatchServer
 
 HARNESS = ROOT / "benchmarks" / "harness.py"
 EXECUTORS = ("ours", "amazon")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated N (default 100,1000,5000)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every API call (0.05)")
     parser.add_argument("--executors", default=",".join(EXECUTORS), help="ours,amazon")
     parser.add_argument(
-        "--time-limit", type=float, default=150.0,
+        "--time-limit",
+        type=float,
+        default=150.0,
         help="seconds per (executor, N) run before it is stopped and reported as not finished (150)",
     )
     parser.add_argument("--steady-seconds", type=float, default=8.0, help="steady-state measuring time (8)")
-    parser.add_argument("--heartbeat-interval", type=float, default=0.2, help="seconds between heartbeats (0.2)")
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=0.2, help="seconds between heartbeats (0.2)"
+    )
     parser.add_argument("--rate", type=float, default=40.0, help="our submit_rate_limit (default 40/s)")
-    parser.add_argument("--step-delay", type=float, default=0.05, help="local Batch seconds per status (0.05)")
-    parser.add_argument("--tracker-memory", type=int, default=5000, help="JobTracker entries to measure (0: skip)")
+    parser.add_argument(
+        "--step-delay", type=float, default=0.05, help="local Batch seconds per status (0.05)"
+    )
+    parser.add_argument(
+        "--tracker-memory", type=int, default=5000, help="JobTracker entries to measure (0: skip)"
+    )
     parser.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
     return parser.parse_args(argv)
 
@@ -91,13 +101,26 @@ def run_one(
     control.clear_calls()
     out = work / f"{executor}-{n}.json"
     command = [
-        sys.executable, str(HARNESS), "--executor", executor, "--n", str(n), "--out", str(out),
-        "--latency", str(args.latency), "--time-limit", str(args.time_limit),
-        "--steady-seconds", str(args.steady_seconds), "--heartbeat-interval", str(args.heartbeat_interval),
+        sys.executable,
+        str(HARNESS),
+        "--executor",
+        executor,
+        "--n",
+        str(n),
+        "--out",
+        str(out),
+        "--latency",
+        str(args.latency),
+        "--time-limit",
+        str(args.time_limit),
+        "--steady-seconds",
+        str(args.steady_seconds),
+        "--heartbeat-interval",
+        str(args.heartbeat_interval),
     ]
     started = time.monotonic()
     child = subprocess.run(
-        command, env=env, cwd=ROOT, timeout=args.time_limit + 120, capture_output=True, text=True
+        command, env=env, cwd=ROOT, timeout=args.time_limit + 120, capture_output=True, text=True, check=False
     )
     if child.returncode != 0 or not out.exists():
         raise RuntimeError(f"{executor} N={n} failed ({child.returncode}):\n{child.stderr[-4000:]}")
@@ -125,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             tracker_out = work / "tracker.json"
             subprocess.run(
                 [sys.executable, str(HARNESS), "--prepare", str(args.tracker_memory), str(tracker_out)],
-                env=env, cwd=ROOT, check=True, capture_output=True,
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
             )
             tracker: dict[str, Any] = json.loads(tracker_out.read_text()) if tracker_out.exists() else {}
             server.control.add_fault("latency", seconds=args.latency)
@@ -136,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(run_one(executor, n, args, server, env, work))
                     write_json(results_dir / "results.json", args, results, tracker, began)
     print()
-    print(f"Latency {args.latency * 1000:g} ms per API call; our submit_rate_limit {args.rate:g}/s; "
-          f"time limit {args.time_limit:g} s per run; heartbeat every {args.heartbeat_interval:g} s; "
-          "memory = peak RSS of the run's process minus its RSS just before start().")
+    print(
+        f"Latency {args.latency * 1000:g} ms per API call; our submit_rate_limit {args.rate:g}/s; "
+        f"time limit {args.time_limit:g} s per run; heartbeat every {args.heartbeat_interval:g} s; "
+        "memory = peak RSS of the run's process minus its RSS just before start()."
+    )
     print(table(results, executors))
     if tracker:
         print(
@@ -149,12 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     if plot(results, executors, results_dir / "heartbeat.png"):
         print(f"plot: {results_dir / 'heartbeat.png'}")
     else:
-        print("plot skipped: matplotlib is not installed (.venv/bin/uv pip install matplotlib)")
+        print("plot skipped: matplotlib is not installed (scripts/benchmark installs it)")
     print(f"raw: {results_dir / 'results.json'}; total {time.monotonic() - began:.0f} s")
     return 0
 
 
-def write_json(path: Path, args: argparse.Namespace, results: list[dict[str, Any]], tracker: dict, began: float) -> None:
+def write_json(
+    path: Path, args: argparse.Namespace, results: list[dict[str, Any]], tracker: dict, began: float
+) -> None:
     payload = {
         "settings": vars(args),
         "cpu_count": os.cpu_count(),

@@ -8,13 +8,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
-from airflow_batch_executor.local_batch import LocalBatchControl
+from batch_devtools.local_batch import LocalBatchControl
 
 
 class BatchServer:
-    """``python -m airflow_batch_executor.local_batch --job-mode hold`` on a free port."""
+    """``python -m batch_devtools.local_batch --job-mode hold`` on a free port."""
 
     def __init__(self, *, step_delay: float = 0.05, log_path: Path | None = None) -> None:
         self._step_delay = step_delay
@@ -24,14 +24,24 @@ class BatchServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-local-batch-")
         self.environment: dict[str, Any] = {}
 
-    def __enter__(self) -> BatchServer:
+    def __enter__(self) -> Self:
         ready = Path(self._tmp.name) / "ready.json"
-        self._log = open(self._log_path, "w") if self._log_path else None  # noqa: SIM115
+        self._log = open(self._log_path, "w") if self._log_path else None
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "airflow_batch_executor.local_batch",
-                "--port", "0", "--ready-file", str(ready), "--job-mode", "hold",
-                "--step-delay", str(self._step_delay), "--log-level", "WARNING",
+                sys.executable,
+                "-m",
+                "batch_devtools.local_batch",
+                "--port",
+                "0",
+                "--ready-file",
+                str(ready),
+                "--job-mode",
+                "hold",
+                "--step-delay",
+                str(self._step_delay),
+                "--log-level",
+                "WARNING",
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
@@ -40,7 +50,9 @@ class BatchServer:
         deadline = time.monotonic() + 60
         while not ready.exists():
             if self._process.poll() is not None:
-                raise RuntimeError(f"the local Batch exited with {self._process.returncode} before it was ready")
+                raise RuntimeError(
+                    f"the local Batch exited with {self._process.returncode} before it was ready"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Batch was not ready within 60s")
             time.sleep(0.05)

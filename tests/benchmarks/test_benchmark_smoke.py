@@ -22,11 +22,26 @@ POSITIVE_METRICS = (
 def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
-            sys.executable, str(ROOT / "benchmarks" / "run.py"),
-            "--sizes", "20", "--latency", "0.005", "--steady-seconds", "2.5",
-            "--time-limit", "60", "--tracker-memory", "100", "--results-dir", str(tmp_path),
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--sizes",
+            "20",
+            "--latency",
+            "0.005",
+            "--steady-seconds",
+            "2.5",
+            "--time-limit",
+            "60",
+            "--tracker-memory",
+            "100",
+            "--results-dir",
+            str(tmp_path),
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -38,7 +53,12 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
         correctness = run["correctness"]
         assert correctness["ok"], (name, correctness)
         assert (correctness["lost"], correctness["duplicated"], correctness["unexpected"]) == (0, 0, 0)
-        assert correctness["submit_requests"] == correctness["running_events"] == correctness["distinct_job_ids"] == 20
+        assert (
+            correctness["submit_requests"]
+            == correctness["running_events"]
+            == correctness["distinct_job_ids"]
+            == 20
+        )
         assert correctness["tasks_with_several_running_events"] == 0
         for metric in POSITIVE_METRICS:
             assert run[metric] is not None and run[metric] > 0, (name, metric, run[metric])

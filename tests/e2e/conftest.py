@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_executor.devstack import DevStack
+from batch_devtools.devstack import DevStack
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_executor.devstack import DevStack, TaskInstanceRow
+from batch_devtools.devstack import DevStack, TaskInstanceRow
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 RUN_TIMEOUT_SECONDS = 150.0
@@ -110,4 +110,6 @@ def wait_until_running(
         if all(key in tis and tis[key].state == "running" and tis[key].external_executor_id for key in keys):
             return {key: str(tis[key].external_executor_id) for key in keys}
         time.sleep(0.25)
-    raise AssertionError(f"{list(keys)} were not all running within {timeout}s: {stack.task_states(dag_id, run_id)}")
+    raise AssertionError(
+        f"{list(keys)} were not all running within {timeout}s: {stack.task_states(dag_id, run_id)}"
+    )

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_batch_executor.devstack import DevStack, Timing
-from airflow_batch_executor.local_batch.faults import CAPACITY_REASON, MISCONFIGURATION_REASON
+from batch_devtools.devstack import DevStack, Timing
+from batch_devtools.local_batch.faults import CAPACITY_REASON, MISCONFIGURATION_REASON
 from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, job_id_of, job_ids_by_name
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_batch_executor.devstack import DevStack
+from batch_devtools.devstack import DevStack
 from tests.e2e.harness import DAGS_FOLDER, Runs, job_id_of
 
 pytestmark = pytest.mark.e2e

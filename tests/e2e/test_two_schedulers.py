@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_batch_executor.devstack import DevStack
-from airflow_batch_executor.devstack.database import postgres_reachable
+from batch_devtools.devstack import DevStack
+from batch_devtools.devstack.database import postgres_reachable
 from tests.e2e.harness import DAGS_FOLDER, Runs
 
 pytestmark = pytest.mark.e2e

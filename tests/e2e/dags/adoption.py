@@ -3,7 +3,6 @@
 import time
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 SLEEP_SECONDS = 20

@@ -8,7 +8,6 @@ import time
 from datetime import timedelta
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")

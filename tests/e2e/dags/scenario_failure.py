@@ -1,7 +1,6 @@
 """A task that fails without retries; its downstream task must never run."""
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 

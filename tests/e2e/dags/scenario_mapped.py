@@ -1,7 +1,6 @@
 """Six mapped tasks and a reduce over their results."""
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 WIDTH = 6

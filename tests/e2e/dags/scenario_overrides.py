@@ -3,7 +3,6 @@
 import os
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 CONFIG = {

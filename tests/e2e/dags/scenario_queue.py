@@ -3,7 +3,6 @@
 import os
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 SECOND_QUEUE = "airflow-local-queue-2"

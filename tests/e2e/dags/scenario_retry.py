@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 

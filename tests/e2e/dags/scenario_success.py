@@ -1,7 +1,6 @@
 """Two chained tasks passing a value through XCom: the plain happy path."""
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 

@@ -1,7 +1,6 @@
 """Many short tasks at once, for two schedulers to compete over."""
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 WIDTH = 12

@@ -1,0 +1,64 @@
+"""Client for the control endpoints, for tests that run the local Batch in another process.
+
+It speaks the same fault vocabulary as :class:`~batch_devtools.local_batch.faults.Faults`
+(``add_fault("fail_before_start", pattern="x*", count=2)``) and uses only the standard library,
+so end-to-end test harnesses need neither moto nor boto3 to drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+CONTROL_PATH = "/_local_batch"
+
+
+class LocalBatchControl:
+    """Drives a local Batch server over HTTP."""
+
+    def __init__(self, endpoint_url: str, timeout: float = 10.0) -> None:
+        self._base = endpoint_url.rstrip("/") + CONTROL_PATH
+        self._timeout = timeout
+
+    def add_fault(self, fault: str, **kwargs: Any) -> dict[str, Any]:
+        """Add one fault (a :class:`Faults` method name plus its arguments); returns all faults."""
+        return self._call("POST", "/faults", {"fault": fault, **kwargs})
+
+    def faults(self) -> dict[str, Any]:
+        return self._call("GET", "/faults")
+
+    def clear_faults(self) -> dict[str, Any]:
+        return self._call("DELETE", "/faults")
+
+    def submitted_requests(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/submitted")["requests"]
+
+    def clear_submitted_requests(self) -> None:
+        self._call("DELETE", "/submitted")
+
+    def environment(self) -> dict[str, Any]:
+        return self._call("GET", "/environment")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/jobs")["jobs"]
+
+    def calls(self) -> dict[str, int]:
+        """API calls received so far, per lower-cased operation name (``submitjob``)."""
+        return self._call("GET", "/calls")["calls"]
+
+    def clear_calls(self) -> None:
+        self._call("DELETE", "/calls")
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(
+            self._base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            message = json.loads(err.read() or b"{}").get("message", err.reason)
+            raise ValueError(f"local Batch rejected {method} {path}: {message}") from err

@@ -1,0 +1,108 @@
+"""Hold mode: jobs that move through Batch's statuses on a clock, without a thread or a process.
+
+For load tests (thousands of jobs) a job needs to look like a Batch job from the API, not to run
+anything. A held job is planned once, when it is submitted: it spends ``step_delay`` seconds in
+each of SUBMITTED, PENDING, RUNNABLE and STARTING, then stays RUNNING until it is terminated, or
+until ``hold_seconds`` have passed (then it SUCCEEDS with exit code 0), or until its
+``attemptDurationSeconds × time_scale`` timeout. Its status is worked out from the clock whenever
+it is read, so ten thousand held jobs cost memory only.
+
+Job faults are claimed at submission (in process mode they are claimed when the job reaches the
+phase): ``stuck_in_runnable`` keeps the job RUNNABLE, ``fail_before_start`` fails it when it
+would reach RUNNING, ``host_terminated`` fails it ``after_seconds`` into RUNNING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING = "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"
+SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+STEPS_BEFORE_RUNNING = (SUBMITTED, PENDING, RUNNABLE, STARTING)
+
+
+@dataclass(frozen=True)
+class HoldEnd:
+    """How a held job ends on its own, if nobody terminates it first."""
+
+    at: float
+    """Wall-clock time (seconds since the epoch)."""
+    status: str
+    reason: str
+    exit_code: int | None = None
+    container_reason: str | None = None
+    started: bool = True
+    """Whether the job reached RUNNING before it ended."""
+
+
+@dataclass(frozen=True)
+class HoldPlan:
+    """The clock of one held job: when it changes status, and how it ends."""
+
+    created: float
+    step_delay: float
+    stuck_reason: str | None = None
+    """Set when the job stays RUNNABLE (capacity) until it is terminated."""
+    end: HoldEnd | None = None
+
+    @property
+    def running_at(self) -> float | None:
+        """When the job reaches RUNNING; None when it never does."""
+        if self.stuck_reason is not None or (self.end is not None and not self.end.started):
+            return None
+        return self.created + len(STEPS_BEFORE_RUNNING) * self.step_delay
+
+    def status_at(self, now: float) -> str:
+        """The status before any termination; an ended job reports the end's status."""
+        if self.end is not None and now >= self.end.at:
+            return self.end.status
+        steps = (
+            int((now - self.created) / self.step_delay) if self.step_delay > 0 else len(STEPS_BEFORE_RUNNING)
+        )
+        if self.stuck_reason is not None:
+            return STEPS_BEFORE_RUNNING[min(max(steps, 0), STEPS_BEFORE_RUNNING.index(RUNNABLE))]
+        if steps >= len(STEPS_BEFORE_RUNNING):
+            return RUNNING if self.end is None or self.end.started else STARTING
+        return STEPS_BEFORE_RUNNING[max(steps, 0)]
+
+
+def plan_hold(
+    *,
+    created: float,
+    step_delay: float,
+    hold_seconds: float | None,
+    timeout_seconds: float | None,
+    stuck_reason: str | None = None,
+    fail_to_start_reason: str | None = None,
+    host_terminated_after: float | None = None,
+    host_terminated_reason: str = "",
+    container_exited: str,
+    failed_to_start: str,
+    timed_out: str,
+) -> HoldPlan:
+    """Plan a held job: the earliest of its possible ends wins."""
+    if stuck_reason is not None:
+        return HoldPlan(created, step_delay, stuck_reason=stuck_reason)
+    running_at = created + len(STEPS_BEFORE_RUNNING) * step_delay
+    if fail_to_start_reason is not None:
+        end = HoldEnd(
+            running_at, FAILED, failed_to_start, container_reason=fail_to_start_reason, started=False
+        )
+        return HoldPlan(created, step_delay, end=end)
+    candidates = []
+    if hold_seconds is not None and hold_seconds > 0:
+        candidates.append(HoldEnd(running_at + hold_seconds, SUCCEEDED, container_exited, exit_code=0))
+    if timeout_seconds:
+        # A timed-out container is stopped with SIGTERM: exit code 128 + 15, as in process mode.
+        candidates.append(HoldEnd(running_at + timeout_seconds, FAILED, timed_out, exit_code=143))
+    if host_terminated_after is not None:
+        candidates.append(
+            HoldEnd(
+                running_at + host_terminated_after,
+                FAILED,
+                host_terminated_reason,
+                container_reason=host_terminated_reason,
+            )
+        )
+    end = min(candidates, key=lambda item: item.at) if candidates else None
+    return HoldPlan(created, step_delay, end=end)

@@ -1,0 +1,520 @@
+"""A moto Batch job that runs its container command as a local process instead of in Docker.
+
+moto's ``Job`` is a ``threading.Thread`` whose ``run`` drives the job through its statuses and
+runs a Docker container. :class:`LocalJob` keeps moto's constructor (so moto's ``submit_job``,
+``terminate_job`` and ``cancel_job`` work unchanged) and replaces ``run`` (the lifecycle),
+``terminate`` (which must reach a running process) and ``describe``/``describe_short`` (which
+in moto drop ``container.exitCode``, report ``startedAt`` for jobs that never started and
+mutate the submitted environment on every call).
+
+Statuses are owned by the lifecycle thread: moto's ``ManagedState`` would otherwise advance
+them whenever DescribeJobs reads them. In hold mode (``JobSettings.job_mode = "hold"``, see
+``hold.py``) no thread is started: the status follows a plan made at submission, on every read.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from moto.batch.models import Job
+
+from batch_devtools.local_batch.faults import (
+    JobFault,
+    permanent_pull_error,
+    transient_pull_error,
+)
+from batch_devtools.local_batch.hold import HoldPlan, plan_hold
+from batch_devtools.local_batch.logsink import CloudWatchLogSink
+from batch_devtools.local_batch.runner import ProcessRunner
+from batch_devtools.local_batch.runtime import HOLD, active_runtime
+
+logger = logging.getLogger(__name__)
+
+SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING = "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"
+SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+FINAL_STATUSES = frozenset({SUCCEEDED, FAILED})
+
+CONTAINER_EXITED = "Essential container in task exited"
+FAILED_TO_START = "Task failed to start"
+TIMED_OUT = "Job attempt duration exceeded timeout"
+DEPENDENCY_FAILED = "Dependent Job failed"
+DEFAULT_LOG_GROUP = "/aws/batch/job"
+POLL_SECONDS = 0.05
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _merge_named(
+    base: list[dict[str, Any]], override: list[dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Merge two AWS name/value lists; entries of ``override`` replace same-keyed ones of ``base``."""
+    merged = {item[key]: dict(item) for item in base}
+    for item in override:
+        merged[item[key]] = dict(item)
+    return list(merged.values())
+
+
+class LocalJob(Job):
+    """One submitted Batch job, run as a local process group by its own thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runtime = active_runtime()
+        self._lock = threading.RLock()
+        self._wakeup = threading.Event()
+        self._created_ms = _now_ms()
+        self._started_ms: int | None = None
+        self._stopped_ms: int | None = None
+        self._status_reason: str | None = None
+        self._exit_code: int | None = None
+        self._container_reason: str | None = None
+        self._termination_reason: str | None = None
+        self._log_stream: str | None = None
+        self._attempt: dict[str, Any] | None = None
+        self._pid: int | None = None
+        self._runner: ProcessRunner | None = None
+        self._hold: HoldPlan | None = None
+        self.runtime.jobs.register(self)
+
+    def start(self) -> None:
+        """moto calls this right after submit_job built the job: run it, or plan it in hold mode."""
+        settings = self.runtime.settings
+        if settings.job_mode != HOLD:
+            super().start()
+            return
+        faults = self.runtime.faults
+        stuck = faults.claim_stuck_in_runnable(self.job_name)
+        pull_failure = faults.claim_fail_before_start(self.job_name) if stuck is None else None
+        host_fault = (
+            faults.claim_host_terminated(self.job_name) if stuck is None and pull_failure is None else None
+        )
+        duration = self._get_attempt_duration()
+        with self._lock:
+            self._hold = plan_hold(
+                created=self._created_ms / 1000,
+                step_delay=settings.step_delay,
+                hold_seconds=settings.hold_seconds,
+                timeout_seconds=duration * settings.time_scale if duration else None,
+                stuck_reason=stuck.reason if stuck is not None else None,
+                fail_to_start_reason=self._pull_error(pull_failure) if pull_failure is not None else None,
+                host_terminated_after=host_fault.after_seconds if host_fault is not None else None,
+                host_terminated_reason=(host_fault.reason or "") if host_fault is not None else "",
+                container_exited=CONTAINER_EXITED,
+                failed_to_start=FAILED_TO_START,
+                timed_out=TIMED_OUT,
+            )
+            self._status = SUBMITTED
+
+    @property
+    def held(self) -> bool:
+        """True for a hold-mode job (no thread, no process)."""
+        return self._hold is not None
+
+    def _advance(self) -> None:
+        """Bring a held job's status up to the clock; a no-op for process-mode jobs."""
+        plan = self._hold
+        if plan is None or self.finished:
+            return
+        with self._lock:
+            if self.finished:
+                return
+            now = time.time()
+            if plan.stuck_reason is not None:
+                self._status_reason = plan.stuck_reason
+            running_at = plan.running_at
+            if running_at is not None and now >= running_at and self._started_ms is None:
+                self._enter_running(int(running_at * 1000))
+            end = plan.end
+            if end is not None and now >= end.at:
+                if not end.started:
+                    self._attempt = {
+                        "container": {
+                            "taskArn": self._task_arn(),
+                            "reason": end.container_reason,
+                            "networkInterfaces": [],
+                        },
+                    }
+                self._finish(
+                    end.status, end.reason, end.exit_code, end.container_reason, at_ms=int(end.at * 1000)
+                )
+                return
+            self._status = plan.status_at(now)
+
+    def _enter_running(self, started_ms: int) -> None:
+        props = self.job_definition.container_properties or {}
+        options = (props.get("logConfiguration") or {}).get("options", {})
+        group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
+        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        self._log_backend.ensure_log_group(group)
+        self._log_backend.ensure_log_stream(group, stream)
+        self._log_stream = stream
+        self._started_ms = started_ms
+        self._attempt = {
+            "container": {"taskArn": self._task_arn(), "logStreamName": stream, "networkInterfaces": []},
+            "startedAt": started_ms,
+        }
+
+    @property
+    def status(self) -> str | None:
+        self._advance()
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        with self._lock:
+            self._status = value
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running container command, None when no process runs."""
+        return self._pid
+
+    @property
+    def finished(self) -> bool:
+        return self._status in FINAL_STATUSES
+
+    def terminate(self, reason: str) -> None:
+        if self._hold is not None:
+            return self._terminate_held(reason)
+        with self._lock:
+            if self.finished or self.stop:
+                return
+            self.stop = True
+            self._termination_reason = reason
+        self._wakeup.set()
+
+    def _terminate_held(self, reason: str) -> None:
+        """A held job stops at once: a RUNNING one as if its container died of SIGTERM (143)."""
+        with self._lock:
+            self._advance()
+            if self.finished or self.stop:
+                return
+            self.stop = True
+            self._termination_reason = reason
+            self._finish(FAILED, reason, 143 if self._status == RUNNING else None)
+
+    def run(self) -> None:
+        try:
+            self._lifecycle()
+        except Exception as err:
+            logger.exception("Local Batch job %s (%s) crashed", self.job_id, self.job_name)
+            if self._runner is not None:
+                self._runner.kill()
+            self._finish(FAILED, f"Local Batch internal error: {err}")
+
+    def describe_short(self) -> dict[str, Any]:
+        self._advance()
+        with self._lock:
+            summary = self._common_fields()
+            container = {
+                k: v
+                for k, v in (("exitCode", self._exit_code), ("reason", self._container_reason))
+                if v is not None
+            }
+            if container:
+                summary["container"] = container
+            return summary
+
+    def describe(self) -> dict[str, Any]:
+        self._advance()
+        with self._lock:
+            detail = self._common_fields()
+            detail.update(
+                jobQueue=self.job_queue.arn,
+                dependsOn=self.depends_on or [],
+                parameters=dict(self.parameters),
+                tags=self.backend.list_tags_for_resource(self.arn),
+                container=self._container_detail(),
+                attempts=[copy.deepcopy(self._attempt)] if self._attempt else [],
+                platformCapabilities=self.job_definition.platform_capabilities or [],
+                propagateTags=bool(self.job_definition.propagate_tags),
+            )
+            timeout = self.timeout or self.job_definition.timeout
+            if timeout:
+                detail["timeout"] = timeout
+            if self.job_definition.retry_strategy:
+                detail["retryStrategy"] = self.job_definition.retry_strategy
+            return detail
+
+    def command(self) -> list[str]:
+        """The argv the container runs: the submitted override, else the job definition's."""
+        props = self.job_definition.container_properties or {}
+        command = self.container_overrides.get("command") or props.get("command") or []
+        return self._add_parameters_to_command(list(command)) if command else []
+
+    def environment(self) -> list[dict[str, str]]:
+        """The container environment as DescribeJobs shows it: job definition, then overrides."""
+        props = self.job_definition.container_properties or {}
+        return _merge_named(
+            props.get("environment", []), self.container_overrides.get("environment", []), "name"
+        )
+
+    def _lifecycle(self) -> None:
+        faults = self.runtime.faults
+        if self._pause():
+            return self._cancel()
+        self._set_status(PENDING)
+        if self.depends_on and not self._dependencies_succeeded():
+            return
+        if self._pause():
+            return self._cancel()
+        self._set_status(RUNNABLE)
+        stuck = faults.claim_stuck_in_runnable(self.job_name)
+        if stuck is not None:
+            with self._lock:
+                self._status_reason = stuck.reason
+            self._sleep(float("inf"))
+            return self._cancel()
+        if self._pause():
+            return self._cancel()
+        self._set_status(STARTING)
+        pull_failure = faults.claim_fail_before_start(self.job_name)
+        if self._pause():
+            return self._cancel()
+        if pull_failure is not None:
+            return self._fail_to_start(self._pull_error(pull_failure))
+        command = self.command()
+        if not command:
+            return self._fail_to_start(
+                "CannotStartContainerError: the local Batch runs commands, not images; give the job "
+                "definition a command or submit with containerOverrides.command"
+            )
+        self._run_container(command)
+
+    def _run_container(self, command: list[str]) -> None:
+        started = self._start_process(command)
+        if started is not None:
+            self._supervise(*started)
+
+    def _start_process(self, command: list[str]) -> tuple[ProcessRunner, CloudWatchLogSink] | None:
+        """Start the command and enter RUNNING atomically, so a terminate never races the start."""
+        props = self.job_definition.container_properties or {}
+        options = (props.get("logConfiguration") or {}).get("options", {})
+        group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
+        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        with self._lock:
+            if self.stop:
+                self._cancel()
+                return None
+            sink = CloudWatchLogSink(self._log_backend, group, stream)
+            try:
+                runner = ProcessRunner(command, self._process_env(), sink)
+            except OSError as err:
+                self._fail_to_start(
+                    f"CannotStartContainerError: failed to start {command[0]!r}: {err.strerror or err}"
+                )
+                return None
+            self._runner = runner
+            self._pid = runner.pid
+            self._log_stream = stream
+            self._started_ms = _now_ms()
+            self._attempt = {
+                "container": {"taskArn": self._task_arn(), "logStreamName": stream, "networkInterfaces": []},
+                "startedAt": self._started_ms,
+            }
+            self._status = RUNNING
+        logger.info("Job %s (%s) runs as pid %s: %s", self.job_id, self.job_name, runner.pid, command)
+        return runner, sink
+
+    def _supervise(self, runner: ProcessRunner, sink: CloudWatchLogSink) -> None:
+        """Ship logs while the process runs; end it on exit, terminate, timeout or a host fault."""
+        settings = self.runtime.settings
+        host_fault = self.runtime.faults.claim_host_terminated(self.job_name)
+        started = time.monotonic()
+        duration = self._get_attempt_duration()
+        deadline = started + duration * settings.time_scale if duration else None
+        host_dies_at = started + host_fault.after_seconds if host_fault else None
+        next_flush = started + settings.log_flush_interval
+        while True:
+            now = time.monotonic()
+            if runner.poll() is not None:
+                exit_code = runner.finish()
+                sink.flush()
+                return self._finish(SUCCEEDED if exit_code == 0 else FAILED, CONTAINER_EXITED, exit_code)
+            if self.stop:
+                exit_code = runner.stop(settings.kill_grace_seconds)
+                sink.flush()
+                return self._finish(FAILED, self._termination_reason or "Job terminated", exit_code)
+            if deadline is not None and now >= deadline:
+                exit_code = runner.stop(settings.kill_grace_seconds)
+                sink.flush()
+                return self._finish(FAILED, TIMED_OUT, exit_code)
+            if host_fault is not None and host_dies_at is not None and now >= host_dies_at:
+                runner.kill()
+                sink.flush()
+                return self._finish(FAILED, host_fault.reason, container_reason=host_fault.reason)
+            if now >= next_flush:
+                sink.flush()
+                next_flush = now + settings.log_flush_interval
+            self._wakeup.wait(POLL_SECONDS)
+
+    def _process_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({item["name"]: str(item["value"]) for item in self.environment()})
+        compute_envs = getattr(self.job_queue, "environments", None) or []
+        env.update(
+            AWS_BATCH_JOB_ID=self.job_id,
+            AWS_BATCH_JOB_ATTEMPT="1",
+            AWS_BATCH_JQ_NAME=self.job_queue.name,
+            AWS_BATCH_CE_NAME=compute_envs[0].name if compute_envs else "",
+        )
+        return env
+
+    def _dependencies_succeeded(self) -> bool:
+        wanted = [dependency["jobId"] for dependency in self.depends_on or []]
+        while True:
+            statuses = [getattr(self.backend.get_job_by_id(job_id), "status", None) for job_id in wanted]
+            if any(status == FAILED for status in statuses):
+                self._finish(FAILED, DEPENDENCY_FAILED)
+                return False
+            if all(status == SUCCEEDED for status in statuses):
+                return True
+            if self._sleep(POLL_SECONDS):
+                self._cancel()
+                return False
+
+    def _pull_error(self, fault: JobFault) -> str:
+        if fault.reason:
+            return fault.reason
+        image = (self.job_definition.container_properties or {}).get("image", "unknown")
+        return permanent_pull_error(image) if fault.permanent else transient_pull_error(image)
+
+    def _fail_to_start(self, container_reason: str) -> None:
+        with self._lock:
+            self._attempt = {
+                "container": {
+                    "taskArn": self._task_arn(),
+                    "reason": container_reason,
+                    "networkInterfaces": [],
+                },
+            }
+        self._finish(FAILED, FAILED_TO_START, container_reason=container_reason)
+
+    def _cancel(self) -> None:
+        self._finish(FAILED, self._termination_reason or "Job terminated")
+
+    def _finish(
+        self,
+        status: str,
+        status_reason: str | None,
+        exit_code: int | None = None,
+        container_reason: str | None = None,
+        at_ms: int | None = None,
+    ) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self._stopped_ms = at_ms if at_ms is not None else _now_ms()
+            self._status_reason = status_reason
+            self._exit_code = exit_code
+            self._container_reason = container_reason
+            self._pid = None
+            if self._attempt is not None:
+                container = self._attempt["container"]
+                if exit_code is not None:
+                    container["exitCode"] = exit_code
+                if container_reason is not None:
+                    container["reason"] = container_reason
+                self._attempt["stoppedAt"] = self._stopped_ms
+                self._attempt["statusReason"] = status_reason
+            self.exit_code = exit_code
+            self.job_stopped = True
+            self.job_stopped_reason = status_reason
+            self._status = status
+        logger.log(
+            logging.DEBUG if self._hold is not None else logging.INFO,
+            "Job %s (%s) %s: %s (exit code %s)",
+            self.job_id,
+            self.job_name,
+            status,
+            status_reason,
+            exit_code,
+        )
+
+    def _set_status(self, status: str) -> None:
+        with self._lock:
+            if not self.finished:
+                self._status = status
+
+    def _pause(self) -> bool:
+        return self._sleep(self.runtime.settings.step_delay)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the job is asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stop:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wakeup.wait(min(remaining, POLL_SECONDS))
+        return True
+
+    def _task_arn(self) -> str:
+        region = self.job_definition._region
+        return f"arn:aws:ecs:{region}:{self.backend.account_id}:task/AWSBatch-local/{uuid.uuid4().hex}"
+
+    def _common_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "jobArn": self.arn,
+            "jobId": self.job_id,
+            "jobName": self.job_name,
+            "jobDefinition": self.job_definition.arn,
+            "status": self._status,
+            "createdAt": self._created_ms,
+        }
+        for key, value in (
+            ("statusReason", self._status_reason),
+            ("startedAt", self._started_ms),
+            ("stoppedAt", self._stopped_ms),
+        ):
+            if value is not None:
+                fields[key] = value
+        return fields
+
+    def _container_detail(self) -> dict[str, Any]:
+        props = self.job_definition.container_properties or {}
+        overrides = self.container_overrides
+        detail: dict[str, Any] = {
+            "image": props.get("image"),
+            "command": self.command(),
+            "environment": self.environment(),
+            "resourceRequirements": _merge_named(
+                props.get("resourceRequirements", []), overrides.get("resourceRequirements", []), "type"
+            ),
+            "volumes": props.get("volumes", []),
+            "mountPoints": props.get("mountPoints", []),
+            "ulimits": props.get("ulimits", []),
+            "secrets": props.get("secrets", []),
+            "readonlyRootFilesystem": props.get("readonlyRootFilesystem", False),
+            "networkInterfaces": [],
+        }
+        for key in (
+            "executionRoleArn",
+            "jobRoleArn",
+            "logConfiguration",
+            "networkConfiguration",
+            "fargatePlatformConfiguration",
+            "runtimePlatform",
+            "ephemeralStorage",
+            "user",
+        ):
+            if key in props:
+                detail[key] = copy.deepcopy(props[key])
+        if self._attempt is not None:
+            detail["taskArn"] = self._attempt["container"]["taskArn"]
+        for key, value in (
+            ("logStreamName", self._log_stream),
+            ("exitCode", self._exit_code),
+            ("reason", self._container_reason),
+        ):
+            if value is not None:
+                detail[key] = value
+        return detail

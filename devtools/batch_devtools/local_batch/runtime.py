@@ -1,0 +1,147 @@
+"""State shared by the pieces of one running local Batch: settings, faults, jobs, submissions.
+
+moto builds job objects itself (inside ``BatchBackend.submit_job``) with a fixed argument list,
+so the local job class cannot be handed its configuration; it looks up the process-wide active
+runtime instead. Only one local Batch can therefore run per process — moto's backends are
+process-global anyway, so two would share (and corrupt) the same jobs.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from batch_devtools.local_batch.faults import Faults
+
+if TYPE_CHECKING:
+    from batch_devtools.local_batch.job import LocalJob
+
+PROCESS = "process"
+HOLD = "hold"
+JOB_MODES = (PROCESS, HOLD)
+
+
+@dataclass
+class JobSettings:
+    """Timing knobs; read on every use, so tests may change them while the server runs."""
+
+    step_delay: float = 0.1
+    """Seconds spent in each of SUBMITTED, PENDING, RUNNABLE and STARTING."""
+    time_scale: float = 1.0
+    """Multiplier for ``attemptDurationSeconds``, so a 60 s Batch timeout can fire in a second."""
+    log_flush_interval: float = 0.2
+    """Seconds between two shipments of a running job's output to CloudWatch Logs."""
+    kill_grace_seconds: float = 2.0
+    """Seconds between SIGTERM and SIGKILL when a job is terminated or times out."""
+    job_mode: str = PROCESS
+    """``process``: each job runs its command as a local process (one thread per job). ``hold``:
+    jobs run nothing and need no thread; they stay RUNNING until terminated (see ``hold.py``).
+    Read when a job is submitted."""
+    hold_seconds: float | None = None
+    """Hold mode: seconds a job stays RUNNING before it SUCCEEDS; None holds it until terminated."""
+
+    def __post_init__(self) -> None:
+        if self.job_mode not in JOB_MODES:
+            raise ValueError(f"job_mode must be one of {', '.join(JOB_MODES)}, got {self.job_mode!r}")
+
+
+class SubmissionLog:
+    """Every SubmitJob request body the server received, so tests can check what was really sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[dict[str, Any]] = []
+
+    def record(self, params: dict[str, Any]) -> None:
+        with self._lock:
+            self._requests.append(params)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+
+class CallCounter:
+    """How many API calls the server received, per operation (``submitjob``, ``describejobs``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self._counts[operation] = self._counts.get(operation, 0) + 1
+
+    def all(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class JobRegistry:
+    """The local jobs of this runtime, so shutdown can kill their processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, LocalJob] = {}
+
+    def register(self, job: LocalJob) -> None:
+        with self._lock:
+            self._jobs[job.job_id] = job
+
+    def get(self, job_id: str) -> LocalJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[LocalJob]:
+        with self._lock:
+            return list(self._jobs.values())
+
+
+@dataclass
+class Runtime:
+    settings: JobSettings = field(default_factory=JobSettings)
+    faults: Faults = field(default_factory=Faults)
+    submissions: SubmissionLog = field(default_factory=SubmissionLog)
+    calls: CallCounter = field(default_factory=CallCounter)
+    jobs: JobRegistry = field(default_factory=JobRegistry)
+    environment: dict[str, Any] = field(default_factory=dict)
+    """The ready environment (names, ARNs, endpoint) once it has been created."""
+
+
+_active: Runtime | None = None
+_active_lock = threading.Lock()
+
+
+def activate(runtime: Runtime) -> None:
+    global _active
+    with _active_lock:
+        if _active is not None:
+            raise RuntimeError(
+                "A local Batch is already running in this process; stop it first, or share one "
+                "instance (e.g. a session-scoped pytest fixture) — moto's state is process-global."
+            )
+        _active = runtime
+
+
+def deactivate(runtime: Runtime) -> None:
+    global _active
+    with _active_lock:
+        if _active is runtime:
+            _active = None
+
+
+def active_runtime() -> Runtime:
+    with _active_lock:
+        if _active is None:
+            raise RuntimeError("No local Batch is running in this process; start a LocalBatch first.")
+        return _active

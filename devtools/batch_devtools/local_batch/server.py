@@ -1,0 +1,212 @@
+"""LocalBatch: moto's server on 127.0.0.1, with jobs that really run as local processes.
+
+The HTTP seam: ``ThreadedMotoServer`` builds its werkzeug server in its own thread and keeps it
+in ``_server``; werkzeug reads ``server.app`` on every request, so wrapping that attribute
+after ``start()`` puts :class:`LocalBatchMiddleware` in front of every call (pinned with the
+other seams to ``moto>=5.1,<5.3``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import urllib.request
+from typing import Any, Self
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from batch_devtools.local_batch import seams
+from batch_devtools.local_batch.environment import (
+    FAKE_ACCESS_KEY,
+    FAKE_SECRET_KEY,
+    ReadyEnvironment,
+    create_environment,
+)
+from batch_devtools.local_batch.faults import Faults
+from batch_devtools.local_batch.job import FINAL_STATUSES
+from batch_devtools.local_batch.middleware import LocalBatchMiddleware
+from batch_devtools.local_batch.runtime import PROCESS, JobSettings, Runtime, activate, deactivate
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+SHUTDOWN_REASON = "Local Batch shut down"
+
+
+class LocalBatch:
+    """A local AWS Batch for tests and development; use as a context manager or start()/stop().
+
+    ``start()`` resets moto's process-wide state and creates the ready environment, so only one
+    instance may run per process at a time.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        region: str = DEFAULT_REGION,
+        step_delay: float = 0.1,
+        time_scale: float = 1.0,
+        log_flush_interval: float = 0.2,
+        kill_grace_seconds: float = 2.0,
+        job_mode: str = PROCESS,
+        hold_seconds: float | None = None,
+    ) -> None:
+        self._requested_port = port
+        self.region = region
+        self.runtime = Runtime(
+            settings=JobSettings(
+                step_delay=step_delay,
+                time_scale=time_scale,
+                log_flush_interval=log_flush_interval,
+                kill_grace_seconds=kill_grace_seconds,
+                job_mode=job_mode,
+                hold_seconds=hold_seconds,
+            )
+        )
+        self._server: ThreadedMotoServer | None = None
+        self._environment: ReadyEnvironment | None = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalBatch:
+        activate(self.runtime)
+        try:
+            seams.install()
+            _ensure_port_free(self._requested_port)
+            server = ThreadedMotoServer(ip_address=HOST, port=self._requested_port, verbose=False)
+            server.start()
+            self._server = server
+            werkzeug_server = getattr(server, "_server", None)
+            if werkzeug_server is None:
+                raise RuntimeError(
+                    "moto's ThreadedMotoServer no longer keeps its werkzeug server in _server; "
+                    "the local Batch supports moto>=5.1,<5.3"
+                )
+            werkzeug_server.app = LocalBatchMiddleware(werkzeug_server.app, self.runtime)
+            self._post("/moto-api/reset")
+            self._environment = create_environment(self.client, self.endpoint_url, self.region)
+            self.runtime.environment = self._environment.to_dict()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info(
+            "Local Batch ready at %s (queue %s, job definition %s)",
+            self.endpoint_url,
+            self.job_queue,
+            self.job_definition,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Kill every job's process group, stop the server and give moto its behaviour back."""
+        for job in self.runtime.jobs.all():
+            job.terminate(SHUTDOWN_REASON)
+        for job in self.runtime.jobs.all():
+            if job.is_alive():
+                job.join(timeout=self.runtime.settings.kill_grace_seconds + 3.0)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        seams.uninstall()
+        deactivate(self.runtime)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("LocalBatch is not running; call start() or use it as a context manager")
+        return self._server.get_host_and_port()[1]
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def environment(self) -> ReadyEnvironment:
+        if self._environment is None:
+            raise RuntimeError("LocalBatch is not running; call start() or use it as a context manager")
+        return self._environment
+
+    @property
+    def job_queue(self) -> str:
+        return self.environment.job_queue
+
+    @property
+    def second_job_queue(self) -> str:
+        return self.environment.second_job_queue
+
+    @property
+    def job_definition(self) -> str:
+        return self.environment.job_definition
+
+    @property
+    def log_group(self) -> str:
+        return self.environment.log_group
+
+    @property
+    def faults(self) -> Faults:
+        return self.runtime.faults
+
+    @property
+    def settings(self) -> JobSettings:
+        """Timing knobs (step_delay, time_scale, ...), changeable while jobs run."""
+        return self.runtime.settings
+
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client for ``service`` on this server, with the fake credentials."""
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_ACCESS_KEY,
+            aws_secret_access_key=FAKE_SECRET_KEY,
+            region_name=self.region,
+        ).client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def settings_env(self) -> dict[str, str]:
+        """Environment variables pointing Airflow's executor and boto3 at this local Batch."""
+        return self.environment.settings()
+
+    def submitted_requests(self) -> list[dict[str, Any]]:
+        """The raw bodies of every SubmitJob request the server received (throttled ones excluded)."""
+        return self.runtime.submissions.all()
+
+    def clear_submitted_requests(self) -> None:
+        self.runtime.submissions.clear()
+
+    def api_calls(self) -> dict[str, int]:
+        """API calls received so far, per lower-cased operation name (``submitjob``)."""
+        return self.runtime.calls.all()
+
+    def clear_api_calls(self) -> None:
+        self.runtime.calls.clear()
+
+    def job_pid(self, job_id: str) -> int | None:
+        """The pid of a job's running process; None before it runs and after it ends."""
+        job = self.runtime.jobs.get(job_id)
+        return job.pid if job is not None else None
+
+    def unfinished_jobs(self) -> list[str]:
+        return [job.job_id for job in self.runtime.jobs.all() if job.status not in FINAL_STATUSES]
+
+    def _post(self, path: str) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}{path}", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            json.loads(response.read() or b"{}")
+
+
+def _ensure_port_free(port: int) -> None:
+    """Fail fast: moto's server thread dies silently on a busy port and start() then hangs."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as err:
+            raise OSError(err.errno, f"port {port} on {HOST} is in use; pick another port or 0") from err

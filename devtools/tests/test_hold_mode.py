@@ -1,0 +1,191 @@
+"""Hold mode (jobs without a thread or a process, for load tests) and the API call counter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from batch_devtools.local_batch import LocalBatch, LocalBatchControl
+from batch_devtools.local_batch.__main__ import _parser
+from batch_devtools.local_batch.hold import plan_hold
+from batch_devtools.local_batch.runtime import JobSettings
+
+STATUSES_BEFORE_RUNNING = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING"]
+
+
+@pytest.fixture
+def hold(local_batch: LocalBatch) -> LocalBatch:
+    local_batch.settings.job_mode = "hold"
+    local_batch.settings.step_delay = 0.05
+    return local_batch
+
+
+def submit(batch: Any, lb: LocalBatch, name: str, **kwargs: Any) -> str:
+    return batch.submit_job(jobName=name, jobQueue=lb.job_queue, jobDefinition=lb.job_definition, **kwargs)[
+        "jobId"
+    ]
+
+
+def describe(batch: Any, job_id: str) -> dict[str, Any]:
+    return batch.describe_jobs(jobs=[job_id])["jobs"][0]
+
+
+def wait_for(batch: Any, job_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = describe(batch, job_id)
+        if job["status"] == status:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} not {status} within {timeout}s: {describe(batch, job_id)}")
+
+
+def _plan(**overrides: Any) -> Any:
+    kwargs: dict[str, Any] = {
+        "created": 100.0,
+        "step_delay": 1.0,
+        "hold_seconds": None,
+        "timeout_seconds": None,
+        "container_exited": "exited",
+        "failed_to_start": "no start",
+        "timed_out": "timeout",
+    }
+    kwargs.update(overrides)
+    return plan_hold(**kwargs)
+
+
+def test_a_plan_walks_the_statuses_on_the_clock_and_holds_running() -> None:
+    plan = _plan()
+    assert [plan.status_at(100.0 + second + 0.5) for second in range(4)] == STATUSES_BEFORE_RUNNING
+    assert plan.running_at == 104.0
+    assert plan.status_at(1e9) == "RUNNING"
+
+
+def test_the_earliest_end_wins() -> None:
+    plan = _plan(hold_seconds=10, timeout_seconds=5)
+    assert plan.end is not None and (plan.end.status, plan.end.reason, plan.end.exit_code) == (
+        "FAILED",
+        "timeout",
+        143,
+    )
+    assert plan.status_at(108.9) == "RUNNING" and plan.status_at(109.0) == "FAILED"
+    succeeds = _plan(hold_seconds=2)
+    assert succeeds.end is not None and (succeeds.end.status, succeeds.end.exit_code, succeeds.end.at) == (
+        "SUCCEEDED",
+        0,
+        106.0,
+    )
+
+
+def test_stuck_and_failing_plans_never_reach_running() -> None:
+    stuck = _plan(stuck_reason="capacity")
+    assert stuck.running_at is None and stuck.status_at(1e9) == "RUNNABLE"
+    failing = _plan(fail_to_start_reason="pull")
+    assert failing.running_at is None
+    assert failing.status_at(103.5) == "STARTING" and failing.status_at(104.0) == "FAILED"
+
+
+def test_job_mode_is_validated_and_offered_on_the_command_line() -> None:
+    with pytest.raises(ValueError, match="job_mode"):
+        JobSettings(job_mode="docker")
+    args = _parser().parse_args(["--job-mode", "hold", "--hold-seconds", "3"])
+    assert (args.job_mode, args.hold_seconds) == ("hold", 3.0)
+    assert _parser().parse_args([]).job_mode == "process"
+
+
+def test_held_job_runs_nothing_stays_running_and_terminates_with_143(hold: LocalBatch, batch: Any) -> None:
+    job_id = submit(batch, hold, "held-one", containerOverrides={"command": ["false"]})
+    seen = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "RUNNING" not in seen:
+        status = describe(batch, job_id)["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        time.sleep(0.005)
+    assert seen[-1] == "RUNNING" and set(seen) <= {*STATUSES_BEFORE_RUNNING, "RUNNING"}
+    assert hold.job_pid(job_id) is None
+    time.sleep(0.3)
+    running = describe(batch, job_id)
+    assert running["status"] == "RUNNING" and running["startedAt"] >= running["createdAt"]
+    assert running["container"]["logStreamName"].endswith(job_id)
+
+    batch.terminate_job(jobId=job_id, reason="enough")
+    ended = describe(batch, job_id)
+    assert (ended["status"], ended["statusReason"], ended["container"]["exitCode"]) == (
+        "FAILED",
+        "enough",
+        143,
+    )
+    assert ended["stoppedAt"] >= ended["startedAt"]
+
+
+def test_held_job_succeeds_after_hold_seconds(hold: LocalBatch, batch: Any) -> None:
+    hold.settings.hold_seconds = 0.2
+    job_id = submit(batch, hold, "held-short")
+    job = wait_for(batch, job_id, "SUCCEEDED")
+    assert job["container"]["exitCode"] == 0 and job["stoppedAt"] - job["startedAt"] == pytest.approx(
+        200, abs=2
+    )
+
+
+def test_held_job_terminated_before_it_starts_never_started(hold: LocalBatch, batch: Any) -> None:
+    hold.settings.step_delay = 10
+    job_id = submit(batch, hold, "held-early")
+    batch.terminate_job(jobId=job_id, reason="revoked")
+    job = describe(batch, job_id)
+    assert (job["status"], job["statusReason"]) == ("FAILED", "revoked")
+    assert "startedAt" not in job and "exitCode" not in job["container"]
+
+
+def test_job_faults_apply_to_held_jobs(hold: LocalBatch, batch: Any) -> None:
+    hold.faults.stuck_in_runnable("held-stuck*", reason="CAPACITY:no room")
+    hold.faults.fail_before_start("held-pull*")
+    stuck = submit(batch, hold, "held-stuck")
+    pull = submit(batch, hold, "held-pull")
+    failed = wait_for(batch, pull, "FAILED")
+    assert failed["statusReason"] == "Task failed to start"
+    assert failed["container"]["reason"].startswith("CannotPullContainerError")
+    assert "startedAt" not in failed
+    time.sleep(0.3)
+    job = describe(batch, stuck)
+    assert (job["status"], job["statusReason"]) == ("RUNNABLE", "CAPACITY:no room")
+
+
+def test_thousands_of_held_jobs_need_no_threads_and_describe_fast(hold: LocalBatch, batch: Any) -> None:
+    hold.settings.step_delay = 0
+    threads_before = threading.active_count()
+    ids = [submit(batch, hold, f"held-many-{index}") for index in range(300)]
+    assert threading.active_count() <= threads_before + 2  # werkzeug request threads come and go
+    started = time.monotonic()
+    jobs = batch.describe_jobs(jobs=ids[:100])["jobs"]
+    assert time.monotonic() - started < 1.0
+    assert len(jobs) == 100 and {job["status"] for job in jobs} == {"RUNNING"}
+    assert set(hold.unfinished_jobs()) >= set(ids)
+    listed = batch.list_jobs(jobQueue=hold.job_queue, jobStatus="RUNNING")["jobSummaryList"]
+    assert set(ids) <= {job["jobId"] for job in listed}
+    for job_id in ids:
+        batch.terminate_job(jobId=job_id, reason="cleanup")
+
+
+def test_process_mode_stays_the_default(local_batch: LocalBatch, batch: Any) -> None:
+    assert local_batch.settings.job_mode == "process"
+    job_id = submit(
+        batch, local_batch, "process-default", containerOverrides={"command": ["python", "-c", "pass"]}
+    )
+    job = wait_for(batch, job_id, "SUCCEEDED")
+    assert job["container"]["exitCode"] == 0
+
+
+def test_api_calls_are_counted_per_operation(local_batch: LocalBatch, batch: Any) -> None:
+    control = LocalBatchControl(local_batch.endpoint_url)
+    control.clear_calls()
+    local_batch.faults.throttle(count=1, operation="DescribeJobs")
+    batch.describe_jobs(jobs=["a" * 32])  # throttled once, retried by botocore: two calls arrive
+    batch.describe_job_queues()
+    assert control.calls() == {"describejobs": 2, "describejobqueues": 1}
+    assert local_batch.api_calls() == control.calls()
+    control.clear_calls()
+    assert control.calls() == {}
