@@ -18,7 +18,7 @@ def __getattr__(name: str):
 
         return AwsBatchExecutor
     if name == "BatchJobOverrides":
-        from airflow_batch_executor.overrides import BatchJobOverrides
+        from airflow_batch_executor.batch_job_overrides import BatchJobOverrides
 
         return BatchJobOverrides
     raise AttributeError(name)

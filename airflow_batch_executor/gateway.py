@@ -20,11 +20,11 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error
+from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error
+from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, batch_reason
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_CHUNK = 100
 RECONNECT_MIN_PAUSE = 1.0
 RECONNECT_MAX_PAUSE = 60.0
 
@@ -78,7 +78,9 @@ class BatchGateway:
             self._last_reconnect = now
             self._reconnect_pause = min(self._reconnect_pause * 2, RECONNECT_MAX_PAUSE)
             self._clients = {}
-        log.warning("AWS credentials were rejected or missing; rebuilding the AWS clients of %r", self.conn_id)
+        log.warning(
+            "AWS credentials were rejected or missing; rebuilding the AWS clients of %r", self.conn_id
+        )
 
     def _call(self, client: str, operation: str, **kwargs: Any) -> Any:
         try:
@@ -96,8 +98,8 @@ class BatchGateway:
 
     def describe_jobs(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Describe at most 100 jobs; ids Batch no longer knows are simply absent from the answer."""
-        if len(job_ids) > DESCRIBE_CHUNK:
-            raise ValueError(f"describe_jobs takes at most {DESCRIBE_CHUNK} ids, got {len(job_ids)}")
+        if len(job_ids) > DESCRIBE_JOBS_MAX_IDS:
+            raise ValueError(f"describe_jobs takes at most {DESCRIBE_JOBS_MAX_IDS} ids, got {len(job_ids)}")
         if not job_ids:
             return []
         return self._call("batch", "describe_jobs", jobs=list(job_ids))["jobs"]
@@ -105,7 +107,7 @@ class BatchGateway:
     def terminate_job(self, job_id: str, reason: str) -> None:
         """Terminate a job; a job that already finished or no longer exists is not an error."""
         try:
-            self._call("batch", "terminate_job", jobId=job_id, reason=reason[:1024])
+            self._call("batch", "terminate_job", jobId=job_id, reason=batch_reason(reason))
         except ClientError as error:
             if classify_api_error(error) is not ApiErrorKind.REJECTED:
                 raise

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.errors import HealthCheckError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.placement import definition_placement, effective_requirements, resource_problems
 
@@ -31,9 +32,11 @@ class Check:
 def _queue_check(gateway: BatchGateway, job_queue: str) -> list[Check]:
     try:
         queue = gateway.describe_job_queue(job_queue)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
         if classify_api_error(error) is ApiErrorKind.CREDENTIALS:
-            fix = "check the AWS connection named by [aws_batch_executor] conn_id, or the scheduler's IAM role"
+            fix = (
+                "check the AWS connection named by [aws_batch_executor] conn_id, or the scheduler's IAM role"
+            )
             return [Check("AWS credentials", False, describe_api_error(error), fix)]
         fix = "check network access to AWS Batch, region_name and the IAM policy (batch:DescribeJobQueues)"
         return [Check("AWS Batch API", False, describe_api_error(error), fix)]
@@ -53,8 +56,10 @@ def _queue_check(gateway: BatchGateway, job_queue: str) -> list[Check]:
 def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping[str, Any]) -> list[Check]:
     try:
         definition = gateway.describe_job_definition(job_definition)
-    except Exception as error:
-        return [Check("job definition", False, describe_api_error(error), "check batch:DescribeJobDefinitions")]
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
+        return [
+            Check("job definition", False, describe_api_error(error), "check batch:DescribeJobDefinitions")
+        ]
     if definition is None or definition.get("status") != "ACTIVE":
         detail = f"job definition {job_definition!r} does not exist or is not ACTIVE"
         fix = "register it, or set [aws_batch_executor] job_definition to an ACTIVE definition"
@@ -82,3 +87,13 @@ def run_health_checks(
     if checks[0].ok:
         checks += _definition_checks(gateway, job_definition, base_request)
     return checks
+
+
+def require_healthy(checks: list[Check]) -> None:
+    """Stop start-up with every failed check and its fix."""
+    if failed := [check for check in checks if not check.ok]:
+        raise HealthCheckError(
+            "AwsBatchExecutor cannot start; its health check failed:\n"
+            + "\n".join(f"  {check}" for check in failed)
+            + "\nSet [aws_batch_executor] check_health_on_startup = False only to bypass this check."
+        )

@@ -12,7 +12,10 @@ PREFIX = "aws_batch_executor"
 
 METRICS: dict[str, str] = {
     "submit.ok": "counter: jobs submitted",
-    "submit.retried.<error class>": "counter: SubmitJob attempts that failed and will be retried (throttled, server, network, ambiguous, credentials)",
+    "submit.retried.<error class>": (
+        "counter: SubmitJob attempts that failed and will be retried "
+        "(throttled, server, network, ambiguous, credentials)"
+    ),
     "submit.failed": "counter: tasks failed because their job could not be submitted",
     "submit.rejected": "counter: tasks failed before any call because their request was invalid",
     "submit.latency": "timer: duration of one SubmitJob call (ms)",
@@ -33,7 +36,7 @@ def incr(name: str, count: int = 1, **tags: str) -> None:
 
 def incr_labelled(name: str, label: str) -> None:
     """``name.<label>`` with the label also as a tag, e.g. ``jobs.status.running``."""
-    Stats.incr(f"{PREFIX}.{name}.{label.lower()}", tags={name.rsplit('.', 1)[-1]: label})
+    Stats.incr(f"{PREFIX}.{name}.{label.lower()}", tags={name.rsplit(".", 1)[-1]: label})
 
 
 def timing(name: str, milliseconds: float) -> None:

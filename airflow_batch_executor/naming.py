@@ -67,9 +67,7 @@ def job_name(identity: WorkloadIdentity, prefix: str | None = None) -> str:
 
 def sanitize_tag_value(value: str) -> str:
     """Make a value acceptable as a Batch tag value: allowed characters only, at most 256 of them."""
-    cleaned = "".join(
-        c if c.isalnum() or c.isspace() or c in _TAG_PUNCTUATION else "_" for c in str(value)
-    )
+    cleaned = "".join(c if c.isalnum() or c.isspace() or c in _TAG_PUNCTUATION else "_" for c in str(value))
     return cleaned[:MAX_TAG_VALUE]
 
 

@@ -81,7 +81,7 @@ def _boolean(conf: ConfigSource, name: str) -> bool:
     raise OptionError(name, f"is {value!r}, which is not a boolean", "use True or False")
 
 
-def _number(conf: ConfigSource, name: str, kind: type[int] | type[float], minimum: float) -> Any:
+def _number(conf: ConfigSource, name: str, kind: type[int | float], minimum: float) -> Any:
     raw = _raw(conf, name) or ""
     try:
         value = kind(raw)
@@ -135,16 +135,6 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
 def task_log_lines(conf: ConfigSource) -> int:
     """How many log lines ``get_task_log`` returns; read alone by the api-server."""
     return _number(conf, "task_log_lines", int, 1)
-
-
-def execution_api_url(conf: ConfigSource) -> str:
-    """The execution API URL jobs report to: ``[core] execution_api_server_url``, else derived from
-    ``[api] base_url`` the way Airflow derives it for its own workers."""
-    base_url = conf.get("api", "base_url", fallback="/") or "/"
-    if base_url.startswith("/"):
-        base_url = f"http://localhost:8080{base_url}"
-    default = f"{base_url.rstrip('/')}/execution/"
-    return conf.get("core", "execution_api_server_url", fallback=default) or default
 
 
 def connection_options(conf: ConfigSource) -> tuple[str, str | None]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_batch_executor.batch_facts import WAITING_STATUSES
+
 __all__ = [
     "FAILURE_HINTS",
     "MISCONFIGURATION_HINTS",
@@ -36,7 +38,7 @@ class Verdict(enum.Enum):
     RUNNING = "running"
     SUCCESS = "success"
     FAIL = "fail"  # fail this try: task failure or an infrastructure failure retrying won't fix
-    RESUBMIT = "resubmit"  # never started, for a transient reason: resubmit with backoff
+    RESUBMIT = "resubmit"  # never started, for a transient reason: resubmitting may help
     TERMINATE = "terminate"  # still queued but can never start: terminate the job and fail the task
 
 
@@ -46,8 +48,6 @@ class Outcome:
     reason: str  # one line for the operator: what happened, Batch's own words, and what to do
     reason_class: str  # short stable label for metrics and log filters
 
-
-WAITING_STATUSES: frozenset[str] = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING"})
 
 MISCONFIGURATION_PREFIX = "MISCONFIGURATION:"
 
@@ -360,7 +360,7 @@ def _classify_failed(job: Mapping[str, Any], label: str) -> Outcome:
     if _matches(_TRANSIENT, all_reasons):
         return Outcome(
             Verdict.RESUBMIT,
-            f"{label} FAILED before the container started, for a transient reason; resubmitting: {shown}",
+            f"{label} FAILED before the container started, for a transient reason: {shown}",
             "transient_before_start",
         )
     return Outcome(

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_batch_executor.batch_facts import MAX_SCHEDULING_PRIORITY
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.resources import check_resources, resource_requirements
+from airflow_batch_executor.sizing import check_resources, resource_requirements
 
 CACHE_SECONDS = 600.0
-MAX_SCHEDULING_PRIORITY = 9999
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ class PlacementCatalog:
         if queue is None:
             raise TaskConfigError(
                 f"the Batch job queue {job_queue!r} does not exist",
-                "create it, or correct the task's queue / executor_config jobQueue / [aws_batch_executor] job_queue",
+                "create it, or correct the task's queue / executor_config jobQueue / "
+                "[aws_batch_executor] job_queue",
             )
         definition = self._gateway.describe_job_definition(job_definition)
         if definition is None:

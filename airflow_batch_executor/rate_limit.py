@@ -29,7 +29,9 @@ class RateLimiter:
     def _refill(self, now: float) -> None:
         elapsed = now - self._updated
         self._updated = now
-        self._rate = min(self.configured_rate, self._rate + elapsed * RECOVERY_PER_SECOND * self.configured_rate)
+        self._rate = min(
+            self.configured_rate, self._rate + elapsed * RECOVERY_PER_SECOND * self.configured_rate
+        )
         self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
 
     def acquire(self, stop: threading.Event) -> bool:

@@ -17,17 +17,20 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_batch_executor import metrics
-from airflow_batch_executor.adoption import find_job_by_name
-from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.job_lookup import find_job_by_name
 from airflow_batch_executor.rate_limit import RateLimiter
+from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import WorkloadKey
+
+if TYPE_CHECKING:
+    from airflow_batch_executor.request_factory import RequestFactory
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
@@ -38,11 +41,13 @@ def backoff_delay(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Submission:
+    """One workload's way to a Batch job, across its attempts; compared and hashed by identity."""
+
     key: WorkloadKey
     request: dict[str, Any]
-    priority_weight: int | None = None
+    spec: JobSpec | None = None
     attempt: int = 0
     maybe_submitted: bool = False
 
@@ -71,28 +76,35 @@ class _Scheduled:
     submission: Submission = field(compare=False)
 
 
-Prepare = Callable[[Submission], dict[str, Any]]
-
-
 class Submitter:
     """Worker threads that send submissions in ``not_before`` order within the rate limit.
 
-    ``prepare`` turns a submission into the request actually sent; it may call AWS (cached
-    placement lookups) and raise :class:`TaskConfigError` for a request that cannot run.
+    Each workload key has at most one live submission. Revoking a task forgets it: a submission that
+    was not sent is dropped, and the result of one already on the wire comes back not live, so the
+    caller can terminate the job nobody wants any more.
+
+    The ``factory`` places each request on its queue and definition just before it is sent; that may
+    call AWS (cached lookups) and raise :class:`TaskConfigError` for a request that cannot run.
     """
 
     def __init__(
-        self, gateway: BatchGateway, *, rate: float, concurrency: int, prepare: Prepare | None = None
+        self,
+        gateway: BatchGateway,
+        *,
+        rate: float,
+        concurrency: int,
+        factory: RequestFactory | None = None,
     ) -> None:
         self._gateway = gateway
-        self._prepare = prepare
+        self._factory = factory
         self.limiter = RateLimiter(rate)
         self._concurrency = concurrency
         self._heap: list[_Scheduled] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._cancelled: set[WorkloadKey] = set()
+        self._cancelled: set[Submission] = set()
+        self._live: dict[WorkloadKey, Submission] = {}  # touched by the scheduler's thread only
         self._in_flight = 0
         self._results: queue.SimpleQueue[SubmitResult] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -103,22 +115,43 @@ class Submitter:
             thread.start()
             self._threads.append(thread)
 
+    def submit(self, submission: Submission, delay: float = 0.0) -> None:
+        """Make this the live submission of its key and queue it (a new job, or a failed job's redo)."""
+        self._live[submission.key] = submission
+        self.put(submission, delay)
+
     def put(self, submission: Submission, delay: float = 0.0) -> None:
+        """Queue a submission (again) to be sent after ``delay`` seconds."""
         with self._cond:
-            self._cancelled.discard(submission.key)
+            self._cancelled.discard(submission)
             heapq.heappush(self._heap, _Scheduled(time.monotonic() + delay, next(self._seq), submission))
             self._cond.notify()
 
-    def cancel(self, key: WorkloadKey) -> bool:
-        """Drop a submission that has not been sent; True if one was waiting."""
+    def is_live(self, submission: Submission) -> bool:
+        """False for a submission whose key was forgotten, or that a newer one replaced."""
+        return self._live.get(submission.key) is submission
+
+    def done(self, submission: Submission) -> None:
+        """The submission ended (a job exists, or it failed for good): its key has no live one."""
+        if self.is_live(submission):
+            del self._live[submission.key]
+
+    def forget(self, key: WorkloadKey) -> None:
+        """Drop the key's live submission: unsent, it is never sent; in flight, its result is not live."""
+        if (submission := self._live.pop(key, None)) is not None:
+            self._cancel(submission)
+
+    def __len__(self) -> int:
+        """Keys with a live submission: waiting, in flight, or with a result not yet handled."""
+        return len(self._live)
+
+    def _cancel(self, submission: Submission) -> None:
         with self._cond:
             before = len(self._heap)
-            self._heap = [item for item in self._heap if item.submission.key != key]
+            self._heap = [item for item in self._heap if item.submission is not submission]
             heapq.heapify(self._heap)
             if len(self._heap) == before:
-                self._cancelled.add(key)
-                return False
-            return True
+                self._cancelled.add(submission)
 
     def results(self) -> list[SubmitResult]:
         drained = []
@@ -167,31 +200,38 @@ class Submitter:
         while (submission := self._next()) is not None:
             try:
                 with self._cond:
-                    if submission.key in self._cancelled:
-                        self._cancelled.discard(submission.key)
+                    if submission in self._cancelled:
+                        self._cancelled.discard(submission)
                         continue
                 self._results.put(self._attempt(submission))
             finally:
                 with self._cond:
+                    self._cancelled.discard(submission)
                     self._in_flight -= 1
 
     def _attempt(self, submission: Submission) -> SubmitResult:
         submission.attempt += 1
         try:
             if submission.maybe_submitted:
-                existing = find_job_by_name(self._gateway, submission.job_queue, submission.job_name, live_only=True)
+                existing = find_job_by_name(
+                    self._gateway, submission.job_queue, submission.job_name, live_only=True
+                )
                 if existing is not None:
                     return SubmitResult(submission, job_id=existing["jobId"], found_existing=True)
-            request = self._prepare(submission) if self._prepare else submission.request
+            request = submission.request
+            if self._factory is not None and submission.spec is not None:
+                request = self._factory.place(request, submission.spec)
             if not self.limiter.acquire(self._stop):
-                return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down")
+                return SubmitResult(
+                    submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down"
+                )
             started = time.monotonic()
             job_id = self._gateway.submit_job(request)
             metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
             return SubmitResult(submission, job_id=job_id)
         except TaskConfigError as error:
             return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every failure becomes a result for its task
             kind = classify_api_error(error)
             if kind is ApiErrorKind.THROTTLED:
                 self.limiter.throttled()

@@ -8,7 +8,7 @@ never an exception in the api-server.
 
 from __future__ import annotations
 
-from airflow_batch_executor.api_errors import describe_api_error
+from airflow_batch_executor.aws_errors import describe_api_error
 from airflow_batch_executor.gateway import BatchGateway
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
@@ -18,7 +18,7 @@ def read_task_log(gateway: BatchGateway, job_id: str, limit: int) -> tuple[list[
     """(messages about the source, log lines) as Airflow's file task handler expects them."""
     try:
         jobs = gateway.describe_jobs([job_id])
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the UI gets a message, never an error
         return [f"Could not describe AWS Batch job {job_id}: {describe_api_error(error)}"], []
     if not jobs:
         return [f"AWS Batch job {job_id} no longer exists; its logs may still be in CloudWatch Logs"], []
@@ -31,6 +31,6 @@ def read_task_log(gateway: BatchGateway, job_id: str, limit: int) -> tuple[list[
     group = options.get("awslogs-group") or DEFAULT_LOG_GROUP
     try:
         lines = gateway.log_lines(group, stream, limit)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the UI gets a message, never an error
         return [f"Could not read CloudWatch Logs {group}/{stream}: {describe_api_error(error)}"], []
     return [f"AWS Batch job {job_id}: CloudWatch Logs {group}/{stream} (newest {limit} lines)"], lines

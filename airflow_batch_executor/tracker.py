@@ -1,16 +1,19 @@
 """The job state map: which Batch job runs which workload, and what we last saw of it.
 
 Only active jobs live here; a job leaves the map the moment its outcome is reported, so polling cost
-and memory follow the number of active jobs, not the history. Entries use slots and keep the
-SubmitJob request only until the container has started (it is needed only to resubmit a job that
-failed before starting).
+and memory follow the number of active jobs, not the history. Entries use slots and keep their
+submission (the SubmitJob request) only until the container has started: it is needed only to
+resubmit a job that failed before starting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_batch_executor.submitter import Submission
 
 WorkloadKey = Hashable
 
@@ -23,12 +26,33 @@ class TrackedJob:
     job_queue: str
     attempt: int
     submitted_at: float
-    request: dict[str, Any] | None = None
-    priority_weight: int | None = None
+    submission: Submission | None = None
     status: str = "SUBMITTED"
     status_reason: str | None = None
     missing_checks: int = 0
     started: bool = field(default=False)
+
+    @classmethod
+    def submitted(cls, submission: Submission, job_id: str, now: float) -> TrackedJob:
+        return cls(
+            job_id=job_id,
+            key=submission.key,
+            job_name=submission.job_name,
+            job_queue=submission.job_queue,
+            attempt=submission.attempt,
+            submitted_at=now,
+            submission=submission,
+        )
+
+    def observe(self, record: Mapping[str, Any]) -> bool:
+        """Take in what DescribeJobs says of this job; True when its status or reason changed."""
+        status, reason = str(record.get("status")), record.get("statusReason")
+        changed = (status, reason) != (self.status, self.status_reason)
+        self.status, self.status_reason, self.missing_checks = status, reason, 0
+        if status == "RUNNING" or record.get("startedAt"):
+            self.started = True
+            self.submission = None
+        return changed
 
 
 def _task(key: WorkloadKey) -> Hashable:
@@ -52,12 +76,22 @@ class JobTracker:
         self._id_by_key[job.key] = job.job_id
         self._id_by_task[_task(job.key)] = job.job_id
 
-    def earlier_try(self, key: WorkloadKey) -> TrackedJob | None:
-        """A tracked job of an earlier try of the same task instance, if one is still tracked."""
+    def supersede(self, key: WorkloadKey) -> TrackedJob | None:
+        """Stop tracking the job of an earlier try of this task instance, once a new try is queued.
+
+        Airflow queues try N+1 only after try N is over for it (the task reported its state), yet
+        try N's job may still be winding down. Its late events would at best be ignored and at worst
+        share a scheduler event batch with try N+1's, where Airflow keeps one try per task and may drop
+        the newer try's job id.
+        """
         job = self._by_id.get(self._id_by_task.get(_task(key), ""))
-        if job is None or job.key == key or getattr(job.key, "try_number", 0) >= getattr(key, "try_number", 0):
+        if (
+            job is None
+            or job.key == key
+            or getattr(job.key, "try_number", 0) >= getattr(key, "try_number", 0)
+        ):
             return None
-        return job
+        return self.pop(job.job_id)
 
     def get(self, job_id: str) -> TrackedJob | None:
         return self._by_id.get(job_id)

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 EXECUTORS = {
@@ -132,7 +133,9 @@ class Run:
                 ),
                 "max_heartbeat": round(max(all_durations), 6) if all_durations else None,
                 "max_heartbeat_is_lower_bound": bool(
-                    in_progress is not None and all_durations and in_progress["duration_so_far"] >= max(all_durations)
+                    in_progress is not None
+                    and all_durations
+                    and in_progress["duration_so_far"] >= max(all_durations)
                 ),
                 "heartbeat_in_progress": in_progress,
                 "steady_heartbeats": len(steady),
@@ -180,22 +183,29 @@ def tracker_memory(n: int, out: str) -> None:
 
     The request is kept until the container starts (to resubmit a job that failed before starting)
     and dropped once the job is RUNNING; each entry here gets its own request, built as
-    ``AwsBatchExecutor._submit`` builds it.
+    the executor builds it.
     """
     import gc
     import tracemalloc
 
-    from airflow_batch_executor.request import build_submit_request
+    from airflow_batch_executor.options import load_options
+    from airflow_batch_executor.request_factory import RequestFactory
+    from airflow_batch_executor.submitter import Submission
+    from airflow_batch_executor.task_specs import workload_spec
     from airflow_batch_executor.tracker import JobTracker, TrackedJob
-    from airflow_batch_executor.workloads import job_spec
 
+    settings = {
+        "job_queue": "airflow-local-queue",
+        "job_definition": "airflow-local-job",
+        "job_name": "bench",
+    }
+    conf = SimpleNamespace(get=lambda section, key, fallback=None: settings.get(key, fallback))
+    factory = RequestFactory(load_options(conf), api_url="http://x/execution/", default_queue="default")
     dag_version_id = uuid.uuid4()
-    workloads = [make_workload(i, dag_id="bench", run_id="memory", dag_version_id=dag_version_id) for i in range(n)]
-    base = {"jobQueue": "airflow-local-queue", "jobDefinition": "airflow-local-job"}
-    requests = [
-        build_submit_request(base, job_spec(w), job_name_prefix="bench", api_url="http://x/execution/", default_queue="default")
-        for w in workloads
+    workloads = [
+        make_workload(i, dag_id="bench", run_id="memory", dag_version_id=dag_version_id) for i in range(n)
     ]
+    requests = [factory.build(workload_spec(w)) for w in workloads]
     job_ids = [str(uuid.uuid4()) for _ in range(n)]
     result: dict[str, Any] = {"n": n}
     for label, keep_request in (("running", False), ("pending_with_request", True)):
@@ -212,8 +222,11 @@ def tracker_memory(n: int, out: str) -> None:
                     job_queue=requests[index]["jobQueue"],
                     attempt=1,
                     submitted_at=time.time(),
-                    request=json.loads(json.dumps(requests[index])) if keep_request else None,
-                    priority_weight=1,
+                    submission=(
+                        Submission(workload.ti.key, json.loads(json.dumps(requests[index])))
+                        if keep_request
+                        else None
+                    ),
                 )
             )
         after = tracemalloc.take_snapshot()
@@ -247,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady-seconds", type=float, default=8.0)
     parser.add_argument("--min-steady-heartbeats", type=int, default=3)
     parser.add_argument(
-        "--profile-slowest", metavar="PATH",
+        "--profile-slowest",
+        metavar="PATH",
         help="cProfile every heartbeat; dump the slowest one's stats to PATH (pstats format)",
     )
     args = parser.parse_args(argv)
@@ -260,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args)
     dag_version_id = uuid.uuid4()
     workloads = [
-        make_workload(index, dag_id="bench", run_id=f"{args.executor}-{args.n}", dag_version_id=dag_version_id)
+        make_workload(
+            index, dag_id="bench", run_id=f"{args.executor}-{args.n}", dag_version_id=dag_version_id
+        )
         for index in range(args.n)
     ]
     run.queued_keys = [key_of(item.ti) for item in workloads]

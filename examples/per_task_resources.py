@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pendulum
-
 from airflow.sdk import dag, task
 
 BATCH_SIZE = "500"

@@ -1,7 +1,7 @@
-"""Bodies of ``airflow aws-batch-executor check | jobs | render``.
+"""Bodies of ``airflow aws-batch-executor check | options | jobs | render``.
 
-They reuse the executor's own pieces (options, health checks, request building, placement), so what
-they print is what the scheduler does.
+They reuse the executor's own pieces (options, health checks, the request factory, the job lookup),
+so what they print is what the scheduler does.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import sys
 import time
 from typing import Any
 
-from airflow_batch_executor.adoption import jobs_by_id
+from airflow_batch_executor.airflow_compat import execution_api_url
+from airflow_batch_executor.cli.output import quiet_library_logging
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
+from airflow_batch_executor.job_lookup import deployment_jobs
 from airflow_batch_executor.naming import WorkloadIdentity
-from airflow_batch_executor.options import SECTION, ExecutorOptions, execution_api_url, load_options
+from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
+from airflow_batch_executor.placement import PlacementCatalog
 from airflow_batch_executor.provider_info import load_config_description
-from airflow_batch_executor.placement import PlacementCatalog, place
-from airflow_batch_executor.request import JobSpec, base_request, build_submit_request
-from airflow_batch_executor.workloads import EXECUTE_WORKLOAD_MODULE
+from airflow_batch_executor.request_factory import RequestFactory, base_request
+from airflow_batch_executor.task_specs import task_sdk_command, task_spec
 
-BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 WORKLOAD_PLACEHOLDER = "<the task's ExecuteTask workload as JSON, built by the scheduler; token redacted>"
 
 
@@ -39,6 +40,7 @@ def _options() -> ExecutorOptions:
 
 def check(args: argparse.Namespace) -> None:
     """Exit 1 when any check fails, so the command can gate a deployment."""
+    quiet_library_logging(args)
     options = _options()
     try:
         base = base_request(options)
@@ -60,6 +62,7 @@ def options(args: argparse.Namespace) -> None:
     The amazon provider registers a section of the same name, and Airflow keeps one provider's
     description per section, so ``airflow config list`` shows only the options both executors share.
     """
+    quiet_library_logging(args)
     from airflow.configuration import conf
 
     for name, spec in load_config_description()[SECTION]["options"].items():
@@ -83,30 +86,8 @@ def _age(created_ms: int | None, now: float) -> str:
     return f"{seconds}s"
 
 
-def deployment_jobs(
-    gateway: BatchGateway, job_queue: str, prefix: str | None, state: str | None, dag_id: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Jobs of this deployment in a queue: Airflow-tagged, optionally by name prefix, newest first."""
-    if prefix:
-        summaries = gateway.list_jobs(job_queue, name_pattern=f"{prefix}*")
-        summaries = [job for job in summaries if not state or job.get("status") == state]
-    else:
-        summaries = [job for status in ([state] if state else BATCH_STATUSES) for job in gateway.list_jobs(job_queue, status=status)]
-    summaries.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
-    described = jobs_by_id(gateway, [job["jobId"] for job in summaries])
-    jobs = []
-    for summary in summaries:
-        job = described.get(summary["jobId"])
-        tags = (job or {}).get("tags") or {}
-        if "airflow.dag_id" not in tags or (dag_id and tags["airflow.dag_id"] != dag_id):
-            continue
-        jobs.append(job)
-        if len(jobs) >= limit:
-            break
-    return jobs
-
-
 def jobs(args: argparse.Namespace) -> None:
+    quiet_library_logging(args)
     options = _options()
     gateway = BatchGateway(options.conn_id, options.region_name)
     queue = args.job_queue or options.job_queue
@@ -140,7 +121,10 @@ def _task(dag_id: str, task_id: str) -> Any:
 
     dag = SerializedDagModel.get_dag(dag_id)
     if dag is None:
-        print(f"DAG {dag_id!r} is not in the metadata database; check its id and that the dag-processor parsed it")
+        print(
+            f"DAG {dag_id!r} is not in the metadata database; "
+            "check its id and that the dag-processor parsed it"
+        )
         raise SystemExit(1)
     if task_id not in dag.task_ids:
         print(f"DAG {dag_id!r} has no task {task_id!r}; its tasks are: {', '.join(sorted(dag.task_ids))}")
@@ -150,30 +134,22 @@ def _task(dag_id: str, task_id: str) -> Any:
 
 def render(args: argparse.Namespace) -> None:
     """The request after every step the executor applies, so config precedence can be debugged."""
+    quiet_library_logging(args)
     from airflow.configuration import conf
 
     options = _options()
     task = _task(args.dag_id, args.task_id)
-    timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
-    spec = JobSpec(
-        identity=WorkloadIdentity(args.dag_id, args.task_id, args.run_id, args.map_index, args.try_number),
-        command=["python", "-m", EXECUTE_WORKLOAD_MODULE, "--json-string", WORKLOAD_PLACEHOLDER],
-        airflow_queue=task.queue,
-        executor_config=task.executor_config,
-        execution_timeout=timeout,
-    )
+    identity = WorkloadIdentity(args.dag_id, args.task_id, args.run_id, args.map_index, args.try_number)
+    spec = task_spec(task, identity, task_sdk_command(WORKLOAD_PLACEHOLDER))
     try:
-        request = build_submit_request(
-            base_request(options),
-            spec,
-            job_name_prefix=options.job_name,
+        gateway = None if args.offline else BatchGateway(options.conn_id, options.region_name)
+        factory = RequestFactory(
+            options,
             api_url=execution_api_url(conf),
             default_queue=conf.get("operators", "default_queue", fallback="default"),
+            catalog=PlacementCatalog(gateway) if gateway is not None else None,
         )
-        if not args.offline:
-            gateway = BatchGateway(options.conn_id, options.region_name)
-            placement = PlacementCatalog(gateway).placement(request["jobQueue"], request["jobDefinition"])
-            request = place(request, placement, priority_weight=task.priority_weight, share_identifier=options.share_identifier)
+        request = factory.place(factory.build(spec), spec)
     except (TaskConfigError, OptionError) as error:
         print(f"The executor would not submit {args.dag_id}.{args.task_id}: {error}")
         raise SystemExit(1) from None

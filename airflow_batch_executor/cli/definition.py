@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
+from airflow_batch_executor.batch_facts import JOB_STATUSES
+
 COMMANDS = "airflow_batch_executor.cli.commands"
+# Airflow renders help text as rich markup, where "[name]" is a style tag and vanishes: escape the
+# section name's opening bracket in every help string that shows it.
+SECTION_IN_HELP = r"\[aws_batch_executor]"
 
 ARG_DAG_ID_FILTER = Arg(("--dag-id",), help="Only jobs of this DAG")
 ARG_STATE = Arg(
     ("--state",),
     help="Only jobs in this Batch status",
-    choices=["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"],
+    choices=JOB_STATUSES,
 )
-ARG_QUEUE = Arg(("--job-queue",), help="Batch job queue to list (default: [aws_batch_executor] job_queue)")
+ARG_QUEUE = Arg(("--job-queue",), help=f"Batch job queue to list (default: {SECTION_IN_HELP} job_queue)")
 ARG_LIMIT = Arg(("--limit",), help="Show at most this many jobs (newest first)", type=int, default=100)
 ARG_DAG_ID = Arg(("dag_id",), help="The DAG id")
 ARG_TASK_ID = Arg(("task_id",), help="The task id")
 ARG_RUN_ID = Arg(("--run-id",), help="Run id used for the job name and tags", default="manual__render")
 ARG_MAP_INDEX = Arg(("--map-index",), help="Map index of a mapped task", type=int, default=-1)
 ARG_TRY = Arg(("--try-number",), help="Try number used for the job name and tags", type=int, default=1)
+ARG_VERBOSE = Arg(
+    ("-v", "--verbose"),
+    help="Also show the log messages of Airflow and the AWS libraries at Airflow's logging level "
+    "(by default only their warnings and errors are shown); log messages go to stderr",
+    action="store_true",
+)
 ARG_OFFLINE = Arg(
     ("--offline",),
     help="Do not ask AWS about the queue and job definition (skips the platform and fair-share checks)",
@@ -36,25 +47,34 @@ def get_cli_commands() -> list[GroupCommand]:
                     name="check",
                     help="Run the start-up health check now, printing each check with its fix",
                     func=lazy_load_command(f"{COMMANDS}.check"),
-                    args=(),
+                    args=(ARG_VERBOSE,),
                 ),
                 ActionCommand(
                     name="options",
-                    help="List every [aws_batch_executor] option with its description, default and value",
+                    help=f"List every {SECTION_IN_HELP} option with its description, default and value",
                     func=lazy_load_command(f"{COMMANDS}.options"),
-                    args=(),
+                    args=(ARG_VERBOSE,),
                 ),
                 ActionCommand(
                     name="jobs",
                     help="List this deployment's Batch jobs with their Airflow task, status and age",
                     func=lazy_load_command(f"{COMMANDS}.jobs"),
-                    args=(ARG_DAG_ID_FILTER, ARG_STATE, ARG_QUEUE, ARG_LIMIT),
+                    args=(ARG_DAG_ID_FILTER, ARG_STATE, ARG_QUEUE, ARG_LIMIT, ARG_VERBOSE),
                 ),
                 ActionCommand(
                     name="render",
-                    help="Print the exact SubmitJob request the executor would send for a task (token redacted)",
+                    help="Print the exact SubmitJob request the executor would send for a task "
+                    "(token redacted)",
                     func=lazy_load_command(f"{COMMANDS}.render"),
-                    args=(ARG_DAG_ID, ARG_TASK_ID, ARG_RUN_ID, ARG_MAP_INDEX, ARG_TRY, ARG_OFFLINE),
+                    args=(
+                        ARG_DAG_ID,
+                        ARG_TASK_ID,
+                        ARG_RUN_ID,
+                        ARG_MAP_INDEX,
+                        ARG_TRY,
+                        ARG_OFFLINE,
+                        ARG_VERBOSE,
+                    ),
                 ),
             ],
         )

@@ -37,7 +37,9 @@ FAULTS: dict[str, Callable[[], Any]] = {
     "throttle": lambda: error_response(429, "TooManyRequestsException", "Too Many Requests"),
     "server_error": lambda: error_response(500, "ServerException", "Internal server error"),
     "unavailable": lambda: error_response(503, "ServiceUnavailable", "Service unavailable"),
-    "expired_credentials": lambda: error_response(403, "ExpiredTokenException", "The security token included in the request is expired"),
+    "expired_credentials": lambda: error_response(
+        403, "ExpiredTokenException", "The security token included in the request is expired"
+    ),
     "connection_error": lambda: EndpointConnectionError(endpoint_url="http://127.0.0.1/fault"),
     "read_timeout": lambda: ReadTimeoutError(endpoint_url="http://127.0.0.1/fault"),
 }
@@ -76,7 +78,9 @@ class BotocoreFaults:
     def lose_response(self, operation: str, count: int = 1) -> None:
         """Let the next calls reach the server, then fail them as if the answer never arrived."""
         with self._lock:
-            self._after.append([operation, lambda parsed: (_ for _ in ()).throw(FAULTS["read_timeout"]()), count])
+            self._after.append(
+                [operation, lambda parsed: (_ for _ in ()).throw(FAULTS["read_timeout"]()), count]
+            )
 
     def rewrite(self, operation: str, change: Callable[[dict], None], count: int = 1) -> None:
         """Let the next calls succeed, with ``change(parsed)`` applied to the parsed answer."""

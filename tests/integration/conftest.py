@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_executor import submitter
-from airflow_batch_executor.local_batch import LocalBatch
+from batch_devtools.local_batch import LocalBatch
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,12 @@ def batch_env(local_batch: LocalBatch, monkeypatch: pytest.MonkeyPatch) -> Local
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(
         "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps({"conn_type": "aws", "extra": {"region_name": local_batch.region, "endpoint_url": local_batch.endpoint_url}}),
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "extra": {"region_name": local_batch.region, "endpoint_url": local_batch.endpoint_url},
+            }
+        ),
     )
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_POLL_INTERVAL", "0.1")
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://127.0.0.1:9/execution/")
@@ -54,7 +59,7 @@ def make_executor(batch_env: LocalBatch) -> Iterator[Callable[..., Any]]:
 
     yield make
     for executor in made:
-        executor._shutdown()
+        executor._stop(terminate_jobs=False)
 
 
 def python_command(code: str) -> list[str]:

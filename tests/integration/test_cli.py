@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.cli import commands
 
 from .conftest import pump, python_command, queue, workload
@@ -17,13 +17,26 @@ from .conftest import pump, python_command, queue, workload
 def airflow_cli(*args: str) -> subprocess.CompletedProcess:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "airflow_batch_executor.AwsBatchExecutor"}
-    return subprocess.run([airflow, "aws-batch-executor", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [airflow, "aws-batch-executor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def test_check_passes_on_a_healthy_setup_and_names_each_check(batch_env):
     result = airflow_cli("check")
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in ("[ok] configuration", "[ok] AWS credentials", "[ok] job queue", "[ok] job definition", "[ok] Fargate size"):
+    for line in (
+        "[ok] configuration",
+        "[ok] AWS credentials",
+        "[ok] job queue",
+        "[ok] job definition",
+        "[ok] Fargate size",
+    ):
         assert line in result.stdout
 
 
@@ -31,7 +44,9 @@ def test_check_fails_with_the_fix(batch_env, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE", "missing-queue")
     result = airflow_cli("check")
     assert result.returncode == 1
-    assert "[FAILED] job queue: job queue 'missing-queue' does not exist. Fix: create the queue" in result.stdout
+    assert (
+        "[FAILED] job queue: job queue 'missing-queue' does not exist. Fix: create the queue" in result.stdout
+    )
 
 
 def test_check_reports_a_bad_option(batch_env, monkeypatch):
@@ -42,11 +57,17 @@ def test_check_reports_a_bad_option(batch_env, monkeypatch):
 
 
 def test_jobs_lists_this_deployments_jobs_with_filters(make_executor, batch_env, monkeypatch, capsys):
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command("print('x')"))
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command("print('x')"))
     executor = make_executor()
-    queue(executor, workload("listed", dag_id="etl", run_id="r1", map_index=2), workload("other", dag_id="reports", run_id="r1"))
+    queue(
+        executor,
+        workload("listed", dag_id="etl", run_id="r1", map_index=2),
+        workload("other", dag_id="reports", run_id="r1"),
+    )
     pump(executor, lambda ev: len([e for e in ev if e[1] == "success"]) == 2)
-    batch_env.client("batch").submit_job(jobName="not-airflow", jobQueue=batch_env.job_queue, jobDefinition=batch_env.job_definition)
+    batch_env.client("batch").submit_job(
+        jobName="not-airflow", jobQueue=batch_env.job_queue, jobDefinition=batch_env.job_definition
+    )
     capsys.readouterr()
 
     commands.jobs(argparse.Namespace(job_queue=None, state=None, dag_id="etl", limit=100))

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 
 from .conftest import final_states, finished, pump, python_command, workload
 
@@ -24,19 +24,20 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     sys.path.insert(0, {root!r})
-    from airflow_batch_executor import workloads as workloads_module
+    from airflow_batch_executor import task_specs as task_specs_module
     from airflow_batch_executor.executor import AwsBatchExecutor
+    from airflow_batch_executor.job_supervisor import JobSupervisor
     from tests.integration.conftest import python_command, workload
 
-    workloads_module.workload_command = lambda w: python_command("import time; time.sleep(1); print('ran')")
-    original = AwsBatchExecutor._on_submit_result
+    task_specs_module.workload_command = lambda w: python_command("import time; time.sleep(1); print('ran')")
+    original = JobSupervisor._on_submit_result
 
     def die_after_submit(self, result):
         if result.job_id:
             os.kill(os.getpid(), signal.SIGKILL)
-        original(self, result)
+        return original(self, result)
 
-    AwsBatchExecutor._on_submit_result = die_after_submit
+    JobSupervisor._on_submit_result = die_after_submit
     executor = AwsBatchExecutor()
     executor.start()
     executor.queue_workload(workload("crash", run_id="crash-run"), session=None)
@@ -48,19 +49,30 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_job_submitted_just_before_a_crash_is_adopted_not_resubmitted(make_executor, batch_env, tmp_path, monkeypatch):
+def test_job_submitted_just_before_a_crash_is_adopted_not_resubmitted(
+    make_executor, batch_env, tmp_path, monkeypatch
+):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(root=str(ROOT)))
-    child = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     [request] = batch_env.submitted_requests()
 
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command("print('never')"))
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command("print('never')"))
     item = workload("crash", run_id="crash-run")
     ti = item.ti
     orphan = SimpleNamespace(
-        key=ti.key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index,
-        try_number=ti.try_number, queue=ti.queue, executor_config=ti.executor_config, external_executor_id=None,
+        key=ti.key,
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+        try_number=ti.try_number,
+        queue=ti.queue,
+        executor_config=ti.executor_config,
+        external_executor_id=None,
     )
     executor = make_executor()
     assert executor.try_adopt_task_instances([orphan]) == []

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
 
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.naming import job_name
-from airflow_batch_executor.workloads import task_identity
+from airflow_batch_executor.task_specs import task_identity
 
 from .conftest import final_states, finished, pump, python_command, queue, workload
 
@@ -27,7 +26,7 @@ def scripted(monkeypatch):
     def command(workload):
         return python_command(SCRIPTS[workload.ti.task_id.split(".")[0]])
 
-    monkeypatch.setattr(workloads_module, "workload_command", command)
+    monkeypatch.setattr(task_specs_module, "workload_command", command)
 
 
 def requests_for(local_batch, task_id):
@@ -36,12 +35,18 @@ def requests_for(local_batch, task_id):
 
 def test_submit_request_carries_command_environment_name_and_tags(make_executor, batch_env):
     executor = make_executor()
-    item = workload("real", executor_config={
-        "containerOverrides": {
-            "environment": [{"name": "MY_SETTING", "value": "42"}],
-            "resourceRequirements": [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}],
-        }
-    })
+    item = workload(
+        "real",
+        executor_config={
+            "containerOverrides": {
+                "environment": [{"name": "MY_SETTING", "value": "42"}],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "0.5"},
+                    {"type": "MEMORY", "value": "1024"},
+                ],
+            }
+        },
+    )
     queue(executor, item)
     events = pump(executor, lambda ev: any(state == "running" for _, state, _ in ev))
     [request] = batch_env.submitted_requests()
@@ -59,11 +64,14 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
     }
     assert request["containerOverrides"]["resourceRequirements"][1] == {"type": "MEMORY", "value": "1024"}
     assert request["tags"] == {
-        "airflow.dag_id": "dag", "airflow.task_id": "real", "airflow.run_id": "run-1",
-        "airflow.try_number": "1", "airflow.map_index": "-1",
+        "airflow.dag_id": "dag",
+        "airflow.task_id": "real",
+        "airflow.run_id": "run-1",
+        "airflow.try_number": "1",
+        "airflow.map_index": "-1",
     }
     [(key, state, job_id)] = events
-    assert key == item.ti.key and state == "running" and job_id == executor.tracker.for_key(key).job_id
+    assert key == item.ti.key and state == "running" and job_id == executor.jobs.tracker.for_key(key).job_id
 
 
 def test_status_sync_reports_success_and_failure_once(make_executor, batch_env, scripted):
@@ -76,7 +84,7 @@ def test_status_sync_reports_success_and_failure_once(make_executor, batch_env, 
     assert sorted(map(str, running)) == sorted(map(str, [ok.ti.key, boom.ti.key]))
     failure_info = next(info for key, state, info in events if key == boom.ti.key and state == "failed")
     assert "exit code 3" in failure_info
-    assert len(executor.tracker) == 0 and not executor.running
+    assert len(executor.jobs.tracker) == 0 and not executor.running
     logged = [log for log in executor._task_event_logs if log.event == "batch job failed"]
     assert len(logged) == 1 and "exit code 3" in logged[0].extra
 
@@ -98,7 +106,7 @@ def test_throttled_submissions_are_retried_and_submitted_once(make_executor, bat
     events = pump(executor, finished(item.ti.key))
     assert final_states(events) == {item.ti.key: "success"}
     assert len(batch_env.submitted_requests()) == 1
-    assert executor._submitter.limiter.rate < executor.options.submit_rate_limit
+    assert executor.jobs.submit_rate < executor.options.submit_rate_limit
 
 
 def test_submissions_that_keep_failing_fail_the_task_with_the_last_error(make_executor, batch_env, scripted):
@@ -116,7 +124,9 @@ def test_submissions_that_keep_failing_fail_the_task_with_the_last_error(make_ex
 
 def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scripted):
     executor = make_executor()
-    bad = workload("ok", run_id="bad", executor_config={"containerOverrides": {"command": ["rm", "-rf", "/"]}})
+    bad = workload(
+        "ok", run_id="bad", executor_config={"containerOverrides": {"command": ["rm", "-rf", "/"]}}
+    )
     good = workload("ok", run_id="good")
     queue(executor, bad, good)
     events = pump(executor, finished(bad.ti.key, good.ti.key))
@@ -127,16 +137,25 @@ def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scri
 
 
 def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
-    callback_module = pytest.importorskip("airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2")
+    callback_module = pytest.importorskip(
+        "airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2"
+    )
     from airflow.executors.workloads import BundleInfo, ExecuteCallback
 
     CallbackDTO = callback_module.CallbackDTO
 
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
     executor = make_executor()
     callback = ExecuteCallback(
-        callback=CallbackDTO(id="9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b", fetch_method="import_path", data={"path": "x.y", "dag_id": "dag"}),
-        dag_rel_path="dags/x.py", bundle_info=BundleInfo(name="dags-folder"), log_path=None, token="t",
+        callback=CallbackDTO(
+            id="9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b",
+            fetch_method="import_path",
+            data={"path": "x.y", "dag_id": "dag"},
+        ),
+        dag_rel_path="dags/x.py",
+        bundle_info=BundleInfo(name="dags-folder"),
+        log_path=None,
+        token="t",
     )
     queue(executor, callback)
     events = pump(executor, finished(callback.key))
@@ -149,21 +168,29 @@ def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
 def ti_for(item, external_executor_id=None):
     ti = item.ti
     return SimpleNamespace(
-        key=ti.key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index,
-        try_number=ti.try_number, queue=ti.queue, executor_config=ti.executor_config,
+        key=ti.key,
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+        try_number=ti.try_number,
+        queue=ti.queue,
+        executor_config=ti.executor_config,
         external_executor_id=external_executor_id,
     )
 
 
 def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch):
     monkeypatch.setitem(SCRIPTS, "slow", "import time; time.sleep(1.5)")
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id]))
+    monkeypatch.setattr(
+        task_specs_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id])
+    )
     old = make_executor()
     by_id, by_name = workload("slow", run_id="a"), workload("slow", run_id="b")
     queue(old, by_id, by_name)
     events = pump(old, lambda ev: len([e for e in ev if e[1] == "running"]) == 2)
     job_of = {key: info for key, _, info in events}
-    old._shutdown()
+    old._stop(terminate_jobs=False)
 
     new = make_executor()
     gone = workload("slow", run_id="never-submitted")
@@ -185,31 +212,40 @@ def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, s
     events = pump(executor, lambda ev: bool(ev))
     job_id = events[0][2]
     executor.revoke_task(ti=ti_for(item, job_id))
-    assert executor.tracker.for_key(item.ti.key) is None and item.ti.key not in executor.running
+    assert executor.jobs.tracker.for_key(item.ti.key) is None and item.ti.key not in executor.running
     for _ in range(100):
         [job] = client.describe_jobs(jobs=[job_id])["jobs"]
         if job["status"] == "FAILED":
             break
         executor.heartbeat()
         import time as _time
+
         _time.sleep(0.05)
     assert job["status"] == "FAILED" and "task_queued_timeout" in job["statusReason"]
     assert executor.get_event_buffer() == {}
 
 
 def test_job_missing_from_describe_jobs_is_failed_after_a_few_checks(make_executor, batch_env):
-    from airflow_batch_executor.executor import MISSING_JOB_CHECKS
+    from airflow_batch_executor.lifecycle import MISSING_JOB_CHECKS
     from airflow_batch_executor.tracker import TrackedJob
 
     executor = make_executor()
     key = workload("lost").ti.key
-    executor.tracker.add(TrackedJob(job_id="00000000-dead-beef-0000-000000000000", key=key, job_name="lost",
-                                    job_queue=batch_env.job_queue, attempt=1, submitted_at=0.0))
+    executor.jobs.tracker.add(
+        TrackedJob(
+            job_id="00000000-dead-beef-0000-000000000000",
+            key=key,
+            job_name="lost",
+            job_queue=batch_env.job_queue,
+            attempt=1,
+            submitted_at=0.0,
+        )
+    )
     executor.running.add(key)
     events = pump(executor, finished(key))
     [(_, state, info)] = events
     assert state == "failed" and f"{MISSING_JOB_CHECKS} consecutive checks" in info
-    assert len(executor.tracker) == 0
+    assert len(executor.jobs.tracker) == 0
 
 
 def test_terminate_leaves_jobs_running_for_the_next_scheduler(make_executor, batch_env, scripted):
@@ -242,7 +278,7 @@ def test_end_waits_for_tracked_jobs(make_executor, batch_env, scripted):
     queue(executor, item)
     executor.heartbeat()
     executor.end()
-    assert len(executor.tracker) == 0
+    assert len(executor.jobs.tracker) == 0
     assert str(executor.get_event_buffer()[item.ti.key][0]) == "success"
 
 
@@ -267,7 +303,9 @@ def test_end_during_a_forced_exit_does_not_wait_for_jobs(make_executor, batch_en
 def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executor, batch_env, monkeypatch):
     """Try 1's job may still be winding down when Airflow queues try 2: only try 2 gets events."""
     scripts = {1: SCRIPTS["sleep"], 2: SCRIPTS["ok"]}
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(scripts[w.ti.try_number]))
+    monkeypatch.setattr(
+        task_specs_module, "workload_command", lambda w: python_command(scripts[w.ti.try_number])
+    )
     executor = make_executor()
     try1 = workload("flaky", run_id="retry", try_number=1)
     queue(executor, try1)
@@ -276,12 +314,12 @@ def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executo
     queue(executor, try2)
     events = pump(executor, finished(try2.ti.key))
     assert [(str(k.try_number), s) for k, s, _ in events] == [("2", "running"), ("2", "success")]
-    assert executor.tracker.get(job1) is None and try1.ti.key not in executor.running
+    assert executor.jobs.tracker.get(job1) is None and try1.ti.key not in executor.running
     batch_env.client("batch").terminate_job(jobId=job1, reason="test cleanup")
 
 
 def test_events_keep_their_order_under_concurrent_submission(make_executor, batch_env, scripted):
-    """Many tasks through 4 submit threads: each gets exactly one running event (its job id), before its end."""
+    """Many tasks through 4 submit threads: each gets one running event (its job id), before its end."""
     executor = make_executor()
     items = [workload("ok" if n % 3 else "boom", run_id=f"order-{n}") for n in range(24)]
     queue(executor, *items)

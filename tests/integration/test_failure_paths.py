@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 
 from .botocore_faults import BotocoreFaults
 from .conftest import final_states, finished, pump, python_command, queue, workload
@@ -14,7 +14,7 @@ OK = python_command("print('ok')")
 
 @pytest.fixture
 def faults(monkeypatch) -> BotocoreFaults:
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: OK)
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: OK)
     return BotocoreFaults().install(monkeypatch)
 
 
@@ -22,7 +22,10 @@ def submitted_names(batch_env) -> list[str]:
     return [request["jobName"] for request in batch_env.submitted_requests()]
 
 
-@pytest.mark.parametrize("fault", ["throttle", "server_error", "unavailable", "connection_error", "read_timeout", "expired_credentials"])
+@pytest.mark.parametrize(
+    "fault",
+    ["throttle", "server_error", "unavailable", "connection_error", "read_timeout", "expired_credentials"],
+)
 def test_submit_faults_are_retried_and_the_task_runs_once(make_executor, batch_env, faults, fault):
     executor = make_executor()
     faults.inject("SubmitJob", fault, count=2)
@@ -55,8 +58,12 @@ def test_lost_submit_response_does_not_create_a_second_job(make_executor, batch_
     assert len(submitted_names(batch_env)) == 1
 
 
-@pytest.mark.parametrize("fault", ["throttle", "server_error", "read_timeout", "connection_error", "expired_credentials"])
-def test_describe_faults_never_break_sync_and_jobs_keep_being_tracked(make_executor, batch_env, faults, fault):
+@pytest.mark.parametrize(
+    "fault", ["throttle", "server_error", "read_timeout", "connection_error", "expired_credentials"]
+)
+def test_describe_faults_never_break_sync_and_jobs_keep_being_tracked(
+    make_executor, batch_env, faults, fault
+):
     executor = make_executor()
     item = workload("ok", run_id=f"describe-{fault}")
     queue(executor, item)
@@ -67,7 +74,7 @@ def test_describe_faults_never_break_sync_and_jobs_keep_being_tracked(make_execu
     assert ("DescribeJobs", fault) in faults.injected
 
 
-def test_duplicate_and_unknown_records_are_handled(make_executor, batch_env, faults, capsys):
+def test_duplicate_and_unknown_records_are_handled(make_executor, batch_env, faults, caplog):
     executor = make_executor()
     item = workload("ok", run_id="odd-answers")
     queue(executor, item)
@@ -85,7 +92,7 @@ def test_duplicate_and_unknown_records_are_handled(make_executor, batch_env, fau
     events = pump(executor, finished(item.ti.key))
     assert final_states(events) == {item.ti.key: "success"}
     assert [state for key, state, _ in events if key == item.ti.key].count("success") == 1
-    assert "reported 'HIBERNATING', which this executor does not know" in capsys.readouterr().out
+    assert "reported 'HIBERNATING', which this executor does not know" in caplog.text
 
 
 def test_routing_to_a_queue_that_does_not_exist_fails_at_once(make_executor, batch_env, faults):
@@ -111,31 +118,39 @@ def test_terminating_finished_or_unknown_jobs_is_harmless(make_executor, batch_e
 
 
 def test_an_error_handling_one_result_fails_only_that_task(make_executor, batch_env, faults, monkeypatch):
-    from airflow_batch_executor import executor as executor_module
+    from airflow_batch_executor import lifecycle
 
     executor = make_executor()
     broken, fine = workload("ok", run_id="broken"), workload("ok", run_id="fine")
-    real_classify = executor_module.classify
+    real_classify = lifecycle.classify
 
     def classify(record):
         if "broken" in str(record.get("tags", {}).get("airflow.run_id")):
             raise KeyError("surprise")
         return real_classify(record)
 
-    monkeypatch.setattr(executor_module, "classify", classify)
+    monkeypatch.setattr(lifecycle, "classify", classify)
     queue(executor, broken, fine)
     events = pump(executor, finished(broken.ti.key, fine.ti.key))
     assert final_states(events) == {broken.ti.key: "failed", fine.ti.key: "success"}
-    assert "could not track this task: KeyError('surprise')" in [i for k, s, i in events if k == broken.ti.key and s == "failed"][0]
+    assert "could not track this task: KeyError('surprise')" in next(
+        i for k, s, i in events if k == broken.ti.key and s == "failed"
+    )
 
 
-def test_an_unexpected_error_preparing_a_job_fails_only_that_task(make_executor, batch_env, faults, monkeypatch):
+def test_an_unexpected_error_preparing_a_job_fails_only_that_task(
+    make_executor, batch_env, faults, monkeypatch
+):
     from airflow_batch_executor import executor as executor_module
 
     executor = make_executor()
     broken, fine = workload("ok", run_id="unbuildable"), workload("ok", run_id="buildable")
-    real_spec = executor_module.job_spec
-    monkeypatch.setattr(executor_module, "job_spec", lambda w: (_ for _ in ()).throw(TypeError("odd")) if w.ti.run_id == "unbuildable" else real_spec(w))
+    real_spec = executor_module.workload_spec
+    monkeypatch.setattr(
+        executor_module,
+        "workload_spec",
+        lambda w: (_ for _ in ()).throw(TypeError("odd")) if w.ti.run_id == "unbuildable" else real_spec(w),
+    )
     queue(executor, broken, fine)
     events = pump(executor, finished(broken.ti.key, fine.ti.key))
     assert final_states(events) == {broken.ti.key: "failed", fine.ti.key: "success"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -25,7 +26,10 @@ def test_healthy_setup_starts(make_executor, batch_env):
     executor = make_executor()
     checks = run_health_checks(executor.gateway, batch_env.job_queue, batch_env.job_definition, {})
     assert [(c.name, c.ok) for c in checks] == [
-        ("AWS credentials", True), ("job queue", True), ("job definition", True), ("Fargate size", True),
+        ("AWS credentials", True),
+        ("job queue", True),
+        ("job definition", True),
+        ("Fargate size", True),
     ]
 
 
@@ -40,8 +44,12 @@ def test_disabled_queue(make_executor, batch_env, monkeypatch):
     client = batch_env.client("batch")
     name = unique("disabled")
     ce = client.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
-    client.create_job_queue(jobQueueName=name, state="DISABLED", priority=1,
-                            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    client.create_job_queue(
+        jobQueueName=name,
+        state="DISABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE", name)
     message = start_fails(make_executor)
     assert f"job queue '{name}' is DISABLED" in message
@@ -57,7 +65,9 @@ def test_missing_job_definition(make_executor, batch_env, monkeypatch):
 def register_fargate(client, vcpu: str, memory: str) -> str:
     name = unique("fargate")
     client.register_job_definition(
-        jobDefinitionName=name, type="container", platformCapabilities=["FARGATE"],
+        jobDefinitionName=name,
+        type="container",
+        platformCapabilities=["FARGATE"],
         containerProperties={
             "image": "python:3.11",
             "resourceRequirements": [{"type": "VCPU", "value": vcpu}, {"type": "MEMORY", "value": memory}],
@@ -68,7 +78,10 @@ def register_fargate(client, vcpu: str, memory: str) -> str:
 
 
 def test_invalid_fargate_pair_in_the_job_definition(make_executor, batch_env, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION", register_fargate(batch_env.client("batch"), "1", "1024"))
+    monkeypatch.setenv(
+        "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION",
+        register_fargate(batch_env.client("batch"), "1", "1024"),
+    )
     message = start_fails(make_executor)
     assert "[FAILED] Fargate size" in message
     assert "vCPU 1 with 1024 MiB is not a valid Fargate size" in message
@@ -77,7 +90,16 @@ def test_invalid_fargate_pair_in_the_job_definition(make_executor, batch_env, mo
 def test_invalid_fargate_pair_from_submit_job_kwargs(make_executor, batch_env, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW__AWS_BATCH_EXECUTOR__SUBMIT_JOB_KWARGS",
-        '{"containerOverrides": {"resourceRequirements": [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "4096"}]}}',
+        json.dumps(
+            {
+                "containerOverrides": {
+                    "resourceRequirements": [
+                        {"type": "VCPU", "value": "4"},
+                        {"type": "MEMORY", "value": "4096"},
+                    ]
+                }
+            }
+        ),
     )
     message = start_fails(make_executor)
     assert "vCPU 4 with 4096 MiB is not a valid Fargate size" in message
@@ -87,7 +109,15 @@ def test_bad_credentials_are_named(make_executor, batch_env, monkeypatch):
     def expired(**kwargs):
         from botocore.exceptions import ClientError
 
-        raise ClientError({"Error": {"Code": "ExpiredTokenException", "Message": "The security token included in the request is expired"}}, "DescribeJobQueues")
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "ExpiredTokenException",
+                    "Message": "The security token included in the request is expired",
+                }
+            },
+            "DescribeJobQueues",
+        )
 
     from airflow_batch_executor.gateway import BatchGateway
 

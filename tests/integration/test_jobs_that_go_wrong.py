@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_batch_executor import workloads as workloads_module
-from airflow_batch_executor.local_batch import CAPACITY_REASON, MISCONFIGURATION_REASON
+from airflow_batch_executor import task_specs as task_specs_module
+from batch_devtools.local_batch import CAPACITY_REASON, MISCONFIGURATION_REASON
 
 from .conftest import final_states, finished, pump, python_command, queue, workload
 
@@ -13,7 +13,9 @@ from .conftest import final_states, finished, pump, python_command, queue, workl
 @pytest.fixture(autouse=True)
 def commands(monkeypatch):
     scripts = {"ok": "print('ok')", "slow": "import time; time.sleep(30)"}
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(scripts[w.ti.task_id]))
+    monkeypatch.setattr(
+        task_specs_module, "workload_command", lambda w: python_command(scripts[w.ti.task_id])
+    )
 
 
 def events_of(executor, name):
@@ -47,6 +49,7 @@ def test_transient_failures_stop_after_max_submit_job_attempts(make_executor, ba
     events = pump(executor, finished(item.ti.key))
     [(_, state, info)] = [e for e in events if e[0] == item.ti.key and e[1] != "running"]
     assert state == "failed" and "submitted 3 time(s)" in info and "max_submit_job_attempts" in info
+    assert "Not resubmitted" in info and "resubmitting" not in info.lower().replace("not resubmitted", "")
     assert len(batch_env.submitted_requests()) == 3
 
 
@@ -93,14 +96,16 @@ def test_misconfigured_job_stuck_in_runnable_is_terminated_and_failed(make_execu
     assert job["status"] == "FAILED"
 
 
-def test_capacity_wait_is_left_alone_unless_a_pending_limit_is_set(make_executor, batch_env, monkeypatch, capsys):
+def test_capacity_wait_is_left_alone_unless_a_pending_limit_is_set(
+    make_executor, batch_env, monkeypatch, caplog
+):
     batch_env.faults.stuck_in_runnable("dag-ok-*", count=None, reason=CAPACITY_REASON)
     executor = make_executor()
     waiting = workload("ok", run_id="capacity")
     queue(executor, waiting)
-    events = pump(executor, lambda ev: "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" in capsys.readouterr().out, timeout=20)
+    events = pump(executor, lambda ev: "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" in caplog.text, timeout=20)
     assert final_states(events) == {}
-    assert executor.tracker.for_key(waiting.ti.key).status == "RUNNABLE"
+    assert executor.jobs.tracker.for_key(waiting.ti.key).status == "RUNNABLE"
 
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__MAX_PENDING_SECONDS", "1")
     limited = make_executor()

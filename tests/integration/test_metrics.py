@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from airflow_batch_executor import metrics
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 
 from .conftest import finished, pump, python_command, queue, workload
 
@@ -33,7 +33,7 @@ class Recorder:
 def recorder(monkeypatch) -> Recorder:
     rec = Recorder()
     monkeypatch.setattr(metrics, "Stats", rec)
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command("print('m')"))
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command("print('m')"))
     return rec
 
 

@@ -8,14 +8,18 @@ from datetime import timedelta
 import pytest
 
 from airflow_batch_executor import BatchJobOverrides
-from airflow_batch_executor import workloads as workloads_module
+from airflow_batch_executor import task_specs as task_specs_module
 
 from .conftest import final_states, finished, pump, python_command, queue, workload
 
 
 @pytest.fixture(autouse=True)
 def quick_jobs(monkeypatch):
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command("import os; print(os.environ.get('X'))"))
+    monkeypatch.setattr(
+        task_specs_module,
+        "workload_command",
+        lambda w: python_command("import os; print(os.environ.get('X'))"),
+    )
 
 
 def test_invalid_fargate_size_fails_before_submit_with_the_nearest_sizes(make_executor, batch_env):
@@ -40,13 +44,18 @@ def test_gpu_on_fargate_fails_before_submit(make_executor, batch_env):
 
 def test_typed_overrides_reach_the_job(make_executor, batch_env):
     executor = make_executor()
-    overrides = BatchJobOverrides(vcpu=1, memory_mib=2048, timeout=timedelta(minutes=5), environment={"X": "from-overrides"})
+    overrides = BatchJobOverrides(
+        vcpu=1, memory_mib=2048, timeout=timedelta(minutes=5), environment={"X": "from-overrides"}
+    )
     item = workload("sized", run_id="good-size", executor_config=overrides)
     queue(executor, item)
     events = pump(executor, finished(item.ti.key))
     assert final_states(events) == {item.ti.key: "success"}
     [request] = batch_env.submitted_requests()
-    assert request["containerOverrides"]["resourceRequirements"] == overrides["containerOverrides"]["resourceRequirements"]
+    assert (
+        request["containerOverrides"]["resourceRequirements"]
+        == overrides["containerOverrides"]["resourceRequirements"]
+    )
     assert request["timeout"] == {"attemptDurationSeconds": 300}
     assert {"name": "X", "value": "from-overrides"} in request["containerOverrides"]["environment"]
 
@@ -56,15 +65,26 @@ def fair_share_queue(batch_env):
     client = batch_env.client("batch")
     name = f"fair-{uuid.uuid4().hex[:6]}"
     policy = client.create_scheduling_policy(
-        name=name, fairsharePolicy={"shareDecaySeconds": 60, "shareDistribution": [{"shareIdentifier": "analytics", "weightFactor": 1}]}
+        name=name,
+        fairsharePolicy={
+            "shareDecaySeconds": 60,
+            "shareDistribution": [{"shareIdentifier": "analytics", "weightFactor": 1}],
+        },
     )["arn"]
     ce = client.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
-    client.create_job_queue(jobQueueName=name, state="ENABLED", priority=1, schedulingPolicyArn=policy,
-                            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    client.create_job_queue(
+        jobQueueName=name,
+        state="ENABLED",
+        priority=1,
+        schedulingPolicyArn=policy,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
     return name
 
 
-def test_fair_share_queue_gets_share_identifier_and_priority(make_executor, batch_env, fair_share_queue, monkeypatch):
+def test_fair_share_queue_gets_share_identifier_and_priority(
+    make_executor, batch_env, fair_share_queue, monkeypatch
+):
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__SHARE_IDENTIFIER", "analytics")
     executor = make_executor()
     item = workload("fair", run_id="fair", queue=fair_share_queue, priority_weight=37)
@@ -86,7 +106,9 @@ def test_fair_share_queue_without_share_identifier_fails_the_task(make_executor,
 
 def test_share_identifier_is_not_sent_to_other_queues(make_executor, batch_env):
     executor = make_executor()
-    item = workload("plain", run_id="plain", executor_config={"shareIdentifier": "x", "schedulingPriorityOverride": 5})
+    item = workload(
+        "plain", run_id="plain", executor_config={"shareIdentifier": "x", "schedulingPriorityOverride": 5}
+    )
     queue(executor, item)
     pump(executor, finished(item.ti.key))
     [request] = batch_env.submitted_requests()

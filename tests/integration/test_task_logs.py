@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from airflow_batch_executor import workloads as workloads_module
-from airflow_batch_executor.local_batch import CAPACITY_REASON
+from airflow_batch_executor import task_specs as task_specs_module
+from batch_devtools.local_batch import CAPACITY_REASON
 
 from .conftest import pump, python_command, queue, workload
 
@@ -14,7 +14,7 @@ CHATTY = "import sys, time\nfor i in range(5):\n    print(f'line {i}', flush=Tru
 
 
 def running_job(make_executor, monkeypatch, run_id):
-    monkeypatch.setattr(workloads_module, "workload_command", lambda w: python_command(CHATTY))
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(CHATTY))
     executor = make_executor()
     item = workload("chatty", run_id=run_id)
     queue(executor, item)

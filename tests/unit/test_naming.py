@@ -19,7 +19,11 @@ BATCH_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
 
 
 def identity(**overrides) -> WorkloadIdentity:
-    values = dict(dag_id="etl.daily", task_id="load.users", run_id="scheduled__2026-01-01T00:00:00+00:00")
+    values = {
+        "dag_id": "etl.daily",
+        "task_id": "load.users",
+        "run_id": "scheduled__2026-01-01T00:00:00+00:00",
+    }
     values.update(overrides)
     return WorkloadIdentity(**values)
 
@@ -88,9 +92,18 @@ def test_tag_values_are_sanitised_and_bounded():
 ids = st.text(min_size=0, max_size=400)
 
 
-@given(dag_id=ids, task_id=ids, run_id=ids, map_index=st.integers(-1, 10**6), try_number=st.integers(0, 10**4), prefix=st.one_of(st.none(), ids))
+@given(
+    dag_id=ids,
+    task_id=ids,
+    run_id=ids,
+    map_index=st.integers(-1, 10**6),
+    try_number=st.integers(0, 10**4),
+    prefix=st.one_of(st.none(), ids),
+)
 def test_any_identity_gives_a_valid_batch_name(dag_id, task_id, run_id, map_index, try_number, prefix):
-    ident = WorkloadIdentity(dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index, try_number=try_number)
+    ident = WorkloadIdentity(
+        dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index, try_number=try_number
+    )
     name = job_name(ident, prefix)
     assert BATCH_NAME.match(name), name
     assert name == job_name(ident, prefix)

@@ -81,7 +81,7 @@ def test_real_airflow_config_from_environment(monkeypatch):
 
 
 def test_execution_api_url_from_core_or_derived_from_the_api_base_url():
-    from airflow_batch_executor.options import execution_api_url
+    from airflow_batch_executor.airflow_compat import execution_api_url
 
     class Conf:
         def __init__(self, **values):
@@ -90,13 +90,24 @@ def test_execution_api_url_from_core_or_derived_from_the_api_base_url():
         def get(self, section, key, fallback=None):
             return self.values.get(f"{section}.{key}", fallback)
 
-    assert execution_api_url(Conf(**{"core.execution_api_server_url": "https://af/execution/"})) == "https://af/execution/"
-    assert execution_api_url(Conf(**{"api.base_url": "https://airflow.example.com/"})) == "https://airflow.example.com/execution/"
+    assert (
+        execution_api_url(Conf(**{"core.execution_api_server_url": "https://af/execution/"}))
+        == "https://af/execution/"
+    )
+    assert (
+        execution_api_url(Conf(**{"api.base_url": "https://airflow.example.com/"}))
+        == "https://airflow.example.com/execution/"
+    )
     assert execution_api_url(Conf()) == "http://localhost:8080/execution/"
 
 
-@pytest.mark.parametrize("airflow_version, registers_section", [("3.1.8", False), ("3.2.0", True), ("3.3.2", True), ("3.4.0.dev0", True)])
-def test_the_section_is_registered_where_airflow_accepts_a_shared_section(monkeypatch, airflow_version, registers_section):
+@pytest.mark.parametrize(
+    "airflow_version, registers_section",
+    [("3.1.8", False), ("3.2.0", True), ("3.3.2", True), ("3.4.0.dev0", True)],
+)
+def test_the_section_is_registered_where_airflow_accepts_a_shared_section(
+    monkeypatch, airflow_version, registers_section
+):
     import airflow
 
     monkeypatch.setattr(airflow, "__version__", airflow_version)

@@ -6,50 +6,57 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_batch_executor.batch_facts import MAX_SUBMIT_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.naming import WorkloadIdentity, job_name
 from airflow_batch_executor.options import ExecutorOptions
-from airflow_batch_executor.request import (
+from airflow_batch_executor.request_factory import (
     EXECUTION_API_ENV,
     EXECUTOR_CONTAINER_ENV,
-    MAX_PAYLOAD_BYTES,
-    JobSpec,
+    RequestFactory,
     base_request,
-    build_submit_request,
     deep_merge,
-    job_queue_for,
 )
+from airflow_batch_executor.task_specs import JobSpec
 
 IDENTITY = WorkloadIdentity(dag_id="dag", task_id="task", run_id="run1", try_number=1)
-COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", '{"token": "secret"}']
+COMMAND = [
+    "python",
+    "-m",
+    "airflow.sdk.execution_time.execute_workload",
+    "--json-string",
+    '{"token": "secret"}',
+]
 
 
 def options(**overrides) -> ExecutorOptions:
-    values = dict(
-        conn_id="aws_default",
-        region_name="us-east-1",
-        job_queue="q-default",
-        job_definition="jd",
-        job_name=None,
-        submit_job_kwargs={},
-        max_submit_job_attempts=3,
-        check_health_on_startup=True,
-        terminate_jobs_on_shutdown=False,
-        submit_rate_limit=40.0,
-        submit_concurrency=4,
-        status_poll_interval=2.0,
-        max_pending_seconds=0.0,
-        share_identifier=None,
-        task_log_lines=500,
-    )
+    values = {
+        "conn_id": "aws_default",
+        "region_name": "us-east-1",
+        "job_queue": "q-default",
+        "job_definition": "jd",
+        "job_name": None,
+        "submit_job_kwargs": {},
+        "max_submit_job_attempts": 3,
+        "check_health_on_startup": True,
+        "terminate_jobs_on_shutdown": False,
+        "submit_rate_limit": 40.0,
+        "submit_concurrency": 4,
+        "status_poll_interval": 2.0,
+        "max_pending_seconds": 0.0,
+        "share_identifier": None,
+        "task_log_lines": 500,
+    }
     values.update(overrides)
     return ExecutorOptions(**values)
 
 
 def build(executor_config=None, queue="default", base_opts=None, prefix=None):
-    base = base_request(base_opts or options())
+    factory = RequestFactory(
+        base_opts or options(job_name=prefix), api_url="http://api:8080/execution/", default_queue="default"
+    )
     spec = JobSpec(identity=IDENTITY, command=COMMAND, airflow_queue=queue, executor_config=executor_config)
-    return build_submit_request(base, spec, job_name_prefix=prefix, api_url="http://api:8080/execution/", default_queue="default")
+    return factory.build(spec)
 
 
 def env(request) -> dict[str, str]:
@@ -72,12 +79,18 @@ def test_precedence_options_then_kwargs_then_executor_config():
         submit_job_kwargs={
             "jobQueue": "q-kwargs",
             "retryStrategy": {"attempts": 2},
-            "containerOverrides": {"environment": [{"name": "A", "value": "kwargs"}], "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]},
+            "containerOverrides": {
+                "environment": [{"name": "A", "value": "kwargs"}],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+            },
             "tags": {"team": "data"},
         }
     )
     request = build(
-        executor_config={"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "4096"}]}, "tags": {"cost": "x"}},
+        executor_config={
+            "containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "4096"}]},
+            "tags": {"cost": "x"},
+        },
         base_opts=opts,
     )
     assert request["jobQueue"] == "q-kwargs"
@@ -88,13 +101,19 @@ def test_precedence_options_then_kwargs_then_executor_config():
 
 
 def test_user_environment_survives_and_ours_is_appended():
-    request = build(executor_config={"containerOverrides": {"environment": [{"name": "MY_VAR", "value": "1"}]}})
+    request = build(
+        executor_config={"containerOverrides": {"environment": [{"name": "MY_VAR", "value": "1"}]}}
+    )
     names = [e["name"] for e in request["containerOverrides"]["environment"]]
     assert names == ["MY_VAR", EXECUTOR_CONTAINER_ENV, EXECUTION_API_ENV]
 
 
 def test_user_execution_api_url_is_kept():
-    request = build(executor_config={"containerOverrides": {"environment": [{"name": EXECUTION_API_ENV, "value": "http://mine"}]}})
+    request = build(
+        executor_config={
+            "containerOverrides": {"environment": [{"name": EXECUTION_API_ENV, "value": "http://mine"}]}
+        }
+    )
     assert env(request)[EXECUTION_API_ENV] == "http://mine"
     assert [e["name"] for e in request["containerOverrides"]["environment"]].count(EXECUTION_API_ENV) == 1
 
@@ -104,7 +123,7 @@ def test_airflow_queue_routes_to_a_batch_queue_and_executor_config_wins():
     assert build(queue="default")["jobQueue"] == "q-default"
     assert build(queue="gpu-queue", executor_config={"jobQueue": "explicit"})["jobQueue"] == "explicit"
     spec = JobSpec(identity=IDENTITY, command=[], airflow_queue="spot", executor_config=None)
-    assert job_queue_for(base_request(options()), spec, "default") == "spot"
+    assert RequestFactory(options(), api_url="u", default_queue="default").job_queue(spec) == "spot"
 
 
 def test_prefix_and_identity_tags_cannot_be_overridden():
@@ -123,7 +142,10 @@ def test_prefix_and_identity_tags_cannot_be_overridden():
         ({"retryStrategy": {"attempts": "three"}}, "Invalid type"),
         ({"timeout": {"attemptDurationSeconds": 30}}, "at least 60 seconds"),
         ({"tags": {f"k{i}": "v" for i in range(50)}}, "tags are set"),
-        ({"containerOverrides": {"environment": [{"name": "BIG", "value": "x" * 40000}]}}, "over AWS Batch's 30720-byte limit"),
+        (
+            {"containerOverrides": {"environment": [{"name": "BIG", "value": "x" * 40000}]}},
+            "over AWS Batch's 30720-byte limit",
+        ),
     ],
 )
 def test_bad_executor_config_fails_only_that_task_with_a_fix(config, message):
@@ -136,7 +158,9 @@ def test_bad_executor_config_fails_only_that_task_with_a_fix(config, message):
 def test_payload_just_under_the_limit_is_accepted():
     request = build()
     room = MAX_PAYLOAD_BYTES - len(json.dumps(request, separators=(",", ":")).encode()) - 40
-    request = build(executor_config={"containerOverrides": {"environment": [{"name": "PAD", "value": "x" * room}]}})
+    request = build(
+        executor_config={"containerOverrides": {"environment": [{"name": "PAD", "value": "x" * room}]}}
+    )
     assert len(json.dumps(request, separators=(",", ":")).encode()) <= MAX_PAYLOAD_BYTES
 
 
@@ -157,7 +181,9 @@ def test_bad_submit_job_kwargs_is_an_option_error(kwargs, message):
 
 
 json_leaf = st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=3))
-json_tree = st.recursive(json_leaf, lambda children: st.dictionaries(st.text(max_size=4), children, max_size=4), max_leaves=12)
+json_tree = st.recursive(
+    json_leaf, lambda children: st.dictionaries(st.text(max_size=4), children, max_size=4), max_leaves=12
+)
 dicts = st.dictionaries(st.text(max_size=4), json_tree, max_size=5)
 
 
@@ -186,9 +212,14 @@ def test_merge_never_mutates_inputs(base, override):
 
 
 def build_with_timeout(seconds, executor_config=None):
-    spec = JobSpec(identity=IDENTITY, command=COMMAND, airflow_queue="default", executor_config=executor_config,
-                   execution_timeout=seconds)
-    return build_submit_request(base_request(options()), spec, job_name_prefix=None, api_url="u", default_queue="default")
+    spec = JobSpec(
+        identity=IDENTITY,
+        command=COMMAND,
+        airflow_queue="default",
+        executor_config=executor_config,
+        execution_timeout=seconds,
+    )
+    return RequestFactory(options(), api_url="u", default_queue="default").build(spec)
 
 
 def test_execution_timeout_becomes_the_attempt_duration_with_a_margin():

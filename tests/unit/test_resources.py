@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_batch_executor.resources import (
+from airflow_batch_executor.sizing import (
     FARGATE_MEMORY_BY_VCPU,
     check_resources,
     ec2_vcpu_error,
@@ -71,27 +71,35 @@ def test_invalid_fargate_sizes_name_the_pair_and_the_valid_range(vcpu: float, me
         (
             1,
             1024,
-            "vCPU 1 with 1024 MiB is not a valid Fargate size; "
-            "with 1 vCPU use 2048–8192 MiB in steps of 1024 (nearest: 2048 MiB), "
-            "or for 1024 MiB use 0.25 or 0.5 vCPU",
+            (
+                "vCPU 1 with 1024 MiB is not a valid Fargate size; "
+                "with 1 vCPU use 2048–8192 MiB in steps of 1024 (nearest: 2048 MiB), "
+                "or for 1024 MiB use 0.25 or 0.5 vCPU"
+            ),
         ),
         (
             0.25,
             1536,
-            "vCPU 0.25 with 1536 MiB is not a valid Fargate size; with 0.25 vCPU use 512, 1024 or 2048 MiB "
-            "(nearest: 1024 or 2048 MiB)",
+            (
+                "vCPU 0.25 with 1536 MiB is not a valid Fargate size; "
+                "with 0.25 vCPU use 512, 1024 or 2048 MiB (nearest: 1024 or 2048 MiB)"
+            ),
         ),
         (
             8,
             20000,
-            "vCPU 8 with 20000 MiB is not a valid Fargate size; "
-            "with 8 vCPU use 16384–61440 MiB in steps of 4096 (nearest: 16384 or 20480 MiB)",
+            (
+                "vCPU 8 with 20000 MiB is not a valid Fargate size; "
+                "with 8 vCPU use 16384–61440 MiB in steps of 4096 (nearest: 16384 or 20480 MiB)"
+            ),
         ),
         (
             3,
             8192,
-            "vCPU 3 is not a valid Fargate size; Fargate accepts 0.25, 0.5, 1, 2, 4, 8 or 16 vCPU, "
-            "and for 8192 MiB use 1, 2 or 4 vCPU",
+            (
+                "vCPU 3 is not a valid Fargate size; Fargate accepts 0.25, 0.5, 1, 2, 4, 8 or 16 vCPU, "
+                "and for 8192 MiB use 1, 2 or 4 vCPU"
+            ),
         ),
         (0.1, 300, "vCPU 0.1 is not a valid Fargate size; Fargate accepts 0.25, 0.5, 1, 2, 4, 8 or 16 vCPU"),
     ],

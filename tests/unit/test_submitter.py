@@ -7,12 +7,15 @@ import time
 
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from airflow_batch_executor.api_errors import ApiErrorKind
+from airflow_batch_executor.aws_errors import ApiErrorKind
 from airflow_batch_executor.submitter import Submission, Submitter, backoff_delay
 
 
 def client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SubmitJob")
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "SubmitJob",
+    )
 
 
 class StubGateway:
@@ -94,13 +97,14 @@ def test_delayed_submissions_wait_and_cancel_drops_them():
     gateway = StubGateway()
     submitter = Submitter(gateway, rate=1000, concurrency=2)
     submitter.start()
-    submitter.put(submission(1), delay=30)
-    submitter.put(submission(2))
+    submitter.submit(submission(1), delay=30)
+    submitter.submit(submission(2))
     results = collect(submitter, 1)
     assert [r.submission.key for r in results] == [("k", 2)]
-    assert submitter.pending == 1
-    assert submitter.cancel(("k", 1)) is True
-    assert submitter.pending == 0
+    assert submitter.pending == 1 and len(submitter) == 2
+    submitter.forget(("k", 1))
+    assert submitter.pending == 0 and len(submitter) == 1
+    assert submitter.is_live(results[0].submission)
     submitter.stop()
     assert gateway.submitted == ["job-2"]
 

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
-from airflow_batch_executor.api_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.tracker import JobTracker, TrackedJob
 
@@ -33,7 +39,9 @@ def test_resubmitted_job_replaces_the_old_one_for_its_key():
 
 
 def err(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +95,7 @@ def test_rate_limiter_hands_out_tokens_at_the_rate(monkeypatch):
     assert limiter.acquire(stop)
 
 
-def test_earlier_try_of_the_same_task_is_found():
+def test_a_later_try_supersedes_the_job_of_an_earlier_try():
     from airflow.models.taskinstancekey import TaskInstanceKey
 
     try1 = TaskInstanceKey("d", "t", "r", try_number=1, map_index=-1)
@@ -95,8 +103,9 @@ def test_earlier_try_of_the_same_task_is_found():
     other = TaskInstanceKey("d", "t", "r", try_number=1, map_index=0)
     tracker = JobTracker()
     tracker.add(job("j1", try1))
-    assert tracker.earlier_try(try2).job_id == "j1"
-    assert tracker.earlier_try(try1) is None
-    assert tracker.earlier_try(other) is None
-    tracker.pop("j1")
-    assert tracker.earlier_try(try2) is None
+    assert tracker.supersede(try1) is None
+    assert tracker.supersede(other) is None
+    assert len(tracker) == 1
+    assert tracker.supersede(try2).job_id == "j1"
+    assert len(tracker) == 0 and tracker.for_key(try1) is None
+    assert tracker.supersede(try2) is None

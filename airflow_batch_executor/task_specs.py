@@ -1,26 +1,46 @@
-"""What the executor reads from Airflow's workloads and task instances, in one place.
+"""What the executor reads from Airflow's workloads and task instances: one :class:`JobSpec`.
 
-Keeping the Airflow-specific shapes here lets request building, naming and adoption work on plain
-values, and gives one spot to adjust when Airflow's workload models change.
+Every path that needs a job's request, name or queue (submitting a workload, adopting a task instance
+after a restart, ``airflow aws-batch-executor render``) starts from a JobSpec built here, so request
+building, naming and adoption work on plain values and Airflow's model shapes are read in one place.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.executors import workloads
 
 from airflow_batch_executor.naming import WorkloadIdentity
-from airflow_batch_executor.request import JobSpec
 
-if TYPE_CHECKING:
-    from airflow.models.taskinstance import TaskInstance
-
-EXECUTE_WORKLOAD_MODULE = "airflow.sdk.execution_time.execute_workload"
+TASK_SDK_MODULE = "airflow.sdk.execution_time.execute_workload"
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the request factory needs about one workload, and nothing Airflow-specific."""
+
+    identity: WorkloadIdentity
+    command: list[str]
+    airflow_queue: str | None
+    executor_config: Any
+    execution_timeout: float | None = None
+    priority_weight: int | None = None
+
+
+def task_sdk_command(workload_json: str) -> list[str]:
+    """The container command that runs a workload with the Task SDK inside the job."""
+    return ["python", "-m", TASK_SDK_MODULE, "--json-string", workload_json]
+
+
+def workload_command(workload: Any) -> list[str]:
+    """The Task SDK command for a workload handed over by the scheduler."""
+    return task_sdk_command(workload.model_dump_json())
 
 
 @lru_cache(maxsize=256)
@@ -31,10 +51,9 @@ def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
     a Batch-side timeout, which is better than failing them for a missing safety net (or querying
     again for every task of that version).
     """
-    from sqlalchemy import select
-
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     try:
         with create_session() as session:
@@ -47,7 +66,7 @@ def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
                 for task in tasks
                 if getattr(task, "execution_timeout", None)
             }
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - an unreadable DAG must not fail its tasks
         log.warning("Could not read the execution_timeout of DAG version %s: %s", dag_version_id, error)
         return {}
 
@@ -58,15 +77,13 @@ def execution_timeout(ti: Any) -> float | None:
 
 
 def workload_key(workload: Any) -> Any:
-    """The scheduler's key for a workload: a TaskInstanceKey for tasks, a callback key for callbacks."""
+    """The scheduler's key for a workload: a TaskInstanceKey for tasks, a callback key for callbacks.
+
+    Read from ``ti`` rather than ``ExecuteTask.key``, which Airflow 3.1 does not have.
+    """
     if isinstance(workload, workloads.ExecuteTask):
         return workload.ti.key
     return workload.callback.key
-
-
-def workload_command(workload: Any) -> list[str]:
-    """The Task SDK command that runs this workload inside the job's container."""
-    return ["python", "-m", EXECUTE_WORKLOAD_MODULE, "--json-string", workload.model_dump_json()]
 
 
 def task_identity(ti: Any) -> WorkloadIdentity:
@@ -80,8 +97,8 @@ def task_identity(ti: Any) -> WorkloadIdentity:
     )
 
 
-def job_spec(workload: Any) -> JobSpec:
-    """Everything request building needs from a workload handed over by the scheduler."""
+def workload_spec(workload: Any) -> JobSpec:
+    """The spec of a workload handed over by the scheduler: a task, or an executor callback."""
     if isinstance(workload, workloads.ExecuteTask):
         ti = workload.ti
         return JobSpec(
@@ -90,21 +107,38 @@ def job_spec(workload: Any) -> JobSpec:
             airflow_queue=ti.queue,
             executor_config=ti.executor_config,
             execution_timeout=execution_timeout(ti),
+            priority_weight=ti.priority_weight,
         )
     data = workload.callback.data if isinstance(workload.callback.data, dict) else {}
+    identity = WorkloadIdentity(
+        dag_id=str(data.get("dag_id", "callback")), callback_id=str(workload.callback.id)
+    )
     return JobSpec(
-        identity=WorkloadIdentity(dag_id=str(data.get("dag_id", "callback")), callback_id=str(workload.callback.id)),
+        identity=identity,
         command=workload_command(workload),
         airflow_queue=data.get("queue"),
         executor_config=None,
     )
 
 
-def routing_spec(ti: TaskInstance) -> JobSpec:
-    """A spec for a database task instance, enough to know its job's name and queue during adoption."""
+def task_instance_spec(ti: Any) -> JobSpec:
+    """The spec of a database task instance: enough for its job's name and queue (adoption)."""
     return JobSpec(
         identity=task_identity(ti),
         command=[],
         airflow_queue=ti.queue,
         executor_config=ti.executor_config,
+    )
+
+
+def task_spec(task: Any, identity: WorkloadIdentity, command: list[str]) -> JobSpec:
+    """The spec of a task of a serialized DAG, for a try that need not exist (``render``)."""
+    timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
+    return JobSpec(
+        identity=identity,
+        command=command,
+        airflow_queue=task.queue,
+        executor_config=task.executor_config,
+        execution_timeout=timeout,
+        priority_weight=task.priority_weight,
     )

@@ -1,5 +1,9 @@
 """How the SubmitJob request for a workload is built and checked, before anything is sent.
 
+One :class:`RequestFactory` is made at start-up from the options; the executor, the submit threads,
+adoption and ``airflow aws-batch-executor render`` all use it, so they agree on every job's request,
+name and queue.
+
 Precedence, lowest first: the executor's defaults, the ``[aws_batch_executor]`` options, the
 ``submit_job_kwargs`` JSON, the task's Airflow ``queue`` (when it is not the default queue), then the
 task's ``executor_config``. Merging is a recursive dict update; lists are replaced, never concatenated,
@@ -18,7 +22,6 @@ import copy
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -26,28 +29,21 @@ from botocore.model import Shape
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from airflow_batch_executor.batch_facts import (
+    MAX_SUBMIT_PAYLOAD_BYTES,
+    MAX_TAGS_PER_JOB,
+    MIN_ATTEMPT_DURATION_SECONDS,
+)
 from airflow_batch_executor.errors import OptionError, TaskConfigError
-from airflow_batch_executor.naming import WorkloadIdentity, identity_tags, job_name
+from airflow_batch_executor.naming import identity_tags, job_name
 from airflow_batch_executor.options import ExecutorOptions
+from airflow_batch_executor.placement import PlacementCatalog, place
+from airflow_batch_executor.task_specs import JobSpec, task_instance_spec
 
-MAX_PAYLOAD_BYTES = 30 * 1024
-MIN_ATTEMPT_DURATION_SECONDS = 60
 STARTUP_MARGIN_SECONDS = 120
-MAX_TAGS = 50
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 _PLACEHOLDER_NAME = "placeholder"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What the executor knows about one workload when it builds its request."""
-
-    identity: WorkloadIdentity
-    command: list[str]
-    airflow_queue: str | None
-    executor_config: Any
-    execution_timeout: float | None = None
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,8 +73,8 @@ def request_problems(request: Mapping[str, Any]) -> list[str]:
             f"{MIN_ATTEMPT_DURATION_SECONDS} seconds"
         )
     tags = request.get("tags")
-    if isinstance(tags, Mapping) and len(tags) > MAX_TAGS:
-        problems.append(f"{len(tags)} tags are set; AWS Batch allows at most {MAX_TAGS} per job")
+    if isinstance(tags, Mapping) and len(tags) > MAX_TAGS_PER_JOB:
+        problems.append(f"{len(tags)} tags are set; AWS Batch allows at most {MAX_TAGS_PER_JOB} per job")
     return problems
 
 
@@ -138,46 +134,78 @@ def _task_config(spec: JobSpec) -> dict[str, Any]:
     return dict(config)
 
 
-def _merged(base: Mapping[str, Any], spec: JobSpec, default_queue: str) -> dict[str, Any]:
-    config = _task_config(spec)
-    routed: dict[str, Any] = {}
-    if spec.airflow_queue and spec.airflow_queue != default_queue:
-        routed["jobQueue"] = spec.airflow_queue
-    return deep_merge(deep_merge(base, routed), config)
+class RequestFactory:
+    """Turns a :class:`JobSpec` into the SubmitJob request the executor sends for it.
 
+    ``build`` is pure and fast (it runs in the scheduler's heartbeat); ``place`` may ask AWS about the
+    job's queue and definition (cached) and runs on the submit threads.
+    """
 
-def job_queue_for(base: Mapping[str, Any], spec: JobSpec, default_queue: str) -> str:
-    """The Batch job queue this workload's job goes to, by the same precedence as its request."""
-    return _merged(base, spec, default_queue)["jobQueue"]
+    def __init__(
+        self,
+        options: ExecutorOptions,
+        *,
+        api_url: str,
+        default_queue: str,
+        catalog: PlacementCatalog | None = None,
+    ) -> None:
+        self.options = options
+        self.base = base_request(options)
+        self.api_url = api_url
+        self.default_queue = default_queue
+        self.catalog = catalog
 
+    def _merged(self, spec: JobSpec) -> dict[str, Any]:
+        config = _task_config(spec)
+        routed: dict[str, Any] = {}
+        if spec.airflow_queue and spec.airflow_queue != self.default_queue:
+            routed["jobQueue"] = spec.airflow_queue
+        return deep_merge(deep_merge(self.base, routed), config)
 
-def build_submit_request(
-    base: Mapping[str, Any],
-    spec: JobSpec,
-    *,
-    job_name_prefix: str | None,
-    api_url: str,
-    default_queue: str,
-) -> dict[str, Any]:
-    """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
-    request = _merged(base, spec, default_queue)
-    if spec.execution_timeout and "timeout" not in request:
-        seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
-        request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_DURATION_SECONDS, seconds)}
-    request["jobName"] = job_name(spec.identity, job_name_prefix)
-    request.setdefault("containerOverrides", {})["command"] = list(spec.command)
-    _with_environment(request, api_url)
-    request["tags"] = {**(request.get("tags") or {}), **identity_tags(spec.identity)}
-    if problems := request_problems(request):
-        raise TaskConfigError(
-            "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),
-            "correct the task's executor_config (boto3 SubmitJob parameter names and types)",
+    def job_queue(self, spec: JobSpec) -> str:
+        """The Batch job queue this workload's job goes to, by the same precedence as its request."""
+        return self._merged(spec)["jobQueue"]
+
+    def job_name(self, spec: JobSpec) -> str:
+        return job_name(spec.identity, self.options.job_name)
+
+    def locate(self, ti: Any) -> tuple[str, str]:
+        """(job queue, job name) of a task instance's job, as submitted: how adoption finds it."""
+        spec = task_instance_spec(ti)
+        return self.job_queue(spec), self.job_name(spec)
+
+    def build(self, spec: JobSpec) -> dict[str, Any]:
+        """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
+        request = self._merged(spec)
+        if spec.execution_timeout and "timeout" not in request:
+            seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
+            request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_DURATION_SECONDS, seconds)}
+        request["jobName"] = self.job_name(spec)
+        request.setdefault("containerOverrides", {})["command"] = list(spec.command)
+        _with_environment(request, self.api_url)
+        request["tags"] = {**(request.get("tags") or {}), **identity_tags(spec.identity)}
+        if problems := request_problems(request):
+            raise TaskConfigError(
+                "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),
+                "correct the task's executor_config (boto3 SubmitJob parameter names and types)",
+            )
+        size = len(json.dumps(request, separators=(",", ":")).encode())
+        if size > MAX_SUBMIT_PAYLOAD_BYTES:
+            raise TaskConfigError(
+                f"the SubmitJob request is {size} bytes, "
+                f"over AWS Batch's {MAX_SUBMIT_PAYLOAD_BYTES}-byte limit",
+                "move large environment values or parameters into the job definition, S3 or a secret",
+            )
+        return request
+
+    def place(self, request: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
+        """The request adjusted to its queue and definition, or TaskConfigError naming what cannot run."""
+        if self.catalog is None:
+            return request
+        placement = self.catalog.placement(request["jobQueue"], request["jobDefinition"])
+        return place(
+            request,
+            placement,
+            priority_weight=spec.priority_weight,
+            share_identifier=self.options.share_identifier,
         )
-    size = len(json.dumps(request, separators=(",", ":")).encode())
-    if size > MAX_PAYLOAD_BYTES:
-        raise TaskConfigError(
-            f"the SubmitJob request is {size} bytes, over AWS Batch's {MAX_PAYLOAD_BYTES}-byte limit",
-            "move large environment values or parameters into the job definition, S3 or a secret",
-        )
-    return request
-

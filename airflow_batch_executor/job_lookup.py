@@ -1,0 +1,107 @@
+"""How a job is found again: by id or by its deterministic name.
+
+A task instance whose ``external_executor_id`` holds a job id is found with DescribeJobs. One without
+it may still have a job: the old scheduler can die between SubmitJob returning and the id reaching the
+database. Such a job is found by its deterministic name (ListJobs with a ``JOB_NAME`` filter on the
+task's queue), so the try is adopted instead of run a second time. The submitter uses the same lookup
+before retrying a SubmitJob whose answer was lost, and the CLI to list a deployment's jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, JOB_STATUSES
+from airflow_batch_executor.gateway import BatchGateway
+
+log = logging.getLogger(__name__)
+
+
+def jobs_by_id(gateway: BatchGateway, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """DescribeJobs records for the ids Batch still knows, in chunks of 100."""
+    ids = list(dict.fromkeys(job_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), DESCRIBE_JOBS_MAX_IDS):
+        for job in gateway.describe_jobs(ids[start : start + DESCRIBE_JOBS_MAX_IDS]):
+            found[job["jobId"]] = job
+    return found
+
+
+def find_job_by_name(
+    gateway: BatchGateway, job_queue: str, job_name: str, *, live_only: bool = False
+) -> dict[str, Any] | None:
+    """The newest job with this exact name, preferring one that has not failed.
+
+    ``live_only`` ignores failed jobs altogether: a job that failed before starting keeps its name
+    when it is resubmitted, so a failed namesake is no proof that the current request reached Batch.
+    """
+    jobs = gateway.find_jobs_by_name(job_queue, job_name)
+    live = [job for job in jobs if job.get("status") != "FAILED"]
+    return (live or ([] if live_only else jobs) or [None])[0]
+
+
+@dataclass(frozen=True)
+class FoundJob:
+    """A live job of a task instance, with the name and queue the task's job is submitted under."""
+
+    job_id: str
+    job_name: str
+    job_queue: str
+
+
+def find_adoptable_jobs(
+    gateway: BatchGateway, tis: Sequence[Any], locate: Callable[[Any], tuple[str, str]]
+) -> dict[int, FoundJob]:
+    """Map ``index in tis`` → its job, for every task instance whose Batch job still exists.
+
+    ``locate(ti)`` gives the (job queue, job name) the task instance's job was submitted with.
+    """
+    adopted: dict[int, FoundJob] = {}
+    with_id = {i: ti.external_executor_id for i, ti in enumerate(tis) if ti.external_executor_id}
+    known = jobs_by_id(gateway, with_id.values()) if with_id else {}
+    for index, ti in enumerate(tis):
+        job_queue, job_name = locate(ti)
+        job_id = with_id.get(index)
+        if job_id not in known:
+            job = find_job_by_name(gateway, job_queue, job_name)
+            if job is None:
+                continue
+            job_id = job["jobId"]
+            log.info("Found Batch job %s for %s by its name %s", job_id, ti, job_name)
+        adopted[index] = FoundJob(job_id=job_id, job_name=job_name, job_queue=job_queue)
+    return adopted
+
+
+def deployment_jobs(
+    gateway: BatchGateway,
+    job_queue: str,
+    prefix: str | None,
+    state: str | None,
+    dag_id: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Jobs of this deployment in a queue: Airflow-tagged, optionally by name prefix, newest first."""
+    if prefix:
+        summaries = gateway.list_jobs(job_queue, name_pattern=f"{prefix}*")
+        summaries = [job for job in summaries if not state or job.get("status") == state]
+    else:
+        summaries = [
+            job
+            for status in ([state] if state else JOB_STATUSES)
+            for job in gateway.list_jobs(job_queue, status=status)
+        ]
+    summaries.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
+    described = jobs_by_id(gateway, [job["jobId"] for job in summaries])
+    jobs = []
+    for summary in summaries:
+        job = described.get(summary["jobId"])
+        tags = (job or {}).get("tags") or {}
+        if "airflow.dag_id" not in tags or (dag_id and tags["airflow.dag_id"] != dag_id):
+            continue
+        jobs.append(job)
+        if len(jobs) >= limit:
+            break
+    return jobs

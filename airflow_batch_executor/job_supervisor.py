@@ -1,0 +1,239 @@
+"""The job machinery behind the executor: submissions, the state map, polling, and their outcomes.
+
+:class:`JobSupervisor` owns the submit threads, the status poller and the tracker, and carries out
+what :mod:`~airflow_batch_executor.lifecycle` decides. It knows nothing of Airflow's executor API:
+what the scheduler must hear comes back as :class:`TaskEvent` values, which the executor reports on
+the scheduler's thread. Every method here runs on that thread too and never waits on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_batch_executor import metrics
+from airflow_batch_executor.aws_errors import ApiErrorKind
+from airflow_batch_executor.batch_facts import batch_reason
+from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.job_lookup import FoundJob
+from airflow_batch_executor.lifecycle import (
+    Action,
+    Decision,
+    Limits,
+    after_missing,
+    after_record,
+    after_submit,
+)
+from airflow_batch_executor.options import ExecutorOptions
+from airflow_batch_executor.poller import DescribedChunk, StatusPoller
+from airflow_batch_executor.request_factory import RequestFactory
+from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
+from airflow_batch_executor.task_specs import JobSpec
+from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
+
+SHUTDOWN_REASON = (
+    "Terminated by the Airflow scheduler on shutdown ([aws_batch_executor] terminate_jobs_on_shutdown)"
+)
+REVOKE_REASON = (
+    "Revoked by the Airflow scheduler: the task stayed queued past [scheduler] task_queued_timeout"
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """What the scheduler must hear about one workload.
+
+    ``state`` is ``running`` (``info`` is the job id), ``success`` (the job id), ``failed`` (the
+    reason) or None for an event-log row alone; ``log_event`` names the row of the task's event log
+    that carries ``info`` to the operator.
+    """
+
+    key: WorkloadKey
+    state: str | None
+    info: str
+    log_event: str = ""
+
+
+def _failed(key: WorkloadKey, decision: Decision) -> TaskEvent:
+    log.error("%s: %s", key, decision.reason)
+    return TaskEvent(key, "failed", decision.reason, decision.event)
+
+
+class JobSupervisor:
+    def __init__(self, gateway: BatchGateway, factory: RequestFactory, options: ExecutorOptions) -> None:
+        self.tracker = JobTracker()
+        self._gateway = gateway
+        self._limits = Limits.from_options(options)
+        self._submitter = Submitter(
+            gateway, rate=options.submit_rate_limit, concurrency=options.submit_concurrency, factory=factory
+        )
+        self._poller = StatusPoller(gateway, options.status_poll_interval)
+
+    def start(self) -> None:
+        self._submitter.start()
+        self._poller.start()
+
+    @property
+    def busy(self) -> bool:
+        """True while any job is tracked or any submission is under way."""
+        return bool(self.tracker) or bool(self._submitter)
+
+    @property
+    def submit_rate(self) -> float:
+        return self._submitter.limiter.rate
+
+    def submit(self, key: WorkloadKey, request: dict[str, Any], spec: JobSpec) -> WorkloadKey | None:
+        """Queue a built request for the submit threads; returns the key of a try it superseded."""
+        earlier = self.tracker.supersede(key)
+        if earlier is not None:
+            log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
+        self._submitter.submit(Submission(key=key, request=request, spec=spec))
+        return earlier.key if earlier is not None else None
+
+    def sync(self) -> list[TaskEvent]:
+        """Handle finished submissions and DescribeJobs answers, and start a poll round when due."""
+        events: list[TaskEvent] = []
+        for result in self._submitter.results():
+            events += self._isolated(result.submission.key, self._on_submit_result, result)
+        for chunk in self._poller.results():
+            events += self._on_chunk(chunk)
+        if self._poller.due() and self.tracker:
+            self._poller.poll(self.tracker.job_ids())
+        metrics.gauge("jobs.tracked", len(self.tracker))
+        metrics.gauge("jobs.submitting", len(self._submitter))
+        return events
+
+    def _on_submit_result(self, result: SubmitResult) -> list[TaskEvent]:
+        submission, key = result.submission, result.submission.key
+        if not self._submitter.is_live(submission):
+            if result.job_id:
+                log.warning(
+                    "Batch job %s was submitted for %s after it was revoked; terminating it",
+                    result.job_id,
+                    key,
+                )
+                self._poller.terminate(result.job_id, REVOKE_REASON)
+            return []
+        decision = after_submit(result, self._limits)
+        if decision.action is Action.RESUBMIT:
+            delay = backoff_delay(submission.attempt)
+            metrics.incr_labelled("submit.retried", decision.reason_class)
+            if result.error_kind is ApiErrorKind.THROTTLED:
+                metrics.incr("throttled")
+            log.warning("%s: %s; retrying in %.1fs", key, decision.reason, delay)
+            self._submitter.put(submission, delay)
+            return []
+        self._submitter.done(submission)
+        if decision.action is Action.FAIL:
+            metrics.incr("submit.failed")
+            return [_failed(key, decision)]
+        assert result.job_id is not None
+        metrics.incr("submit.ok")
+        job = TrackedJob.submitted(submission, result.job_id, time.time())
+        self.tracker.add(job)
+        how = "found already submitted" if result.found_existing else "submitted"
+        log.info("Batch job %s (%s) %s for %s", job.job_id, job.job_name, how, key)
+        return [TaskEvent(key, "running", job.job_id)]
+
+    def _on_chunk(self, chunk: DescribedChunk) -> list[TaskEvent]:
+        if chunk.records is None:
+            return []
+        answered = {record.get("jobId"): record for record in chunk.records if isinstance(record, dict)}
+        events: list[TaskEvent] = []
+        for job_id in chunk.asked:
+            if (job := self.tracker.get(job_id)) is not None:
+                events += self._isolated(job.key, self._on_record, job, answered.get(job_id))
+        return events
+
+    def _on_record(self, job: TrackedJob, record: dict[str, Any] | None) -> list[TaskEvent]:
+        if record is None:
+            job.missing_checks += 1
+            decision = after_missing(job, self._limits)
+            if decision.action is Action.WAIT:
+                log.warning("%s", decision.reason)
+        else:
+            if job.observe(record):
+                metrics.incr_labelled("jobs.status", job.status)
+                if job.status_reason and not job.started:
+                    log.info(
+                        "Batch job %s for %s is %s: %s", job.job_id, job.key, job.status, job.status_reason
+                    )
+            decision = after_record(job, record, self._limits, time.time())
+            if decision.reason_class == "unknown_status":
+                log.warning("%s", decision.reason)
+        return self._carry_out(job, decision)
+
+    def _carry_out(self, job: TrackedJob, decision: Decision) -> list[TaskEvent]:
+        if decision.action is Action.WAIT:
+            return []
+        self.tracker.pop(job.job_id)
+        if decision.action is Action.SUCCEED:
+            log.info("Batch job %s for %s succeeded", job.job_id, job.key)
+            return [TaskEvent(job.key, "success", job.job_id)]
+        if decision.action is Action.RESUBMIT:
+            assert job.submission is not None
+            delay = backoff_delay(job.attempt)
+            metrics.incr_labelled("resubmitted", decision.reason_class)
+            log.warning("%s: %s Next attempt in %.1fs.", job.key, decision.reason, delay)
+            self._submitter.submit(job.submission, delay)
+            return [TaskEvent(job.key, None, decision.reason, decision.event)]
+        if decision.action is Action.TERMINATE:
+            self._poller.terminate(job.job_id, batch_reason(decision.reason))
+        return [_failed(job.key, decision)]
+
+    def _isolated(
+        self, key: WorkloadKey, handler: Callable[..., list[TaskEvent]], *args: Any
+    ) -> list[TaskEvent]:
+        """Run one handler so that a failure affects only its own task.
+
+        The task is failed rather than dropped: a task the executor silently forgets would stay
+        queued or running in Airflow's database forever.
+        """
+        try:
+            return handler(*args)
+        except Exception as error:
+            log.exception("Handling the Batch job of %s failed", key)
+            self.forget(key)
+            reason = f"The AWS Batch executor could not track this task: {error!r}"
+            return [_failed(key, Decision(Action.FAIL, reason, "batch job lost"))]
+
+    def forget(self, key: WorkloadKey) -> TrackedJob | None:
+        """Stop submitting and tracking this workload, wherever it is; returns its job if tracked."""
+        self._submitter.forget(key)
+        job = self.tracker.for_key(key)
+        return self.tracker.pop(job.job_id) if job is not None else None
+
+    def revoke(self, key: WorkloadKey, known_job_id: str | None) -> None:
+        """Forget the workload and terminate its job: the tracked one, or the id Airflow stored.
+
+        A job whose SubmitJob is still on the wire is terminated when its answer arrives.
+        """
+        job = self.forget(key)
+        job_id = job.job_id if job is not None else known_job_id
+        if job_id:
+            log.info("Revoking %s: terminating Batch job %s", key, job_id)
+            self._poller.terminate(job_id, REVOKE_REASON)
+
+    def adopt(self, adopted: Iterable[tuple[WorkloadKey, FoundJob]]) -> None:
+        for key, found in adopted:
+            self.tracker.add(TrackedJob(found.job_id, key, found.job_name, found.job_queue, 1, time.time()))
+
+    def stop(self, *, terminate_jobs: bool) -> None:
+        """Stop submitting; terminate the tracked jobs, or leave them for the next scheduler."""
+        if dropped := self._submitter.drop_waiting():
+            log.warning("Shutting down: %d job(s) not yet submitted will be rescheduled", len(dropped))
+        if terminate_jobs:
+            for job in self.tracker:
+                try:
+                    self._gateway.terminate_job(job.job_id, SHUTDOWN_REASON)
+                except Exception as error:  # noqa: BLE001 - one failure must not stop the rest
+                    log.warning("Could not terminate Batch job %s: %s", job.job_id, error)
+        elif self.tracker:
+            log.info("Shutting down: %d Batch job(s) keep running for the next scheduler", len(self.tracker))
+        self._submitter.stop()
+        self._poller.stop()
