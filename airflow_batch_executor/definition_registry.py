@@ -1,0 +1,85 @@
+"""Registering derived job definitions once, and finding them again.
+
+RegisterJobDefinition makes a new revision on every call, even for identical content, so each derived
+definition is looked up first (its name is a hash of its content; its ``hash`` tag must match) and
+registered only when no ACTIVE revision exists. The answer is remembered for the life of the executor.
+
+Many submit threads may need the same new definition at once (fifty tasks with one new image): a lock
+per name makes one of them look up and register while the others wait for its answer, so exactly one
+revision is made. Registrations have a small rate limit of their own, apart from SubmitJob's. Two
+schedulers racing on the same new content may each register one revision; both are identical and the
+newest is used from then on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.job_definitions import HASH_TAG, REGISTERED_TAG, DerivedDefinition
+from airflow_batch_executor.rate_limit import RateLimiter
+
+REGISTER_RATE_PER_SECOND = 2.0
+REGISTER_BURST = 2.0
+
+
+class RegistryStopped(RuntimeError):
+    """The executor is shutting down; the registration was not made."""
+
+
+class DefinitionRegistry:
+    """Derived definition name → the ARN of its ACTIVE revision, registering it when none exists."""
+
+    def __init__(
+        self,
+        gateway: BatchGateway,
+        *,
+        rate: float = REGISTER_RATE_PER_SECOND,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._gateway = gateway
+        self._clock = clock
+        self.limiter = RateLimiter(rate, burst=REGISTER_BURST)
+        self._stop = threading.Event()
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._known: dict[str, str] = {}
+
+    def stop(self) -> None:
+        """Release threads waiting for the rate limit (scheduler shutdown)."""
+        self._stop.set()
+
+    def _lock_for(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def ensure(self, derived: DerivedDefinition) -> str:
+        """The ARN of an ACTIVE revision with the derived content, registered if there is none."""
+        if (arn := self._known.get(derived.name)) is not None:
+            return arn
+        with self._lock_for(derived.name):
+            if (arn := self._known.get(derived.name)) is not None:
+                return arn
+            arn = self.find(derived) or self._register(derived)
+            self._known[derived.name] = arn
+            return arn
+
+    def find(self, derived: DerivedDefinition) -> str | None:
+        """The newest ACTIVE revision registered with this content, or None (no registration)."""
+        revisions = [
+            definition
+            for definition in self._gateway.job_definitions(derived.name)
+            if (definition.get("tags") or {}).get(HASH_TAG) == derived.digest
+        ]
+        newest = max(revisions, key=lambda definition: definition.get("revision", 0), default=None)
+        return newest["jobDefinitionArn"] if newest is not None else None
+
+    def _register(self, derived: DerivedDefinition) -> str:
+        if not self.limiter.acquire(self._stop):
+            raise RegistryStopped("executor shutting down; job definition not registered")
+        request: dict[str, Any] = dict(derived.register_request)
+        request["tags"] = {**request["tags"], REGISTERED_TAG: str(int(self._clock()))}
+        return self._gateway.register_job_definition(request)
