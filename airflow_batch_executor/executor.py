@@ -146,7 +146,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
-        """``airflow aws-batch-executor check | options | jobs | render``."""
+        """``airflow aws-batch-executor check | options | jobs | render | prune-definitions``."""
         from airflow_batch_executor.cli.definition import get_cli_commands
 
         return get_cli_commands()

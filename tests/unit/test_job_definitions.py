@@ -10,6 +10,7 @@ import time
 import pytest
 
 from airflow_batch_executor import BatchJobOverrides, EfsVolume, HostVolume
+from airflow_batch_executor.definition_pruning import judge, parse_duration
 from airflow_batch_executor.definition_registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.job_definitions import (
@@ -484,19 +485,73 @@ def test_the_factory_places_a_task_on_its_derived_definition():
             return definition_placement(definition, fair_share=False)
 
     factory = RequestFactory(
-        options(), api_url="http://api/execution/", default_queue="default", catalog=Catalog(),
+        options(),
+        api_url="http://api/execution/",
+        default_queue="default",
+        catalog=Catalog(),
         registry=DefinitionRegistry(gateway),
-    )  # fmt: skip
+    )
     spec = JobSpec(IDENTITY, COMMAND, "default", BatchJobOverrides(image="repo/etl:2", gpu=1, vcpu=2))
     placed = factory.place(factory.build(spec), spec)
     [registered] = gateway.registered
     assert placed["jobDefinition"].endswith(f"/{registered['jobDefinitionName']}:1")
     assert registered["containerProperties"]["image"] == "repo/etl:2"
     fargate_factory = RequestFactory(
-        options(), api_url="http://api/execution/", default_queue="default",
+        options(),
+        api_url="http://api/execution/",
+        default_queue="default",
         catalog=type("C", (Catalog,), {"definition": lambda self, name: FARGATE_BASE})(),
         registry=DefinitionRegistry(gateway),
-    )  # fmt: skip
+    )
     with pytest.raises(TaskConfigError, match="GPUs are not supported on Fargate"):
         fargate_factory.place(fargate_factory.build(spec), spec)
     assert len(gateway.registered) == 1, "nothing is registered for a task that cannot run"
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def managed(name: str, revision: int, registered_at: str | None, **tags: str) -> dict:
+    all_tags = {MANAGED_TAG: "true", BASE_TAG: "airflow-worker", **tags}
+    if registered_at is not None:
+        all_tags[REGISTERED_TAG] = registered_at
+    return {
+        "jobDefinitionName": name,
+        "revision": revision,
+        "status": "ACTIVE",
+        "jobDefinitionArn": f"arn:aws:batch:us-east-1:1:job-definition/{name}:{revision}",
+        "tags": all_tags,
+    }
+
+
+def test_only_managed_old_unused_definitions_are_pruned():
+    now = 1_000_000
+    old, recent, busy = (
+        managed("old", 1, str(now - 3000)),
+        managed("new", 1, str(now - 10)),
+        managed("busy", 1, "0"),
+    )
+    unreadable = managed("untagged", 1, None)
+    hand_made = {**managed("hand", 1, "0"), "tags": {"team": "x"}}
+    inactive = {**managed("gone", 1, "0"), "status": "INACTIVE"}
+    verdicts = judge(
+        [old, recent, busy, unreadable, hand_made, inactive], {busy["jobDefinitionArn"]}, 600, now
+    )
+    assert {(v.name, v.prune, v.reason) for v in verdicts} == {
+        ("old", True, "unused and older than --older-than"),
+        ("new", False, "registered more recently than --older-than"),
+        ("busy", False, "used by a waiting or running job"),
+        ("untagged", False, f"no readable {REGISTERED_TAG} tag"),
+    }
+    assert next(v for v in verdicts if v.name == "old").age_seconds == 3000
+
+
+@pytest.mark.parametrize("text, seconds", [("30d", 2_592_000), ("12h", 43_200), ("90m", 5400), ("0s", 0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "d", "1.5d", "30 days", "-1d"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="use a whole number and a unit: 30d, 12h, 90m or 45s"):
+        parse_duration(text)
