@@ -2,7 +2,9 @@
 
 RegisterJobDefinition makes a new revision on every call, even for identical content, so each derived
 definition is looked up first (its name is a hash of its content; its ``hash`` tag must match) and
-registered only when no ACTIVE revision exists. The answer is remembered for the life of the executor.
+registered only when no ACTIVE revision exists. The answer is remembered for ``ttl`` seconds, then
+checked again, so a definition deregistered meanwhile (``prune-definitions``) is registered anew
+instead of being submitted against for good.
 
 Many submit threads may need the same new definition at once (fifty tasks with one new image): a lock
 per name makes one of them look up and register while the others wait for its answer, so exactly one
@@ -24,6 +26,7 @@ from airflow_batch_executor.rate_limit import RateLimiter
 
 REGISTER_RATE_PER_SECOND = 2.0
 REGISTER_BURST = 2.0
+RECHECK_SECONDS = 600.0
 
 
 class RegistryStopped(RuntimeError):
@@ -38,15 +41,17 @@ class DefinitionRegistry:
         gateway: BatchGateway,
         *,
         rate: float = REGISTER_RATE_PER_SECOND,
+        ttl: float = RECHECK_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._gateway = gateway
+        self._ttl = ttl
         self._clock = clock
         self.limiter = RateLimiter(rate, burst=REGISTER_BURST)
         self._stop = threading.Event()
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._known: dict[str, str] = {}
+        self._known: dict[str, tuple[float, str]] = {}
 
     def stop(self) -> None:
         """Release threads waiting for the rate limit (scheduler shutdown)."""
@@ -58,14 +63,18 @@ class DefinitionRegistry:
 
     def ensure(self, derived: DerivedDefinition) -> str:
         """The ARN of an ACTIVE revision with the derived content, registered if there is none."""
-        if (arn := self._known.get(derived.name)) is not None:
+        if (arn := self._remembered(derived.name)) is not None:
             return arn
         with self._lock_for(derived.name):
-            if (arn := self._known.get(derived.name)) is not None:
+            if (arn := self._remembered(derived.name)) is not None:
                 return arn
             arn = self.find(derived) or self._register(derived)
-            self._known[derived.name] = arn
+            self._known[derived.name] = (time.monotonic(), arn)
             return arn
+
+    def _remembered(self, name: str) -> str | None:
+        known = self._known.get(name)
+        return known[1] if known is not None and time.monotonic() - known[0] < self._ttl else None
 
     def find(self, derived: DerivedDefinition) -> str | None:
         """The newest ACTIVE revision registered with this content, or None (no registration)."""

@@ -471,6 +471,35 @@ def test_an_existing_revision_with_the_content_is_reused_and_other_content_is_no
     assert DefinitionRegistry(gateway).ensure(derived).endswith(":2"), "a name clash with other content"
 
 
+def test_a_remembered_definition_is_checked_again_and_registered_anew_once_deregistered():
+    gateway = FakeGateway()
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1"})
+    remembering = DefinitionRegistry(gateway)
+    rechecking = DefinitionRegistry(gateway, ttl=0)
+    first = rechecking.ensure(derived)
+    assert remembering.ensure(derived) == first
+    gateway.definitions[0]["status"] = "INACTIVE"
+    assert remembering.ensure(derived) == first, "within the ttl no call is made"
+    assert rechecking.ensure(derived).endswith(":2")
+    assert len(gateway.registered) == 2
+
+
+def test_definition_fields_survive_airflow_serialisation():
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    config = BatchJobOverrides(
+        image="repo/x:1",
+        volumes=[EfsVolume("d", "fs-1", "/d")],
+        ulimits={"nofile": (1, 2)},
+        log_options={"a": "b"},
+    )
+    assert BaseSerialization.deserialize(BaseSerialization.serialize(config)) == dict(config)
+    assert (
+        definition_overrides(BaseSerialization.deserialize(BaseSerialization.serialize(config)))
+        == (config["jobDefinitionOverrides"]["containerProperties"])
+    )
+
+
 def test_the_factory_places_a_task_on_its_derived_definition():
     gateway = FakeGateway()
 
