@@ -20,6 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_definitions import HASH_TAG, REGISTERED_TAG, DerivedDefinition
 from airflow_batch_executor.rate_limit import RateLimiter
@@ -91,4 +95,14 @@ class DefinitionRegistry:
             raise RegistryStopped("executor shutting down; job definition not registered")
         request: dict[str, Any] = dict(derived.register_request)
         request["tags"] = {**request["tags"], REGISTERED_TAG: str(int(self._clock()))}
-        return self._gateway.register_job_definition(request)
+        try:
+            return self._gateway.register_job_definition(request)
+        except ClientError as error:
+            if classify_api_error(error) is not ApiErrorKind.REJECTED:
+                raise
+            raise TaskConfigError(
+                f"AWS Batch refused to register the job definition {derived.name} derived from "
+                f"{derived.base_name!r} for this task ({describe_api_error(error)})",
+                "check the task's job definition fields, and that the scheduler may call "
+                "batch:RegisterJobDefinition and batch:TagResource on it and iam:PassRole on its roles",
+            ) from error

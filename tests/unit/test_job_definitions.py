@@ -484,6 +484,31 @@ def test_a_remembered_definition_is_checked_again_and_registered_anew_once_dereg
     assert len(gateway.registered) == 2
 
 
+def test_a_refused_registration_fails_the_task_with_the_reason_and_a_throttled_one_is_retried():
+    from botocore.exceptions import ClientError
+
+    def failing(code: str, status: int):
+        gateway = FakeGateway()
+
+        def refuse(request):
+            error = {
+                "Error": {"Code": code, "Message": "not allowed"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+            raise ClientError(error, "RegisterJobDefinition")
+
+        gateway.register_job_definition = refuse
+        return DefinitionRegistry(gateway)
+
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1", "jobRoleArn": ROLE})
+    with pytest.raises(TaskConfigError) as raised:
+        failing("AccessDeniedException", 403).ensure(derived)
+    assert f"AWS Batch refused to register the job definition {derived.name}" in str(raised.value)
+    assert "AccessDeniedException: not allowed" in str(raised.value) and "iam:PassRole" in str(raised.value)
+    with pytest.raises(ClientError):
+        failing("TooManyRequestsException", 429).ensure(derived)
+
+
 def test_definition_fields_survive_airflow_serialisation():
     from airflow.serialization.serialized_objects import BaseSerialization
 
