@@ -78,3 +78,21 @@ def test_render_shows_the_derived_definition_the_task_uses(runs: Runs, run: Fini
     assert rendered["submitJob"]["jobDefinition"] == derived["registeredAs"]
     assert derived["registerJobDefinition"]["containerProperties"]["image"] == OTHER_IMAGE
     assert "jobDefinitionOverrides" not in rendered["submitJob"]
+
+
+def test_render_shows_a_derived_definition_before_it_is_registered(runs: Runs) -> None:
+    stack = runs.stack
+    stack.wait_for_dags(["e2e_render"])
+
+    result = stack.airflow_cli("aws-batch-executor", "render", "e2e_render", "own_image")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = json.loads(result.stdout[result.stdout.index("{") :])
+    derived = rendered["derivedJobDefinition"]
+    name = derived["registerJobDefinition"]["jobDefinitionName"]
+    assert derived["registeredAs"] is None and rendered["submitJob"]["jobDefinition"] == name
+    assert name.startswith(f"{stack.environment.job_definition}-")
+    assert f"{name} is not registered yet" in result.stderr
+    assert stack.batch_client().describe_job_definitions(jobDefinitionName=name)["jobDefinitions"] == [], (
+        "render never registers"
+    )
