@@ -14,6 +14,10 @@ unless a timeout is configured explicitly, so Batch stops a job whose task proce
 
 The command, the job name and the identity tags are set after the merge: they are how the job runs
 the right workload and how it is found again, so no configuration may change them.
+
+``executor_config["jobDefinitionOverrides"]`` (fields only a job definition holds) is never merged into
+the request: its roles are checked against ``allowed_job_role_arns`` when the request is built, and
+``place`` swaps the job definition for the one derived from it (see ``job_definitions``).
 """
 
 from __future__ import annotations
