@@ -15,6 +15,7 @@ newest is used from then on.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
@@ -31,6 +33,8 @@ from airflow_batch_executor.rate_limit import RateLimiter
 REGISTER_RATE_PER_SECOND = 2.0
 REGISTER_BURST = 2.0
 RECHECK_SECONDS = 600.0
+
+log = logging.getLogger(__name__)
 
 
 class RegistryStopped(RuntimeError):
@@ -72,7 +76,12 @@ class DefinitionRegistry:
         with self._lock_for(derived.name):
             if (arn := self._remembered(derived.name)) is not None:
                 return arn
-            arn = self.find(derived) or self._register(derived)
+            if (arn := self.find(derived)) is not None:
+                metrics.incr("job_definition.found")
+            else:
+                arn = self._register(derived)
+                metrics.incr("job_definition.registered")
+                log.info("Registered job definition %s, derived from %s", arn, derived.base_name)
             self._known[derived.name] = (time.monotonic(), arn)
             return arn
 
