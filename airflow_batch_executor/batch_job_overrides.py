@@ -154,6 +154,12 @@ class EfsVolume:
             raise _fail(
                 "volumes", self.access_point_id, "use an EFS access point id such as fsap-0123456789abcdef0"
             )
+        if self.access_point_id is not None and self.root_directory not in (None, "/"):
+            raise _fail(
+                "volumes",
+                self.root_directory,
+                "leave root_directory out with access_point_id: the access point sets the directory",
+            )
 
     def volume(self) -> dict[str, Any]:
         config: dict[str, Any] = {"fileSystemId": self.file_system_id}
@@ -162,7 +168,7 @@ class EfsVolume:
         if self.transit_encryption or self.access_point_id:
             config["transitEncryption"] = "ENABLED"
         if self.access_point_id:
-            config["authorizationConfig"] = {"accessPointId": self.access_point_id, "iam": "ENABLED"}
+            config["authorizationConfig"] = {"accessPointId": self.access_point_id}
         return {"name": self.name, "efsVolumeConfiguration": config}
 
 

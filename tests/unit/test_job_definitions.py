@@ -117,7 +117,7 @@ def test_an_efs_access_point_turns_on_transit_encryption_and_iam():
     assert volume["efsVolumeConfiguration"] == {
         "fileSystemId": "fs-1",
         "transitEncryption": "ENABLED",
-        "authorizationConfig": {"accessPointId": "fsap-1", "iam": "ENABLED"},
+        "authorizationConfig": {"accessPointId": "fsap-1"},
     }
 
 
@@ -159,6 +159,10 @@ def test_invalid_definition_fields_fail_when_the_dag_is_parsed(kwargs, message):
         (lambda: EfsVolume("d.x", "fs-1", "/mnt"), "volumes='d.x': name each volume"),
         (lambda: EfsVolume("d", "fs-1", "/m", access_point_id="ap-1"), "volumes='ap-1'"),
         (lambda: HostVolume("d", "/m", source_path="data"), "volumes='data': use an absolute host"),
+        (
+            lambda: EfsVolume("d", "fs-1", "/m", root_directory="/x", access_point_id="fsap-1"),
+            "volumes='/x': leave root_directory out with access_point_id",
+        ),
     ],
 )
 def test_invalid_volumes_fail_when_the_dag_is_parsed(make, message):
