@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow_batch_executor.version import __version__
 
-__all__ = ["AwsBatchExecutor", "BatchJobOverrides", "__version__"]
+__all__ = ["AwsBatchExecutor", "BatchJobOverrides", "EfsVolume", "HostVolume", "__version__"]
 
 
 def __getattr__(name: str):
@@ -17,8 +17,8 @@ def __getattr__(name: str):
         from airflow_batch_executor.executor import AwsBatchExecutor
 
         return AwsBatchExecutor
-    if name == "BatchJobOverrides":
-        from airflow_batch_executor.batch_job_overrides import BatchJobOverrides
+    if name in ("BatchJobOverrides", "EfsVolume", "HostVolume"):
+        from airflow_batch_executor import batch_job_overrides
 
-        return BatchJobOverrides
+        return getattr(batch_job_overrides, name)
     raise AttributeError(name)

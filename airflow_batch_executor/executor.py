@@ -18,6 +18,7 @@ from airflow.executors.base_executor import BaseExecutor
 
 from airflow_batch_executor import airflow_compat, metrics
 from airflow_batch_executor.airflow_compat import KeepsEventLogRows
+from airflow_batch_executor.definition_registry import DefinitionRegistry
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import require_healthy, run_health_checks
@@ -61,6 +62,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             api_url=airflow_compat.execution_api_url(self.conf),
             default_queue=airflow_conf.get("operators", "default_queue", fallback="default"),
             catalog=PlacementCatalog(self.gateway),
+            registry=DefinitionRegistry(self.gateway),
         )
         if options.check_health_on_startup:
             self.check_health()
@@ -144,7 +146,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
-        """``airflow aws-batch-executor check | options | jobs | render``."""
+        """``airflow aws-batch-executor check | options | jobs | render | prune-definitions``."""
         from airflow_batch_executor.cli.definition import get_cli_commands
 
         return get_cli_commands()

@@ -145,6 +145,26 @@ class BatchGateway:
         definitions = sorted(found["jobDefinitions"], key=lambda d: d.get("revision", 0), reverse=True)
         return definitions[0] if definitions else None
 
+    def job_definitions(self, name: str | None = None, status: str = "ACTIVE") -> list[dict[str, Any]]:
+        """Every revision in ``status`` of the definitions named ``name`` (of all names when None)."""
+        query: dict[str, Any] = {"status": status}
+        if name is not None:
+            query["jobDefinitionName"] = name
+        pages = self._client("batch").get_paginator("describe_job_definitions").paginate(**query)
+        return [definition for page in pages for definition in page.get("jobDefinitions", [])]
+
+    def register_job_definition(self, request: Mapping[str, Any]) -> str:
+        """Register a job definition revision, once (every call makes a new revision); returns its ARN."""
+        return self._call("submit", "register_job_definition", **request)["jobDefinitionArn"]
+
+    def deregister_job_definition(self, job_definition: str) -> None:
+        self._call("batch", "deregister_job_definition", jobDefinition=job_definition)
+
+    def job_queue_names(self) -> list[str]:
+        """The names of every job queue of the account and region."""
+        pages = self._client("batch").get_paginator("describe_job_queues").paginate()
+        return [queue["jobQueueName"] for page in pages for queue in page.get("jobQueues", [])]
+
     def log_lines(self, log_group: str, log_stream: str, limit: int) -> list[str]:
         """The newest ``limit`` lines of a CloudWatch Logs stream, oldest first."""
         events = self._call(

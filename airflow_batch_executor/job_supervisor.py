@@ -68,6 +68,7 @@ class JobSupervisor:
     def __init__(self, gateway: BatchGateway, factory: RequestFactory, options: ExecutorOptions) -> None:
         self.tracker = JobTracker()
         self._gateway = gateway
+        self._factory = factory
         self._limits = Limits.from_options(options)
         self._submitter = Submitter(
             gateway, rate=options.submit_rate_limit, concurrency=options.submit_concurrency, factory=factory
@@ -235,5 +236,6 @@ class JobSupervisor:
                     log.warning("Could not terminate Batch job %s: %s", job.job_id, error)
         elif self.tracker:
             log.info("Shutting down: %d Batch job(s) keep running for the next scheduler", len(self.tracker))
+        self._factory.close()
         self._submitter.stop()
         self._poller.stop()

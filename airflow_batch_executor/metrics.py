@@ -27,6 +27,8 @@ METRICS: dict[str, str] = {
     "sync.duration": "timer: duration of sync() in the scheduler's heartbeat (ms)",
     "adopted": "counter: task instances adopted from a dead scheduler",
     "health_check.failed": "counter: start-ups stopped by the health check",
+    "job_definition.registered": "counter: job definitions derived for tasks and registered",
+    "job_definition.found": "counter: derived job definitions found already registered (no new revision)",
 }
 
 

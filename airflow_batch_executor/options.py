@@ -9,6 +9,7 @@ scheduler at start-up instead of failing tasks one by one later.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from airflow_batch_executor.errors import OptionError
 from airflow_batch_executor.provider_info import load_config_description
 
 SECTION = "aws_batch_executor"
+_ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 
 
 class ConfigSource(Protocol):
@@ -44,6 +46,7 @@ class ExecutorOptions:
     max_pending_seconds: float
     share_identifier: str | None
     task_log_lines: int
+    allowed_job_role_arns: tuple[str, ...] = ()
 
 
 @cache
@@ -111,6 +114,19 @@ def _submit_job_kwargs(conf: ConfigSource) -> dict[str, Any]:
     return value
 
 
+def _allowed_roles(conf: ConfigSource) -> tuple[str, ...]:
+    entries = [entry.strip() for entry in (_raw(conf, "allowed_job_role_arns") or "").split(",")]
+    for entry in filter(None, entries):
+        if not _ROLE_PATTERN.match(entry):
+            raise OptionError(
+                "allowed_job_role_arns",
+                f"contains {entry!r}, which is neither an IAM role ARN nor a role ARN prefix ending in *",
+                "list role ARNs such as arn:aws:iam::123456789012:role/airflow-etl or prefixes such as "
+                "arn:aws:iam::123456789012:role/airflow-*, separated by commas",
+            )
+    return tuple(filter(None, entries))
+
+
 def load_options(conf: ConfigSource) -> ExecutorOptions:
     """Read and check every option; the first problem found raises :class:`OptionError`."""
     return ExecutorOptions(
@@ -129,6 +145,7 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         max_pending_seconds=_number(conf, "max_pending_seconds", float, 0),
         share_identifier=_raw(conf, "share_identifier"),
         task_log_lines=task_log_lines(conf),
+        allowed_job_role_arns=_allowed_roles(conf),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,27 +36,46 @@ class Placement:
 
 
 class PlacementCatalog:
-    """Cached DescribeJobQueues / DescribeJobDefinitions answers, shared by the submit threads."""
+    """Cached DescribeJobQueues / DescribeJobDefinitions answers, shared by the submit threads.
+
+    A job definition named without a revision is read again once its entry is ``ttl`` seconds old, so
+    a new base revision reaches derived definitions within that time.
+    """
 
     def __init__(self, gateway: BatchGateway, ttl: float = CACHE_SECONDS) -> None:
         self._gateway = gateway
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[float, Placement]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
-    def placement(self, job_queue: str, job_definition: str) -> Placement:
-        """The placement of a job; TaskConfigError when the queue or definition does not exist."""
-        key = (job_queue, job_definition)
+    def _cached(self, key: tuple[str, str], look_up: Callable[[], Any]) -> Any:
         with self._lock:
             cached = self._cache.get(key)
         if cached and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
-        placement = self._look_up(job_queue, job_definition)
+        value = look_up()
         with self._lock:
-            self._cache[key] = (time.monotonic(), placement)
-        return placement
+            self._cache[key] = (time.monotonic(), value)
+        return value
 
-    def _look_up(self, job_queue: str, job_definition: str) -> Placement:
+    def placement(self, job_queue: str, job_definition: str) -> Placement:
+        """The placement of a job; TaskConfigError when the queue or definition does not exist."""
+        fair_share = self.fair_share(job_queue)
+        return definition_placement(self.definition(job_definition), fair_share=fair_share)
+
+    def placement_with(self, job_queue: str, definition: Mapping[str, Any]) -> Placement:
+        """The placement of a job on ``job_queue`` with this definition (e.g. one not registered yet)."""
+        return definition_placement(definition, fair_share=self.fair_share(job_queue))
+
+    def fair_share(self, job_queue: str) -> bool:
+        """Whether the queue has a fair-share scheduling policy; TaskConfigError when it does not exist."""
+        return self._cached(("queue", job_queue), lambda: self._fair_share(job_queue))
+
+    def definition(self, job_definition: str) -> dict[str, Any]:
+        """The DescribeJobDefinitions record a SubmitJob with this name, name:revision or ARN would use."""
+        return self._cached(("definition", job_definition), lambda: self._definition(job_definition))
+
+    def _fair_share(self, job_queue: str) -> bool:
         queue = self._gateway.describe_job_queue(job_queue)
         if queue is None:
             raise TaskConfigError(
@@ -64,13 +83,16 @@ class PlacementCatalog:
                 "create it, or correct the task's queue / executor_config jobQueue / "
                 "[aws_batch_executor] job_queue",
             )
+        return bool(queue.get("schedulingPolicyArn"))
+
+    def _definition(self, job_definition: str) -> dict[str, Any]:
         definition = self._gateway.describe_job_definition(job_definition)
         if definition is None:
             raise TaskConfigError(
                 f"the Batch job definition {job_definition!r} does not exist or has no ACTIVE revision",
                 "register it, or correct executor_config jobDefinition / [aws_batch_executor] job_definition",
             )
-        return definition_placement(definition, fair_share=bool(queue.get("schedulingPolicyArn")))
+        return definition
 
 
 def definition_placement(definition: Mapping[str, Any], *, fair_share: bool) -> Placement:

@@ -14,11 +14,14 @@ unless a timeout is configured explicitly, so Batch stops a job whose task proce
 
 The command, the job name and the identity tags are set after the merge: they are how the job runs
 the right workload and how it is found again, so no configuration may change them.
+
+``executor_config["jobDefinitionOverrides"]`` (fields only a job definition holds) is never merged into
+the request: its roles are checked against ``allowed_job_role_arns`` when the request is built, and
+``place`` swaps the job definition for the one derived from it (see ``job_definitions``).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Mapping
@@ -34,7 +37,17 @@ from airflow_batch_executor.batch_facts import (
     MAX_TAGS_PER_JOB,
     MIN_ATTEMPT_DURATION_SECONDS,
 )
+from airflow_batch_executor.definition_registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError
+from airflow_batch_executor.job_definitions import (
+    OVERRIDES_KEY,
+    DerivedDefinition,
+    definition_overrides,
+    definition_problems,
+    derive,
+    role_problems,
+)
+from airflow_batch_executor.merging import deep_merge
 from airflow_batch_executor.naming import identity_tags, job_name
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.placement import PlacementCatalog, place
@@ -44,17 +57,6 @@ STARTUP_MARGIN_SECONDS = 120
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 _PLACEHOLDER_NAME = "placeholder"
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict update that never mutates its inputs; non-dict values (lists too) replace."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 @cache
@@ -131,14 +133,15 @@ def _task_config(spec: JobSpec) -> dict[str, Any]:
             "so the job runs this task instance",
             "remove containerOverrides.command from the task's executor_config",
         )
-    return dict(config)
+    return {key: value for key, value in config.items() if key != OVERRIDES_KEY}
 
 
 class RequestFactory:
     """Turns a :class:`JobSpec` into the SubmitJob request the executor sends for it.
 
     ``build`` is pure and fast (it runs in the scheduler's heartbeat); ``place`` may ask AWS about the
-    job's queue and definition (cached) and runs on the submit threads.
+    job's queue and definition (cached), derive and register the task's own job definition, and runs
+    on the submit threads.
     """
 
     def __init__(
@@ -148,12 +151,19 @@ class RequestFactory:
         api_url: str,
         default_queue: str,
         catalog: PlacementCatalog | None = None,
+        registry: DefinitionRegistry | None = None,
     ) -> None:
         self.options = options
         self.base = base_request(options)
         self.api_url = api_url
         self.default_queue = default_queue
         self.catalog = catalog
+        self.registry = registry
+
+    def close(self) -> None:
+        """Let submit threads waiting to register a job definition go (scheduler shutdown)."""
+        if self.registry is not None:
+            self.registry.stop()
 
     def _merged(self, spec: JobSpec) -> dict[str, Any]:
         config = _task_config(spec)
@@ -189,6 +199,13 @@ class RequestFactory:
                 "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),
                 "correct the task's executor_config (boto3 SubmitJob parameter names and types)",
             )
+        roles = role_problems(definition_overrides(spec.executor_config), self.options.allowed_job_role_arns)
+        if roles:
+            raise TaskConfigError(
+                "the task asks for a role the scheduler may not pass: " + "; ".join(roles),
+                "add the role to [aws_batch_executor] allowed_job_role_arns (and the scheduler's "
+                "iam:PassRole), or remove it from the task",
+            )
         size = len(json.dumps(request, separators=(",", ":")).encode())
         if size > MAX_SUBMIT_PAYLOAD_BYTES:
             raise TaskConfigError(
@@ -198,14 +215,42 @@ class RequestFactory:
             )
         return request
 
+    def derived_definition(self, request: dict[str, Any], spec: JobSpec) -> DerivedDefinition | None:
+        """The definition derived for a task that sets job-definition-only fields; None for the rest.
+
+        Derived from the current ACTIVE revision of the request's job definition (read through the
+        catalog), and checked against its platform before anything is registered.
+        """
+        overrides = definition_overrides(spec.executor_config)
+        if not overrides or self.catalog is None:
+            return None
+        derived = derive(self.catalog.definition(request["jobDefinition"]), overrides)
+        if problems := definition_problems(derived):
+            raise TaskConfigError(
+                f"the job definition derived from {derived.base_name!r} for this task cannot run: "
+                + "; ".join(problems),
+                "correct the task's job definition fields (BatchJobOverrides or executor_config "
+                f"{OVERRIDES_KEY}), or route the task to a job queue and definition of the right platform",
+            )
+        return derived
+
     def place(self, request: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
-        """The request adjusted to its queue and definition, or TaskConfigError naming what cannot run."""
+        """The request adjusted to its queue and definition, or TaskConfigError naming what cannot run.
+
+        A task with its own job definition fields gets the derived definition, registered once.
+        """
         if self.catalog is None:
             return request
-        placement = self.catalog.placement(request["jobQueue"], request["jobDefinition"])
-        return place(
+        if (derived := self.derived_definition(request, spec)) is not None:
+            placement = self.catalog.placement_with(request["jobQueue"], derived.description)
+        else:
+            placement = self.catalog.placement(request["jobQueue"], request["jobDefinition"])
+        placed = place(
             request,
             placement,
             priority_weight=spec.priority_weight,
             share_identifier=self.options.share_identifier,
         )
+        if derived is not None and self.registry is not None:
+            placed["jobDefinition"] = self.registry.ensure(derived)
+        return placed

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.definition_registry import RegistryStopped
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_lookup import find_job_by_name
@@ -231,6 +232,8 @@ class Submitter:
             return SubmitResult(submission, job_id=job_id)
         except TaskConfigError as error:
             return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
+        except RegistryStopped as error:
+            return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error=str(error))
         except Exception as error:  # noqa: BLE001 - every failure becomes a result for its task
             kind = classify_api_error(error)
             if kind is ApiErrorKind.THROTTLED:

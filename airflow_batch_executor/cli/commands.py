@@ -1,4 +1,4 @@
-"""Bodies of ``airflow aws-batch-executor check | options | jobs | render``.
+"""Bodies of ``airflow aws-batch-executor check | options | jobs | render | prune-definitions``.
 
 They reuse the executor's own pieces (options, health checks, the request factory, the job lookup),
 so what they print is what the scheduler does.
@@ -14,9 +14,12 @@ from typing import Any
 
 from airflow_batch_executor.airflow_compat import execution_api_url
 from airflow_batch_executor.cli.output import quiet_library_logging
+from airflow_batch_executor.definition_pruning import parse_duration, prune_verdicts
+from airflow_batch_executor.definition_registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
+from airflow_batch_executor.job_definitions import definition_overrides
 from airflow_batch_executor.job_lookup import deployment_jobs
 from airflow_batch_executor.naming import WorkloadIdentity
 from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
@@ -79,7 +82,10 @@ def options(args: argparse.Namespace) -> None:
 def _age(created_ms: int | None, now: float) -> str:
     if not created_ms:
         return "?"
-    seconds = max(0, int(now - created_ms / 1000))
+    return _duration(max(0, int(now - created_ms / 1000)))
+
+
+def _duration(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -149,9 +155,60 @@ def render(args: argparse.Namespace) -> None:
             default_queue=conf.get("operators", "default_queue", fallback="default"),
             catalog=PlacementCatalog(gateway) if gateway is not None else None,
         )
-        request = factory.place(factory.build(spec), spec)
+        request = factory.build(spec)
+        derived = factory.derived_definition(request, spec)
+        request = factory.place(request, spec)
     except (TaskConfigError, OptionError) as error:
         print(f"The executor would not submit {args.dag_id}.{args.task_id}: {error}")
         raise SystemExit(1) from None
-    json.dump(request, sys.stdout, indent=2)
+    if derived is None or gateway is None:
+        if definition_overrides(spec.executor_config):
+            print("(--offline: the task's own job definition fields are not shown)", file=sys.stderr)
+        json.dump(request, sys.stdout, indent=2)
+        print()
+        return
+    registered = DefinitionRegistry(gateway).find(derived)
+    request["jobDefinition"] = registered or derived.name
+    rendered = {
+        "submitJob": request,
+        "derivedJobDefinition": {
+            "derivedFrom": derived.base_name,
+            "registeredAs": registered,
+            "registerJobDefinition": derived.register_request,
+        },
+    }
+    json.dump(rendered, sys.stdout, indent=2)
     print()
+    if registered is None:
+        print(
+            f"{derived.name} is not registered yet; the first job of this task registers it", file=sys.stderr
+        )
+
+
+def prune_definitions(args: argparse.Namespace) -> None:
+    """List (or, with ``--yes``, deregister) the derived definitions nothing needs any more."""
+    quiet_library_logging(args)
+    options = _options()
+    try:
+        older_than = parse_duration(args.older_than)
+    except ValueError as error:
+        print(f"--older-than {error}")
+        raise SystemExit(1) from None
+    gateway = BatchGateway(options.conn_id, options.region_name)
+    verdicts = prune_verdicts(gateway, older_than, time.time())
+    pruned = 0
+    for verdict in verdicts:
+        if verdict.prune and args.yes:
+            gateway.deregister_job_definition(verdict.arn)
+            action = "deregistered"
+            pruned += 1
+        else:
+            action = "would deregister" if verdict.prune else "keep"
+        age = _duration(verdict.age_seconds) if verdict.age_seconds is not None else "?"
+        definition = f"{verdict.name}:{verdict.revision}"
+        print(f"{action:16}  {definition}  age {age}  base {verdict.base_name}  ({verdict.reason})")
+    candidates = sum(verdict.prune for verdict in verdicts)
+    if args.yes:
+        print(f"{pruned} derived job definition(s) deregistered")
+    else:
+        print(f"{candidates} derived job definition(s) would be deregistered; run again with --yes to do it")

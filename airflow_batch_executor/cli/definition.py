@@ -35,6 +35,16 @@ ARG_OFFLINE = Arg(
     help="Do not ask AWS about the queue and job definition (skips the platform and fair-share checks)",
     action="store_true",
 )
+ARG_OLDER_THAN = Arg(
+    ("--older-than",),
+    help="Only definitions registered at least this long ago: 30d, 12h, 90m or 45s (default 30d)",
+    default="30d",
+)
+ARG_YES = Arg(
+    ("--yes",),
+    help="Deregister them; without it the command only lists what it would deregister",
+    action="store_true",
+)
 
 
 def get_cli_commands() -> list[GroupCommand]:
@@ -75,6 +85,13 @@ def get_cli_commands() -> list[GroupCommand]:
                         ARG_OFFLINE,
                         ARG_VERBOSE,
                     ),
+                ),
+                ActionCommand(
+                    name="prune-definitions",
+                    help="Deregister the job definitions this executor derived for tasks that no waiting "
+                    "or running job uses (a dry run unless --yes)",
+                    func=lazy_load_command(f"{COMMANDS}.prune_definitions"),
+                    args=(ARG_OLDER_THAN, ARG_YES, ARG_VERBOSE),
                 ),
             ],
         )

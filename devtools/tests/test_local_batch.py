@@ -508,7 +508,14 @@ def test_http_control_endpoints(local_batch: LocalBatch, batch: Any) -> None:
     assert job["container"]["reason"].endswith("not found")
     assert control.faults()["fail_before_start"] == []
     assert [r["jobName"] for r in control.submitted_requests()] == [job["jobName"]]
-    assert {"jobId": job_id, "jobName": job["jobName"], "status": "FAILED", "pid": None} in control.jobs()
+    assert {
+        "jobId": job_id,
+        "jobName": job["jobName"],
+        "status": "FAILED",
+        "pid": None,
+        "jobDefinition": job["jobDefinition"],
+        "image": "local/airflow-task:latest",
+    } in control.jobs()
     assert control.environment()["job_queue"] == local_batch.job_queue
 
     control.add_fault("throttle", count=3, operation="SubmitJob")
@@ -519,3 +526,52 @@ def test_http_control_endpoints(local_batch: LocalBatch, batch: Any) -> None:
         control.add_fault("explode")
     with pytest.raises(ValueError, match="bad arguments for fault 'throttle'"):
         control.add_fault("throttle", bogus=1)
+
+
+# --- job definitions of their own ------------------------------------------------------------------
+
+
+def test_a_job_runs_with_its_own_definitions_environment_and_reports_its_image(
+    local_batch: LocalBatch, batch: Any, logs: Any
+) -> None:
+    """Derived definitions are registered with tags, found by name and status, and run as such."""
+    base = batch.describe_job_definitions(jobDefinitionName=local_batch.job_definition, status="ACTIVE")
+    properties = dict(base["jobDefinitions"][0]["containerProperties"])
+    name = unique("own-definition")
+    properties.update(
+        image="repo/other:2",
+        environment=[{"name": "FROM_DEFINITION", "value": "yes"}],
+        volumes=[{"name": "scratch"}],
+        mountPoints=[{"sourceVolume": "scratch", "containerPath": "/scratch"}],
+    )
+    arn = batch.register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties=properties,
+        tags={"airflow-batch-executor.managed": "true"},
+    )["jobDefinitionArn"]
+    [found] = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    assert (found["jobDefinitionArn"], found["tags"]) == (arn, {"airflow-batch-executor.managed": "true"})
+    code = (
+        "import os; print(os.environ['LOCAL_BATCH_IMAGE'], os.environ['FROM_DEFINITION'], "
+        "os.environ['LOCAL_BATCH_MOUNT_POINTS'], os.environ['LOCAL_BATCH_JOB_DEFINITION'] == "
+        f"{arn!r})"
+    )
+    job_id = batch.submit_job(
+        jobName=unique("own"),
+        jobQueue=local_batch.job_queue,
+        jobDefinition=arn,
+        containerOverrides={"command": ["python", "-c", code]},
+    )["jobId"]
+
+    job = wait_for_status(batch, job_id)
+
+    assert job["status"] == "SUCCEEDED" and job["jobDefinition"] == arn
+    assert job["container"]["image"] == "repo/other:2"
+    stream = job["container"]["logStreamName"]
+    assert log_messages(logs, "/aws/batch/job", stream) == ["repo/other:2 yes /scratch True"]
+    [listed] = [j for j in LocalBatchControl(local_batch.endpoint_url).jobs() if j["jobId"] == job_id]
+    assert (listed["jobDefinition"], listed["image"]) == (arn, "repo/other:2")
+    batch.deregister_job_definition(jobDefinition=arn)
+    assert batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"] == []

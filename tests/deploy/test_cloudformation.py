@@ -304,15 +304,27 @@ def test_scheduler_policy_log_and_passrole_scoping(scheduler_statements):
     assert "${WorkerLogGroup}" in resource["Fn::Sub"]
 
     passrole = by_action["iam:PassRole"]
-    assert passrole["Resource"] == [
-        {"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]},
-        {"Fn::GetAtt": ["WorkerJobRole", "Arn"]},
-    ]
+    worker_roles = [{"Fn::GetAtt": ["WorkerExecutionRole", "Arn"]}, {"Fn::GetAtt": ["WorkerJobRole", "Arn"]}]
+    condition, with_task_roles, without = passrole["Resource"]["Fn::If"]
+    assert condition == "HasTaskRoles" and without == worker_roles
+    assert with_task_roles == {
+        "Fn::Split": [",", {"Fn::Join": [",", [*worker_roles, {"Ref": "TaskRoleArns"}]]}]
+    }
     services = passrole["Condition"]["StringEquals"]["iam:PassedToService"]
     assert set(as_list(services)) <= {"batch.amazonaws.com", "ecs-tasks.amazonaws.com"}
 
     submit = by_action["batch:SubmitJob"]
     assert {"Fn::GetAtt": ["JobQueue", "JobQueueArn"]} in submit["Resource"]
+
+
+def test_derived_definitions_are_registered_only_under_the_worker_definitions_name(scheduler_statements):
+    by_action = {a: s for s in scheduler_statements for a in as_list(s["Action"])}
+    derived = "job-definition/${AWS::StackName}-worker-*"
+    for action in ("batch:RegisterJobDefinition", "batch:DeregisterJobDefinition"):
+        (resource,) = as_list(by_action[action]["Resource"])
+        assert resource["Fn::Sub"].endswith(derived), action
+    tag_and_submit = [r["Fn::Sub"] for r in by_action["batch:TagResource"]["Resource"] if "Fn::Sub" in r]
+    assert any(r.endswith(derived) for r in tag_and_submit), "tag-on-create of a derived definition"
 
 
 # ---------------------------------------------------------------- outputs
@@ -353,5 +365,7 @@ def test_the_derived_action_list_sees_every_gateway_call():
         "batch:ListJobs",
         "batch:DescribeJobQueues",
         "batch:DescribeJobDefinitions",
+        "batch:RegisterJobDefinition",
+        "batch:DeregisterJobDefinition",
         "logs:GetLogEvents",
     }

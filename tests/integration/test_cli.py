@@ -79,3 +79,25 @@ def test_jobs_lists_this_deployments_jobs_with_filters(make_executor, batch_env,
 
     commands.jobs(argparse.Namespace(job_queue=None, state="FAILED", dag_id=None, limit=100))
     assert "0 job(s)" in capsys.readouterr().out
+
+
+def test_prune_definitions_is_a_dry_run_by_default_through_the_real_cli(batch_env):
+    client = batch_env.client("batch")
+    [local] = client.describe_job_definitions(jobDefinitionName=batch_env.job_definition, status="ACTIVE")[
+        "jobDefinitions"
+    ]
+    arn = client.register_job_definition(
+        jobDefinitionName="cli-derived-0123456789ab",
+        type="container",
+        platformCapabilities=["FARGATE"],
+        containerProperties=local["containerProperties"],
+        tags={"airflow-batch-executor.managed": "true", "airflow-batch-executor.registered-at": "0"},
+    )["jobDefinitionArn"]
+
+    result = airflow_cli("prune-definitions", "--older-than", "30d")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would deregister  cli-derived-0123456789ab:1" in result.stdout
+    assert "1 derived job definition(s) would be deregistered; run again with --yes" in result.stdout
+    [still] = client.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+    assert still["status"] == "ACTIVE"

@@ -60,6 +60,24 @@ def test_submit_status_retry_and_resubmission_metrics(make_executor, batch_env, 
     assert [count for kind, name, count in recorder.calls if name == "aws_batch_executor.submit.ok"] == [1, 1]
 
 
+def test_derived_job_definition_metrics(make_executor, batch_env, recorder):
+    from airflow_batch_executor import BatchJobOverrides
+
+    config = BatchJobOverrides(image=f"repo/metrics:{id(recorder)}")
+    for run_id in ("first", "after-restart"):
+        executor = make_executor()
+        item = workload("imaged", run_id=run_id, executor_config=config)
+        queue(executor, item)
+        pump(executor, finished(item.ti.key))
+    counts = [
+        name for kind, name, _ in recorder.calls if name.startswith("aws_batch_executor.job_definition")
+    ]
+    assert counts == [
+        "aws_batch_executor.job_definition.registered",
+        "aws_batch_executor.job_definition.found",
+    ]
+
+
 def test_readme_lists_every_metric():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in metrics.METRICS:

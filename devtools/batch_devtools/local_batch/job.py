@@ -356,15 +356,24 @@ class LocalJob(Job):
                 next_flush = now + settings.log_flush_interval
             self._wakeup.wait(POLL_SECONDS)
 
+    @property
+    def image(self) -> str:
+        """The image the job's definition names (the local Batch runs commands, never images)."""
+        return (self.job_definition.container_properties or {}).get("image") or ""
+
     def _process_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({item["name"]: str(item["value"]) for item in self.environment()})
         compute_envs = getattr(self.job_queue, "environments", None) or []
+        mount_points = (self.job_definition.container_properties or {}).get("mountPoints") or []
         env.update(
             AWS_BATCH_JOB_ID=self.job_id,
             AWS_BATCH_JOB_ATTEMPT="1",
             AWS_BATCH_JQ_NAME=self.job_queue.name,
             AWS_BATCH_CE_NAME=compute_envs[0].name if compute_envs else "",
+            LOCAL_BATCH_IMAGE=self.image,
+            LOCAL_BATCH_JOB_DEFINITION=self.job_definition.arn,
+            LOCAL_BATCH_MOUNT_POINTS=",".join(str(mount.get("containerPath")) for mount in mount_points),
         )
         return env
 

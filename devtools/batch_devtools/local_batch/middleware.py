@@ -12,7 +12,8 @@ Control endpoints (JSON in, JSON out):
 * ``GET    /_local_batch/submitted``   — ``{"requests": [<SubmitJob body>, ...]}``
 * ``DELETE /_local_batch/submitted``   — forget the recorded SubmitJob requests
 * ``GET    /_local_batch/environment`` — names, ARNs and endpoint of the ready environment
-* ``GET    /_local_batch/jobs``        — ``{"jobs": [{"jobId", "jobName", "status", "pid"}]}``
+* ``GET    /_local_batch/jobs``        — ``{"jobs": [{"jobId", "jobName", "status", "pid",
+  "jobDefinition", "image"}]}``: which definition (and image) each job ran with
 * ``GET    /_local_batch/calls``       — ``{"calls": {"<operation>": <count>, ...}}``, every API
   call received (throttled ones included), counted before latency and faults apply
 * ``DELETE /_local_batch/calls``       — reset the counts
@@ -144,7 +145,14 @@ class LocalBatchMiddleware:
             return _respond(start_response, 200, runtime.environment)
         if name == "jobs":
             jobs = [
-                {"jobId": job.job_id, "jobName": job.job_name, "status": job.status, "pid": job.pid}
+                {
+                    "jobId": job.job_id,
+                    "jobName": job.job_name,
+                    "status": job.status,
+                    "pid": job.pid,
+                    "jobDefinition": job.job_definition.arn,
+                    "image": job.image,
+                }
                 for job in runtime.jobs.all()
             ]
             return _respond(start_response, 200, {"jobs": jobs})

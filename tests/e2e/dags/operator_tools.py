@@ -20,6 +20,8 @@ INVALID_FARGATE_SIZE = {
     }
 }
 
+OWN_IMAGE = {"jobDefinitionOverrides": {"containerProperties": {"image": "local/never-run:1"}}}
+
 
 @dag(schedule=None, start_date=START, catchup=False)
 def e2e_live_logs():
@@ -48,8 +50,13 @@ def e2e_render():
     def badly_sized() -> None:
         pass
 
+    @task(executor_config=OWN_IMAGE)
+    def own_image() -> None:
+        pass
+
     configured()
     badly_sized()
+    own_image()
 
 
 @dag(schedule=None, start_date=START, catchup=False)

@@ -1,0 +1,615 @@
+"""Derived job definitions: parsing, derivation, names, platform checks, the role allow-list, the registry."""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import time
+
+import pytest
+
+from airflow_batch_executor import BatchJobOverrides, EfsVolume, HostVolume
+from airflow_batch_executor.definition_pruning import judge, parse_duration
+from airflow_batch_executor.definition_registry import DefinitionRegistry
+from airflow_batch_executor.errors import OptionError, TaskConfigError
+from airflow_batch_executor.job_definitions import (
+    BASE_TAG,
+    HASH_TAG,
+    MANAGED_TAG,
+    REGISTERED_TAG,
+    definition_overrides,
+    definition_problems,
+    derive,
+    derived_name,
+    role_problems,
+)
+from airflow_batch_executor.options import load_options
+from airflow_batch_executor.request_factory import RequestFactory
+from airflow_batch_executor.task_specs import JobSpec
+
+from .test_options import REQUIRED, FakeConf
+from .test_request import COMMAND, IDENTITY, options
+
+BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+ROLE = "arn:aws:iam::123456789012:role/airflow-etl"
+
+FARGATE_BASE = {
+    "jobDefinitionName": "airflow-worker",
+    "jobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/airflow-worker:7",
+    "revision": 7,
+    "status": "ACTIVE",
+    "type": "container",
+    "parameters": {},
+    "platformCapabilities": ["FARGATE"],
+    "propagateTags": False,
+    "retryStrategy": {"attempts": 1},
+    "tags": {"team": "data"},
+    "containerProperties": {
+        "image": "repo/airflow:3.3.2",
+        "command": ["python", "-c", "pass"],
+        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+        "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
+        "environment": [{"name": "A", "value": "1"}],
+        "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/aws/batch/job"}},
+        "networkConfiguration": {"assignPublicIp": "ENABLED"},
+        "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
+        "volumes": [],
+        "mountPoints": [],
+    },
+}
+EC2_BASE = {**copy.deepcopy(FARGATE_BASE), "platformCapabilities": ["EC2"]}
+
+
+def props(**fields):
+    return {"jobDefinitionOverrides": {"containerProperties": fields}}
+
+
+# ---------------------------------------------------------------- BatchJobOverrides
+
+
+def test_typed_fields_become_container_properties():
+    config = BatchJobOverrides(
+        vcpu=1,
+        image="repo/etl:2",
+        job_role_arn=ROLE,
+        execution_role_arn="arn:aws:iam::123456789012:role/exec-2",
+        volumes=[
+            EfsVolume("data", "fs-0123", "/mnt/data", root_directory="/exports", read_only=True),
+            HostVolume("scratch", "/scratch"),
+        ],
+        shared_memory_mib=1024,
+        ulimits={"nofile": 65536, "nproc": (512, 1024)},
+        ephemeral_storage_gib=50,
+        log_options={"awslogs-stream-prefix": "etl"},
+    )
+    assert config["containerOverrides"] == {"resourceRequirements": [{"type": "VCPU", "value": "1"}]}
+    assert config["jobDefinitionOverrides"] == {
+        "containerProperties": {
+            "image": "repo/etl:2",
+            "jobRoleArn": ROLE,
+            "executionRoleArn": "arn:aws:iam::123456789012:role/exec-2",
+            "volumes": [
+                {
+                    "name": "data",
+                    "efsVolumeConfiguration": {"fileSystemId": "fs-0123", "rootDirectory": "/exports"},
+                },
+                {"name": "scratch"},
+            ],
+            "mountPoints": [
+                {"sourceVolume": "data", "containerPath": "/mnt/data", "readOnly": True},
+                {"sourceVolume": "scratch", "containerPath": "/scratch", "readOnly": False},
+            ],
+            "linuxParameters": {"sharedMemorySize": 1024},
+            "ulimits": [
+                {"name": "nofile", "softLimit": 65536, "hardLimit": 65536},
+                {"name": "nproc", "softLimit": 512, "hardLimit": 1024},
+            ],
+            "ephemeralStorage": {"sizeInGiB": 50},
+            "logConfiguration": {"options": {"awslogs-stream-prefix": "etl"}},
+        }
+    }
+    assert definition_overrides(config) == config["jobDefinitionOverrides"]["containerProperties"]
+
+
+def test_an_efs_access_point_turns_on_transit_encryption_and_iam():
+    volume = EfsVolume("data", "fs-1", "/mnt/data", access_point_id="fsap-1").volume()
+    assert volume["efsVolumeConfiguration"] == {
+        "fileSystemId": "fs-1",
+        "transitEncryption": "ENABLED",
+        "authorizationConfig": {"accessPointId": "fsap-1"},
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image": ""}, "image=''"),
+        ({"image": " repo/x"}, "image=' repo/x'"),
+        ({"job_role_arn": "airflow-etl"}, "job_role_arn='airflow-etl': use an IAM role ARN"),
+        ({"execution_role_arn": "arn:aws:iam::1:user/x"}, "execution_role_arn='arn:aws:iam::1:user/x'"),
+        ({"volumes": {"name": "x"}}, "volumes={'name': 'x'}: use a list"),
+        ({"volumes": [{"name": "x"}]}, "volumes={'name': 'x'}: use EfsVolume(...) or HostVolume(...)"),
+        ({"volumes": [HostVolume("a", "/a"), HostVolume("a", "/b")]}, "volumes='a': give each volume"),
+        ({"shared_memory_mib": 0}, "shared_memory_mib=0: use a positive whole number of MiB"),
+        ({"shared_memory_mib": 1.5}, "shared_memory_mib=1.5"),
+        ({"ulimits": {"files": 1}}, "ulimits='files': use one of core, cpu"),
+        ({"ulimits": {"nofile": (10, 5)}}, "ulimits={'nofile': (10, 5)}: use a whole number ≥ 0"),
+        ({"ulimits": [("nofile", 1)]}, "ulimits=[('nofile', 1)]: use a dict"),
+        ({"ephemeral_storage_gib": 20}, "ephemeral_storage_gib=20: use a whole number of GiB from 21 to 200"),
+        (
+            {"ephemeral_storage_gib": 201},
+            "ephemeral_storage_gib=201: use a whole number of GiB from 21 to 200",
+        ),
+        ({"log_driver": "stdout"}, "log_driver='stdout': use one of awslogs"),
+        ({"log_options": {"k": None}}, "log_options['k']=None"),
+    ],
+)
+def test_invalid_definition_fields_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(ValueError) as raised:
+        BatchJobOverrides(**kwargs)
+    assert str(raised.value).startswith(f"BatchJobOverrides {message}")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: EfsVolume("d", "1234", "/mnt"), "volumes='1234': use an EFS file system id"),
+        (lambda: EfsVolume("d", "fs-1", "mnt"), "volumes='mnt': use an absolute container_path"),
+        (lambda: EfsVolume("d.x", "fs-1", "/mnt"), "volumes='d.x': name each volume"),
+        (lambda: EfsVolume("d", "fs-1", "/m", access_point_id="ap-1"), "volumes='ap-1'"),
+        (lambda: HostVolume("d", "/m", source_path="data"), "volumes='data': use an absolute host"),
+        (
+            lambda: EfsVolume("d", "fs-1", "/m", root_directory="/x", access_point_id="fsap-1"),
+            "volumes='/x': leave root_directory out with access_point_id",
+        ),
+    ],
+)
+def test_invalid_volumes_fail_when_the_dag_is_parsed(make, message):
+    with pytest.raises(ValueError) as raised:
+        make()
+    assert str(raised.value).startswith(f"BatchJobOverrides {message}")
+
+
+# ---------------------------------------------------------------- the raw spelling
+
+
+@pytest.mark.parametrize("config", [None, {}, {"containerOverrides": {}}, {"jobDefinitionOverrides": None}])
+def test_no_definition_overrides(config):
+    assert definition_overrides(config) == {}
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"jobDefinitionOverrides": {"image": "x"}}, "must be a dict with the one key containerProperties"),
+        ({"jobDefinitionOverrides": "x"}, "must be a dict with the one key containerProperties"),
+        (props(command=["x"]), "sets command, which SubmitJob overrides"),
+        (props(environment=[], image="x"), "sets environment, which SubmitJob overrides"),
+        (props(imag="x"), 'is not valid: Unknown parameter: "imag", must be one of: image,'),
+        (props(ulimits=[{"name": "nofile"}]), 'Missing required parameter in ulimits[0]: "hardLimit"'),
+        (props(ephemeralStorage={"sizeInGiB": "50"}), "ephemeralStorage.sizeInGiB"),
+    ],
+)
+def test_invalid_raw_definition_overrides_name_the_field(config, message):
+    with pytest.raises(TaskConfigError) as raised:
+        definition_overrides(config)
+    assert message in str(raised.value)
+
+
+# ---------------------------------------------------------------- derivation
+
+
+def test_only_the_named_fields_change():
+    derived = derive(FARGATE_BASE, {"image": "repo/etl:2", "jobRoleArn": ROLE})
+    request = derived.register_request
+    base_properties = FARGATE_BASE["containerProperties"]
+    assert request["containerProperties"] == {**base_properties, "image": "repo/etl:2", "jobRoleArn": ROLE}
+    for field in ("type", "parameters", "platformCapabilities", "propagateTags", "retryStrategy"):
+        assert request[field] == FARGATE_BASE[field]
+    assert "revision" not in request and "status" not in request and "jobDefinitionArn" not in request
+    assert FARGATE_BASE["containerProperties"]["image"] == "repo/airflow:3.3.2", "the base is not mutated"
+
+
+def test_nested_fields_merge_and_lists_replace():
+    derived = derive(
+        FARGATE_BASE,
+        {
+            "logConfiguration": {"options": {"awslogs-stream-prefix": "etl"}},
+            "volumes": [{"name": "v"}],
+            "mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}],
+        },
+    )
+    properties = derived.register_request["containerProperties"]
+    assert properties["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/aws/batch/job", "awslogs-stream-prefix": "etl"},
+    }
+    assert properties["volumes"] == [{"name": "v"}]
+
+
+def test_the_name_is_the_base_name_plus_a_stable_hash_of_the_content():
+    first = derive(FARGATE_BASE, {"image": "repo/etl:2", "jobRoleArn": ROLE})
+    reordered = derive(copy.deepcopy(FARGATE_BASE), {"jobRoleArn": ROLE, "image": "repo/etl:2"})
+    assert first.name == reordered.name == f"airflow-worker-{first.digest}"
+    assert re.fullmatch(r"[0-9a-f]{12}", first.digest)
+    assert (
+        first.name
+        == "airflow-worker-" + derive(FARGATE_BASE, {"image": "repo/etl:2", "jobRoleArn": ROLE}).digest
+    )
+    assert derive(FARGATE_BASE, {"image": "repo/etl:3"}).name != first.name
+
+
+def test_a_new_base_revision_with_other_content_yields_another_name():
+    changed = copy.deepcopy(FARGATE_BASE)
+    changed["containerProperties"]["environment"] = [{"name": "A", "value": "2"}]
+    changed["revision"] = 8
+    assert derive(changed, {"image": "x"}).name != derive(FARGATE_BASE, {"image": "x"}).name
+    same_content = {**copy.deepcopy(FARGATE_BASE), "revision": 9, "jobDefinitionArn": "arn:...:9"}
+    assert derive(same_content, {"image": "x"}).name == derive(FARGATE_BASE, {"image": "x"}).name
+
+
+@pytest.mark.parametrize("base_name", ["a", "airflow-worker", "w" * 128, "A_b-C" * 25])
+def test_names_follow_batch_rules(base_name):
+    derived = derive({**FARGATE_BASE, "jobDefinitionName": base_name}, {"image": "x"})
+    assert BATCH_NAME.match(derived.name)
+    assert len(derived.name) <= 128
+    assert derived.name.endswith("-" + derived.digest)
+    assert derived_name(base_name, derived.digest).startswith(base_name[:100])
+
+
+def test_managed_tags_name_the_base_and_hash_and_keep_the_base_tags():
+    base = {**FARGATE_BASE, "tags": {"team": "data", MANAGED_TAG: "true", HASH_TAG: "old"}}
+    derived = derive(base, {"image": "x"})
+    assert derived.register_request["tags"] == {
+        "team": "data",
+        MANAGED_TAG: "true",
+        BASE_TAG: "airflow-worker",
+        HASH_TAG: derived.digest,
+    }
+
+
+def test_log_options_need_a_driver_from_the_base_or_the_task():
+    base = copy.deepcopy(FARGATE_BASE)
+    del base["containerProperties"]["logConfiguration"]
+    [problem] = definition_problems(derive(base, {"logConfiguration": {"options": {"a": "b"}}}))
+    assert "logConfiguration.logDriver is not set" in problem
+    with_driver = {"logConfiguration": {"logDriver": "awslogs", "options": {"a": "b"}}}
+    assert definition_problems(derive(base, with_driver)) == []
+
+
+def test_a_definition_without_container_properties_cannot_be_derived():
+    base = {k: v for k, v in FARGATE_BASE.items() if k != "containerProperties"}
+    with pytest.raises(TaskConfigError, match="not a single-container definition"):
+        derive({**base, "nodeProperties": {}}, {"image": "x"})
+
+
+# ---------------------------------------------------------------- platform checks
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"ephemeralStorage": {"sizeInGiB": 300}},
+            "ephemeralStorage.sizeInGiB: ephemeral storage of 300 GiB",
+        ),
+        ({"ephemeralStorage": {"sizeInGiB": 300}}, "use a whole number from 21 to 200 GiB"),
+        (
+            {"ulimits": [{"name": "nofile", "softLimit": 1, "hardLimit": 1}]},
+            "ulimits are not applicable on Fargate",
+        ),
+        ({"linuxParameters": {"sharedMemorySize": 64}}, "linuxParameters.sharedMemorySize is not applicable"),
+        ({"privileged": True}, "privileged containers are not allowed on Fargate"),
+        (
+            {
+                "volumes": [{"name": "h", "host": {"sourcePath": "/data"}}],
+                "mountPoints": [{"sourceVolume": "h", "containerPath": "/d"}],
+            },
+            "volume 'h' mounts a host path, which Fargate does not allow",
+        ),
+        (
+            {
+                "volumes": [{"name": "e", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
+                "mountPoints": [{"sourceVolume": "e", "containerPath": "/e"}],
+                "fargatePlatformConfiguration": {"platformVersion": "1.3.0"},
+            },
+            (
+                "EFS volumes need Fargate platform version 1.4.0 or later; "
+                "fargatePlatformConfiguration.platformVersion is '1.3.0': use 1.4.0 or LATEST"
+            ),
+        ),
+        (
+            {"mountPoints": [{"sourceVolume": "missing", "containerPath": "/m"}]},
+            "uses volume 'missing', which is not among the definition's volumes (none)",
+        ),
+    ],
+)
+def test_fargate_rejects_fields_it_cannot_run(overrides, message):
+    problems = definition_problems(derive(FARGATE_BASE, overrides))
+    assert any(message in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"ephemeralStorage": {"sizeInGiB": 21}},
+        {"ephemeralStorage": {"sizeInGiB": 200}},
+        {
+            "volumes": [{"name": "e", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}, {"name": "tmp"}],
+            "mountPoints": [
+                {"sourceVolume": "e", "containerPath": "/e"},
+                {"sourceVolume": "tmp", "containerPath": "/tmp/x"},
+            ],
+            "fargatePlatformConfiguration": {"platformVersion": "1.4.0"},
+        },
+        {"image": "x", "jobRoleArn": ROLE},
+    ],
+)
+def test_fargate_accepts_what_it_can_run(overrides):
+    assert definition_problems(derive(FARGATE_BASE, overrides)) == []
+
+
+def test_ec2_takes_ulimits_shared_memory_and_host_volumes_but_no_ephemeral_storage():
+    ec2 = derive(
+        EC2_BASE,
+        {
+            "ulimits": [{"name": "nofile", "softLimit": 1, "hardLimit": 1}],
+            "linuxParameters": {"sharedMemorySize": 64},
+            "volumes": [{"name": "h", "host": {"sourcePath": "/data"}}],
+            "mountPoints": [{"sourceVolume": "h", "containerPath": "/d"}],
+        },
+    )
+    assert definition_problems(ec2) == []
+    [problem] = definition_problems(derive(EC2_BASE, {"ephemeralStorage": {"sizeInGiB": 50}}))
+    assert "ephemeralStorage is only available on Fargate" in problem
+
+
+# ---------------------------------------------------------------- the role allow-list
+
+
+@pytest.mark.parametrize(
+    "allowed, arn, ok",
+    [
+        ((ROLE,), ROLE, True),
+        ((ROLE,), ROLE + "-admin", False),
+        (("arn:aws:iam::123456789012:role/airflow-*",), ROLE, True),
+        (("arn:aws:iam::123456789012:role/airflow-*",), "arn:aws:iam::123456789012:role/admin", False),
+        (("arn:aws:iam::123456789012:role/airflow-*",), "arn:aws:iam::999999999999:role/airflow-etl", False),
+        ((), ROLE, False),
+    ],
+)
+def test_roles_outside_the_allow_list_are_refused(allowed, arn, ok):
+    for field in ("jobRoleArn", "executionRoleArn"):
+        problems = role_problems({field: arn}, allowed)
+        assert (problems == []) is ok
+        if not ok:
+            assert (
+                f"{field} {arn!r} is not allowed by [aws_batch_executor] allowed_job_role_arns" in problems[0]
+            )
+
+
+def test_fields_other_than_roles_need_no_allow_list():
+    assert role_problems({"image": "x"}, ()) == []
+
+
+def test_allowed_roles_option():
+    conf = FakeConf(**REQUIRED, allowed_job_role_arns=f" {ROLE} , arn:aws:iam::123456789012:role/ml-* ")
+    assert load_options(conf).allowed_job_role_arns == (ROLE, "arn:aws:iam::123456789012:role/ml-*")
+    assert load_options(FakeConf(**REQUIRED)).allowed_job_role_arns == ()
+
+
+@pytest.mark.parametrize("value", ["airflow-etl", "arn:aws:iam::123:role/x", "arn:aws:s3:::bucket", "*"])
+def test_allowed_roles_option_rejects_what_is_not_a_role(value):
+    with pytest.raises(OptionError) as raised:
+        load_options(FakeConf(**REQUIRED, allowed_job_role_arns=value))
+    assert "allowed_job_role_arns" in str(raised.value) and repr(value) in str(raised.value)
+
+
+def test_a_role_outside_the_allow_list_fails_the_build():
+    factory = RequestFactory(options(), api_url="http://api/execution/", default_queue="default")
+    spec = JobSpec(IDENTITY, COMMAND, "default", BatchJobOverrides(job_role_arn=ROLE))
+    with pytest.raises(TaskConfigError) as raised:
+        factory.build(spec)
+    assert "jobRoleArn" in str(raised.value) and "allowed_job_role_arns" in str(raised.value)
+    allowed = RequestFactory(
+        options(allowed_job_role_arns=(ROLE,)), api_url="http://api/execution/", default_queue="default"
+    )
+    request = allowed.build(spec)
+    assert "jobDefinitionOverrides" not in request, "the definition fields are never sent to SubmitJob"
+
+
+# ---------------------------------------------------------------- the registry
+
+
+class FakeGateway:
+    """Job definitions in memory, with a slow RegisterJobDefinition to widen race windows."""
+
+    def __init__(self) -> None:
+        self.definitions: list[dict] = []
+        self.registered: list[dict] = []
+        self.lookups = 0
+        self._lock = threading.Lock()
+
+    def job_definitions(self, name=None, status="ACTIVE"):
+        self.lookups += 1
+        return [d for d in self.definitions if d["jobDefinitionName"] == name and d["status"] == status]
+
+    def register_job_definition(self, request):
+        time.sleep(0.05)
+        with self._lock:
+            name = request["jobDefinitionName"]
+            revision = 1 + sum(d["jobDefinitionName"] == name for d in self.definitions)
+            arn = f"arn:aws:batch:us-east-1:123456789012:job-definition/{name}:{revision}"
+            self.definitions.append(
+                {**request, "revision": revision, "status": "ACTIVE", "jobDefinitionArn": arn}
+            )
+            self.registered.append(request)
+            return arn
+
+
+def test_concurrent_requests_for_one_new_definition_register_it_once():
+    gateway = FakeGateway()
+    registry = DefinitionRegistry(gateway, clock=lambda: 1_700_000_000)
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1"})
+    arns: list[str] = []
+    threads = [threading.Thread(target=lambda: arns.append(registry.ensure(derived))) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(gateway.registered) == 1
+    assert set(arns) == {f"arn:aws:batch:us-east-1:123456789012:job-definition/{derived.name}:1"}
+    assert gateway.registered[0]["tags"][REGISTERED_TAG] == "1700000000"
+    assert gateway.lookups == 1
+
+
+def test_an_existing_revision_with_the_content_is_reused_and_other_content_is_not():
+    gateway = FakeGateway()
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1"})
+    first = DefinitionRegistry(gateway).ensure(derived)
+    restarted = DefinitionRegistry(gateway)
+    assert restarted.ensure(derived) == first
+    assert len(gateway.registered) == 1
+    gateway.definitions[0]["tags"] = {**gateway.definitions[0]["tags"], HASH_TAG: "someone-else"}
+    assert DefinitionRegistry(gateway).ensure(derived).endswith(":2"), "a name clash with other content"
+
+
+def test_a_remembered_definition_is_checked_again_and_registered_anew_once_deregistered():
+    gateway = FakeGateway()
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1"})
+    remembering = DefinitionRegistry(gateway)
+    rechecking = DefinitionRegistry(gateway, ttl=0)
+    first = rechecking.ensure(derived)
+    assert remembering.ensure(derived) == first
+    gateway.definitions[0]["status"] = "INACTIVE"
+    assert remembering.ensure(derived) == first, "within the ttl no call is made"
+    assert rechecking.ensure(derived).endswith(":2")
+    assert len(gateway.registered) == 2
+
+
+def test_a_refused_registration_fails_the_task_with_the_reason_and_a_throttled_one_is_retried():
+    from botocore.exceptions import ClientError
+
+    def failing(code: str, status: int):
+        gateway = FakeGateway()
+
+        def refuse(request):
+            error = {
+                "Error": {"Code": code, "Message": "not allowed"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+            raise ClientError(error, "RegisterJobDefinition")
+
+        gateway.register_job_definition = refuse
+        return DefinitionRegistry(gateway)
+
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1", "jobRoleArn": ROLE})
+    with pytest.raises(TaskConfigError) as raised:
+        failing("AccessDeniedException", 403).ensure(derived)
+    assert f"AWS Batch refused to register the job definition {derived.name}" in str(raised.value)
+    assert "AccessDeniedException: not allowed" in str(raised.value) and "iam:PassRole" in str(raised.value)
+    with pytest.raises(ClientError):
+        failing("TooManyRequestsException", 429).ensure(derived)
+
+
+def test_definition_fields_survive_airflow_serialisation():
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    config = BatchJobOverrides(
+        image="repo/x:1",
+        volumes=[EfsVolume("d", "fs-1", "/d")],
+        ulimits={"nofile": (1, 2)},
+        log_options={"a": "b"},
+    )
+    assert BaseSerialization.deserialize(BaseSerialization.serialize(config)) == dict(config)
+    assert (
+        definition_overrides(BaseSerialization.deserialize(BaseSerialization.serialize(config)))
+        == (config["jobDefinitionOverrides"]["containerProperties"])
+    )
+
+
+def test_the_factory_places_a_task_on_its_derived_definition():
+    gateway = FakeGateway()
+
+    class Catalog:
+        def definition(self, name):
+            assert name == "jd"
+            return EC2_BASE
+
+        def placement_with(self, queue, definition):
+            from airflow_batch_executor.placement import definition_placement
+
+            return definition_placement(definition, fair_share=False)
+
+    factory = RequestFactory(
+        options(),
+        api_url="http://api/execution/",
+        default_queue="default",
+        catalog=Catalog(),
+        registry=DefinitionRegistry(gateway),
+    )
+    spec = JobSpec(IDENTITY, COMMAND, "default", BatchJobOverrides(image="repo/etl:2", gpu=1, vcpu=2))
+    placed = factory.place(factory.build(spec), spec)
+    [registered] = gateway.registered
+    assert placed["jobDefinition"].endswith(f"/{registered['jobDefinitionName']}:1")
+    assert registered["containerProperties"]["image"] == "repo/etl:2"
+    fargate_factory = RequestFactory(
+        options(),
+        api_url="http://api/execution/",
+        default_queue="default",
+        catalog=type("C", (Catalog,), {"definition": lambda self, name: FARGATE_BASE})(),
+        registry=DefinitionRegistry(gateway),
+    )
+    with pytest.raises(TaskConfigError, match="GPUs are not supported on Fargate"):
+        fargate_factory.place(fargate_factory.build(spec), spec)
+    assert len(gateway.registered) == 1, "nothing is registered for a task that cannot run"
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def managed(name: str, revision: int, registered_at: str | None, **tags: str) -> dict:
+    all_tags = {MANAGED_TAG: "true", BASE_TAG: "airflow-worker", **tags}
+    if registered_at is not None:
+        all_tags[REGISTERED_TAG] = registered_at
+    return {
+        "jobDefinitionName": name,
+        "revision": revision,
+        "status": "ACTIVE",
+        "jobDefinitionArn": f"arn:aws:batch:us-east-1:1:job-definition/{name}:{revision}",
+        "tags": all_tags,
+    }
+
+
+def test_only_managed_old_unused_definitions_are_pruned():
+    now = 1_000_000
+    old, recent, busy = (
+        managed("old", 1, str(now - 3000)),
+        managed("new", 1, str(now - 10)),
+        managed("busy", 1, "0"),
+    )
+    unreadable = managed("untagged", 1, None)
+    hand_made = {**managed("hand", 1, "0"), "tags": {"team": "x"}}
+    inactive = {**managed("gone", 1, "0"), "status": "INACTIVE"}
+    verdicts = judge(
+        [old, recent, busy, unreadable, hand_made, inactive], {busy["jobDefinitionArn"]}, 600, now
+    )
+    assert {(v.name, v.prune, v.reason) for v in verdicts} == {
+        ("old", True, "unused and older than --older-than"),
+        ("new", False, "registered more recently than --older-than"),
+        ("busy", False, "used by a waiting or running job"),
+        ("untagged", False, f"no readable {REGISTERED_TAG} tag"),
+    }
+    assert next(v for v in verdicts if v.name == "old").age_seconds == 3000
+
+
+@pytest.mark.parametrize("text, seconds", [("30d", 2_592_000), ("12h", 43_200), ("90m", 5400), ("0s", 0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "d", "1.5d", "30 days", "-1d"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="use a whole number and a unit: 30d, 12h, 90m or 45s"):
+        parse_duration(text)
