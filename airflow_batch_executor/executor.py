@@ -64,7 +64,9 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         )
         if options.check_health_on_startup:
             self.check_health()
-        self.jobs = JobSupervisor(self.gateway, self.factory, options)
+        self.jobs = JobSupervisor(
+            self.gateway, self.factory, options, token_generator=airflow_compat.token_generator(self)
+        )
         self.jobs.start()
         self._accepting = True
         airflow_compat.freeze_startup_heap()
