@@ -378,6 +378,20 @@ def test_stuck_in_runnable_until_terminated(local_batch: LocalBatch, batch: Any,
     assert "startedAt" not in job
 
 
+def test_a_stuck_job_starts_once_released(local_batch: LocalBatch, batch: Any) -> None:
+    local_batch.faults.stuck_in_runnable(pattern="held-*")
+    job_id = submit(local_batch, batch, unique("held"), ["python", "-c", "print(1)"])
+    wait_for_status(batch, job_id, ("RUNNABLE",))
+    time.sleep(0.3)
+    assert describe(batch, job_id)["statusReason"] == CAPACITY_REASON
+
+    assert local_batch.release_stuck_jobs() == [job_id]
+    job = wait_for_status(batch, job_id)
+
+    assert job["status"] == "SUCCEEDED" and "startedAt" in job
+    assert local_batch.release_stuck_jobs() == []
+
+
 def test_host_terminated_mid_run(local_batch: LocalBatch, batch: Any) -> None:
     local_batch.faults.host_terminated(pattern="doomed-*", after_seconds=0.3)
     job_id = submit(local_batch, batch, unique("doomed"), SLEEP_FOREVER)

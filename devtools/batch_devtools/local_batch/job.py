@@ -70,6 +70,7 @@ class LocalJob(Job):
         self.runtime = active_runtime()
         self._lock = threading.RLock()
         self._wakeup = threading.Event()
+        self._released = threading.Event()
         self._created_ms = _now_ms()
         self._started_ms: int | None = None
         self._stopped_ms: int | None = None
@@ -181,6 +182,15 @@ class LocalJob(Job):
     def finished(self) -> bool:
         return self._status in FINAL_STATUSES
 
+    @property
+    def stuck(self) -> bool:
+        """True while the job waits in RUNNABLE because of a ``stuck_in_runnable`` fault."""
+        return self._status == RUNNABLE and self._status_reason is not None and not self._released.is_set()
+
+    def release(self) -> None:
+        """Let a job held by ``stuck_in_runnable`` go on to STARTING, as if capacity appeared."""
+        self._released.set()
+
     def terminate(self, reason: str) -> None:
         if self._hold is not None:
             return self._terminate_held(reason)
@@ -271,8 +281,11 @@ class LocalJob(Job):
         if stuck is not None:
             with self._lock:
                 self._status_reason = stuck.reason
-            self._sleep(float("inf"))
-            return self._cancel()
+            while not self._released.is_set():
+                if self._sleep(POLL_SECONDS):
+                    return self._cancel()
+            with self._lock:
+                self._status_reason = None
         if self._pause():
             return self._cancel()
         self._set_status(STARTING)
