@@ -170,8 +170,18 @@ class BatchGateway:
         self._call("s3", "delete_object", Bucket=bucket, Key=key)
 
     def bucket_region(self, bucket: str) -> str:
-        """The region a bucket lives in (HeadBucket), or ClientError (404: no such bucket)."""
-        answer = self._call("s3", "head_bucket", Bucket=bucket)
+        """The region a bucket lives in, from HeadBucket; ClientError when it does not exist (404).
+
+        S3 names the region even when it refuses HeadBucket (403: no s3:ListBucket, which the
+        scheduler does not need otherwise), so a refusal that carries the region is an answer.
+        """
+        try:
+            answer = self._call("s3", "head_bucket", Bucket=bucket)
+        except ClientError as error:
+            headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if "x-amz-bucket-region" in headers and str(error.response.get("Error", {}).get("Code")) == "403":
+                return headers["x-amz-bucket-region"]
+            raise
         headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return answer.get("BucketRegion") or headers.get("x-amz-bucket-region", "")
 

@@ -282,3 +282,60 @@ def test_a_job_waiting_past_its_token_lifetime_starts_with_a_fresh_token(
     # The job started with a token signed while it waited, still valid when capacity appeared.
     assert report["iat"] >= latest["iat"] > first["iat"] and report["exp"] > released_at > first["exp"]
     assert s3_mode.objects() == []
+
+
+def s3_checks(batch_env, uri: str) -> list:
+    from airflow_batch_executor.gateway import BatchGateway
+    from airflow_batch_executor.health import run_health_checks
+    from airflow_batch_executor.options import load_options
+    from airflow_batch_executor.request_factory import base_request
+
+    values = {"job_queue": batch_env.job_queue, "job_definition": batch_env.job_definition}
+    values["workload_transport"] = uri
+
+    class Conf:
+        def get(self, section, key, fallback=None):
+            return values.get(key, fallback)
+
+    options = load_options(Conf())
+    gateway = BatchGateway("aws_default", batch_env.region)
+    checks = run_health_checks(
+        gateway, options.job_queue, options.job_definition, base_request(options), options.workload_transport
+    )
+    return [check for check in checks if check.name == "workload transport"]
+
+
+def test_health_check_writes_and_deletes_under_the_prefix(batch_env, s3_mode):
+    [check] = s3_checks(batch_env, f"s3://{BUCKET}/{s3_mode.prefix}")
+    assert check.ok, check
+    assert f"under s3://{BUCKET}/{s3_mode.prefix}" in check.detail
+    assert s3_mode.objects() == []
+
+
+def test_health_check_names_a_missing_bucket_and_the_fix(batch_env, s3_mode):
+    [check] = s3_checks(batch_env, "s3://no-such-workload-bucket/airflow")
+    assert not check.ok
+    assert "bucket 'no-such-workload-bucket'" in check.detail and "does not exist" in check.detail
+    assert "CreateWorkloadBucket" in check.fix
+
+
+def test_health_check_refuses_a_bucket_in_another_region(batch_env, s3_mode):
+    far = "airflow-workloads-eu"
+    try:
+        s3_mode.s3.create_bucket(Bucket=far, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+    [check] = s3_checks(batch_env, f"s3://{far}/airflow")
+    assert not check.ok
+    assert f"bucket {far!r} is in eu-west-1, but the executor runs jobs in {batch_env.region}" in check.detail
+    assert f"use a bucket in {batch_env.region}" in check.fix
+
+
+def test_the_scheduler_does_not_start_with_a_missing_bucket(make_executor, batch_env, monkeypatch):
+    from airflow_batch_executor.errors import HealthCheckError
+
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", "s3://no-such-workload-bucket/x")
+    executor = make_executor(start=False)
+    with pytest.raises(HealthCheckError, match="no-such-workload-bucket"):
+        executor.start()
