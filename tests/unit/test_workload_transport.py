@@ -271,8 +271,10 @@ def test_a_waiting_jobs_object_is_rewritten_once_half_the_token_lifetime_is_gone
     assert not handoff.refresh_due(submission, issued + 49)
     assert handoff.refresh_due(submission, issued + 51)
     first = gateway.objects[split_uri(submission.workload_uri)]
-    handoff.refresh_later(submission, submission.workload_uri)
+    submission.refreshing = True
     assert not handoff.refresh_due(submission, issued + 51)  # one rewrite at a time
+    submission.refreshing = False
+    handoff.refresh_later(submission, submission.workload_uri)
     handoff.stop()
     rewritten = json.loads(gateway.objects[split_uri(submission.workload_uri)])
     assert rewritten["token"] != json.loads(first)["token"]
