@@ -21,11 +21,12 @@ from botocore.exceptions import ClientError
 from airflow_batch_executor.outcome import classify
 from airflow_batch_executor.worker import EXIT_FETCH_FAILED, EXIT_OBJECT_MISSING
 from airflow_batch_executor.workload_transport import token_window
+from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
 from .botocore_faults import BotocoreFaults
 from .conftest import final_states, finished, pump, queue, workload
 
-BUCKET = "airflow-workloads"
+BUCKET = WORKLOAD_BUCKET
 
 SITECUSTOMIZE = """
 import importlib.abc, importlib.util, os, sys
@@ -66,11 +67,6 @@ print("FAKE-TASK-SDK " + json.dumps(report), flush=True)
 @pytest.fixture
 def s3_mode(batch_env, monkeypatch, tmp_path):
     s3 = batch_env.client("s3")
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-            raise
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", f"s3://{BUCKET}/{prefix}")
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)

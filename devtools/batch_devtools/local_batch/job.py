@@ -24,6 +24,7 @@ from typing import Any
 
 from moto.batch.models import Job
 
+from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
     JobFault,
     permanent_pull_error,
@@ -371,6 +372,7 @@ class LocalJob(Job):
 
     def _process_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self._aws_env(env))
         env.update({item["name"]: str(item["value"]) for item in self.environment()})
         compute_envs = getattr(self.job_queue, "environments", None) or []
         env.update(
@@ -380,6 +382,24 @@ class LocalJob(Job):
             AWS_BATCH_CE_NAME=compute_envs[0].name if compute_envs else "",
         )
         return env
+
+    def _aws_env(self, inherited: dict[str, str]) -> dict[str, str]:
+        """What a Batch container gets from AWS: its region and (here, fake) job role credentials.
+
+        The AWS SDK in the job is pointed at this server too, so a job can use S3 and the other
+        services moto serves on the same endpoint, as a real job uses its own region's. Settings the
+        server process already has (tests point it at itself) are left as they are.
+        """
+        ready = self.runtime.environment
+        if not ready or "AWS_ENDPOINT_URL" in inherited:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL": ready["endpoint_url"],
+            "AWS_REGION": ready["region"],
+            "AWS_DEFAULT_REGION": ready["region"],
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+        }
 
     def _dependencies_succeeded(self) -> bool:
         wanted = [dependency["jobId"] for dependency in self.depends_on or []]
