@@ -67,6 +67,12 @@ def _failed(key: WorkloadKey, decision: Decision) -> TaskEvent:
     return TaskEvent(key, "failed", decision.reason, decision.event)
 
 
+def submit_threads(options: ExecutorOptions) -> int:
+    """Submit threads: with S3, each attempt makes two calls in a row (PutObject, then SubmitJob),
+    so twice the threads keep the submit rate that ``submit_concurrency`` gives with the command."""
+    return options.submit_concurrency * (2 if options.workload_transport is not None else 1)
+
+
 class JobSupervisor:
     def __init__(
         self,
@@ -85,7 +91,7 @@ class JobSupervisor:
         self._submitter = Submitter(
             gateway,
             rate=options.submit_rate_limit,
-            concurrency=options.submit_concurrency,
+            concurrency=submit_threads(options),
             factory=factory,
             handoff=self._handoff,
         )

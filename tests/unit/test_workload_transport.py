@@ -297,3 +297,10 @@ def test_token_window_reads_iat_and_exp_and_tolerates_other_tokens():
     assert token_window(token) == (10.0, 70.0)
     assert token_window("workload-token") is None
     assert token_window("a.b.c") is None
+
+
+def test_s3_mode_runs_twice_the_submit_threads_for_its_two_calls_per_submission():
+    from airflow_batch_executor.job_supervisor import submit_threads
+
+    assert submit_threads(options(submit_concurrency=4)) == 4
+    assert submit_threads(options(submit_concurrency=4, workload_transport=LOCATION)) == 8
