@@ -404,7 +404,7 @@ def test_a_stuck_job_starts_once_released(local_batch: LocalBatch, batch: Any) -
     time.sleep(0.3)
     assert describe(batch, job_id)["statusReason"] == CAPACITY_REASON
 
-    assert local_batch.release_stuck_jobs() == [job_id]
+    assert LocalBatchControl(local_batch.endpoint_url).release_stuck_jobs() == [job_id]
     job = wait_for_status(batch, job_id)
 
     assert job["status"] == "SUCCEEDED" and "startedAt" in job

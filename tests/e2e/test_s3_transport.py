@@ -23,12 +23,20 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PREFIX = "e2e-workloads"
 RUN_TIMEOUT_SECONDS = 240.0
+TOKEN_LIFETIME_SECONDS = 30
+"""Airflow 3.3 signs workload tokens for ``[scheduler] task_queued_timeout``; short here, so a job
+can be held in RUNNABLE past it. The scheduler's own check for tasks stuck in the queue is pushed
+out of the test's reach, so the executor's refresh is what keeps such a task alive."""
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    transport = {"AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": f"s3://{WORKLOAD_BUCKET}/{PREFIX}"}
-    with DevStack(EXAMPLES, timing=Timing(extra=transport)) as running:
+    settings = {
+        "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": f"s3://{WORKLOAD_BUCKET}/{PREFIX}",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TOKEN_LIFETIME_SECONDS),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "3600",
+    }
+    with DevStack(EXAMPLES, timing=Timing(extra=settings)) as running:
         yield running
 
 
@@ -81,6 +89,29 @@ def test_example_dags_succeed_and_no_token_is_left_in_batch_or_s3(stack: DevStac
         body = s3.get_object(Bucket=WORKLOAD_BUCKET, Key=item["Key"])["Body"].read()
         assert b"eyJ" not in body and b'"token"' not in body, item["Key"]
     assert not left
+
+
+def test_a_task_held_in_runnable_past_its_token_lifetime_still_succeeds(stack: DevStack) -> None:
+    stack.batch.add_fault("stuck_in_runnable", pattern="per_task_resources-*", count=1)
+    run_id = stack.trigger("per_task_resources")
+    deadline = time.monotonic() + 60
+    while not (held := [job for job in stack.batch.jobs() if is_waiting(job, "per_task_resources-")]):
+        assert time.monotonic() < deadline, "the task's job was never submitted"
+        time.sleep(0.5)
+    [job] = held
+    time.sleep(TOKEN_LIFETIME_SECONDS * 1.5)  # the token it was submitted with has expired
+    assert stack.describe_jobs([job["jobId"]])[job["jobId"]]["status"] == "RUNNABLE"
+    assert stack.batch.release_stuck_jobs() == [job["jobId"]]
+
+    assert stack.wait_for_run("per_task_resources", run_id, RUN_TIMEOUT_SECONDS) == "success"
+    [ti] = stack.task_instances("per_task_resources", run_id)
+    assert (ti.state, ti.try_number, ti.external_executor_id) == ("success", 1, job["jobId"])
+    log = stack.component_log("scheduler-1")
+    assert "Rewrote the workload object" in log and job["jobName"] in log
+
+
+def is_waiting(job: dict[str, Any], name_prefix: str) -> bool:
+    return job["jobName"].startswith(name_prefix) and job["status"] not in ("SUCCEEDED", "FAILED")
 
 
 def request_job_ids(stack: DevStack, requests: list[dict[str, Any]]) -> list[str]:

@@ -44,6 +44,10 @@ class LocalBatchControl:
     def jobs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/jobs")["jobs"]
 
+    def release_stuck_jobs(self) -> list[str]:
+        """Let the jobs held in RUNNABLE by ``stuck_in_runnable`` start; returns their ids."""
+        return self._call("POST", "/release")["released"]
+
     def calls(self) -> dict[str, int]:
         """API calls received so far, per lower-cased operation name (``submitjob``)."""
         return self._call("GET", "/calls")["calls"]

@@ -16,6 +16,8 @@ Control endpoints (JSON in, JSON out):
 * ``GET    /_local_batch/calls``       — ``{"calls": {"<operation>": <count>, ...}}``, every API
   call received (throttled ones included), counted before latency and faults apply
 * ``DELETE /_local_batch/calls``       — reset the counts
+* ``POST   /_local_batch/release``     — ``{"released": [<job id>, ...]}``: jobs held by
+  ``stuck_in_runnable`` start, as if capacity appeared
 """
 
 from __future__ import annotations
@@ -160,6 +162,10 @@ class LocalBatchMiddleware:
                 for job in runtime.jobs.all()
             ]
             return _respond(start_response, 200, {"jobs": jobs})
+        if name == "release":
+            if method != "POST":
+                return _respond(start_response, 405, {"message": "use POST"})
+            return _respond(start_response, 200, {"released": runtime.jobs.release_stuck()})
         if name == "calls":
             if method == "DELETE":
                 runtime.calls.clear()
@@ -171,6 +177,6 @@ class LocalBatchMiddleware:
             404,
             {
                 "message": f"unknown control endpoint {name!r}; "
-                "use faults, submitted, environment, jobs or calls"
+                "use faults, submitted, environment, jobs, release or calls"
             },
         )

@@ -106,6 +106,13 @@ class JobRegistry:
         with self._lock:
             return list(self._jobs.values())
 
+    def release_stuck(self) -> list[str]:
+        """Let every job held in RUNNABLE by ``stuck_in_runnable`` start (process mode); their ids."""
+        released = [job for job in self.all() if not job.held and job.stuck]
+        for job in released:
+            job.release()
+        return [job.job_id for job in released]
+
 
 @dataclass
 class Runtime:
