@@ -87,3 +87,25 @@ class KeepsEventLogRows:
         waiting = {id(row) for row in self._task_event_logs}
         self._event_rows = [row for row in self._event_rows if id(row) in waiting]
         super().heartbeat()  # type: ignore[misc]
+
+
+def token_generator(executor: Any) -> Any | None:
+    """The executor's JWT generator, or None where this Airflow cannot mint workload tokens.
+
+    Airflow 3.3's workloads have ``generate_token`` (a token with ``scope: workload``, valid for
+    ``[scheduler] task_queued_timeout``). Airflow 3.1's have not: the token the scheduler signed
+    (valid for ``[execution_api] jwt_expiration_time``) is the only one a job can get, so it is kept.
+    """
+    try:
+        from airflow.executors.workloads.base import BaseWorkloadSchema
+    except ImportError:  # Airflow 3.1: workloads is one module, without generate_token
+        return None
+    if not hasattr(BaseWorkloadSchema, "generate_token"):
+        return None
+    return executor.jwt_generator
+
+
+def with_fresh_token(workload: Any, generator: Any) -> Any:
+    """A copy of the workload with a newly signed token, for the same task instance or callback."""
+    subject = workload.ti.id if hasattr(workload, "ti") else workload.callback.id
+    return workload.model_copy(update={"token": type(workload).generate_token(str(subject), generator)})

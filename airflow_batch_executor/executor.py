@@ -66,7 +66,9 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         )
         if options.check_health_on_startup:
             self.check_health()
-        self.jobs = JobSupervisor(self.gateway, self.factory, options)
+        self.jobs = JobSupervisor(
+            self.gateway, self.factory, options, token_generator=airflow_compat.token_generator(self)
+        )
         self.jobs.start()
         self._accepting = True
         airflow_compat.freeze_startup_heap()
@@ -81,7 +83,14 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         """Stop start-up with every failed check and its fix."""
         assert self.options is not None and self.gateway is not None and self.factory is not None
         options = self.options
-        checks = run_health_checks(self.gateway, options.job_queue, options.job_definition, self.factory.base)
+        checks = run_health_checks(
+            self.gateway,
+            options.job_queue,
+            options.job_definition,
+            self.factory.base,
+            options.workload_transport,
+            options.workload_kms_key_id,
+        )
         for check in checks:
             self.log.info("AwsBatchExecutor health check %s", check)
         if not all(check.ok for check in checks):

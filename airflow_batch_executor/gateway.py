@@ -1,4 +1,4 @@
-"""The only module that talks to AWS Batch and CloudWatch Logs.
+"""The only module that talks to AWS: Batch, CloudWatch Logs, and S3 for out-of-band workloads.
 
 Clients come from the amazon provider's ``AwsBaseHook``, so Airflow connections, role assumption and
 region resolution work as they do everywhere else in Airflow. Reads (describe, list, terminate) use
@@ -39,7 +39,7 @@ def _client_config(max_attempts: int) -> Config:
 
 
 class BatchGateway:
-    """Thread-safe access to the Batch and CloudWatch Logs APIs for one AWS connection."""
+    """Thread-safe access to the Batch, CloudWatch Logs and S3 APIs for one AWS connection."""
 
     def __init__(self, conn_id: str, region_name: str | None, *, read_attempts: int = 5) -> None:
         self.conn_id = conn_id
@@ -61,6 +61,7 @@ class BatchGateway:
             "batch": client("batch", self._read_attempts),
             "submit": client("batch", 1),
             "logs": client("logs", self._read_attempts),
+            "s3": client("s3", self._read_attempts),
         }
 
     def _client(self, name: str) -> Any:
@@ -176,3 +177,35 @@ class BatchGateway:
             startFromHead=False,
         )["events"]
         return [event["message"] for event in events]
+
+    def put_object(self, bucket: str, key: str, body: bytes, kms_key_id: str | None = None) -> None:
+        """Write one private object, encrypted at rest: with the KMS key when given, else SSE-S3."""
+        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        if kms_key_id:
+            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+        self._call("s3", "put_object", Bucket=bucket, Key=key, Body=body, **encryption)
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        """Delete one object; S3 answers a missing object with success, so this is idempotent."""
+        self._call("s3", "delete_object", Bucket=bucket, Key=key)
+
+    def bucket_region(self, bucket: str) -> str:
+        """The region a bucket lives in, from HeadBucket; ClientError when it does not exist (404).
+
+        S3 names the region even when it refuses HeadBucket (403: no s3:ListBucket, which the
+        scheduler does not need otherwise), so a refusal that carries the region is an answer.
+        """
+        try:
+            answer = self._call("s3", "head_bucket", Bucket=bucket)
+        except ClientError as error:
+            headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if "x-amz-bucket-region" in headers and str(error.response.get("Error", {}).get("Code")) == "403":
+                return headers["x-amz-bucket-region"]
+            raise
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return answer.get("BucketRegion") or headers.get("x-amz-bucket-region", "")
+
+    @property
+    def region(self) -> str:
+        """The region the clients were built for (the option, the connection's, or the SDK default)."""
+        return self._client("batch").meta.region_name

@@ -6,13 +6,17 @@ on any failure (a scheduler that starts but cannot run a single task is worse th
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import HealthCheckError
 from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.options import S3Location
 from airflow_batch_executor.placement import definition_placement, effective_requirements, resource_problems
 
 
@@ -79,13 +83,62 @@ def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping
     return [*checks, Check("Fargate size", True, f"{size} is a valid Fargate size")]
 
 
+def _workload_location_checks(
+    gateway: BatchGateway, location: S3Location, kms_key_id: str | None
+) -> list[Check]:
+    """The bucket exists in the executor's region, and the scheduler can write and delete there."""
+    name = "workload transport"
+    option = "[aws_batch_executor] workload_transport"
+    try:
+        region = gateway.bucket_region(location.bucket)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
+        if isinstance(error, ClientError) and str(error.response.get("Error", {}).get("Code")) in (
+            "404",
+            "NoSuchBucket",
+        ):
+            detail = f"bucket {location.bucket!r} of {option} = {location} does not exist"
+            fix = (
+                "create it (deploy/cloudformation.yaml does, with CreateWorkloadBucket=true) or name an "
+                "existing bucket in the executor's region"
+            )
+            return [Check(name, False, detail, fix)]
+        detail = f"cannot look up bucket {location.bucket!r}: {describe_api_error(error)}"
+        return [Check(name, False, detail, "check the scheduler's network access to S3 and its credentials")]
+    if region and region != gateway.region:
+        detail = f"bucket {location.bucket!r} is in {region}, but the executor runs jobs in {gateway.region}"
+        fix = (
+            f"use a bucket in {gateway.region} for {option}: jobs fetch their workload through their own "
+            "region's S3 endpoint (and VPC endpoints), which cannot reach a bucket in another region"
+        )
+        return [Check(name, False, detail, fix)]
+    probe = location.key(f"_health-check-{uuid.uuid4().hex}.json")
+    try:
+        gateway.put_object(location.bucket, probe, b"{}", kms_key_id)
+        gateway.delete_object(location.bucket, probe)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
+        prefix = f"arn:aws:s3:::{location.bucket}/{location.key('*')}"
+        fix = f"grant the scheduler s3:PutObject and s3:DeleteObject on {prefix}"
+        if kms_key_id:
+            fix += f", and kms:GenerateDataKey on {kms_key_id}"
+        detail = f"cannot write and delete under {location}: {describe_api_error(error)}"
+        return [Check(name, False, detail, fix)]
+    return [Check(name, True, f"the scheduler can write and delete workload objects under {location}")]
+
+
 def run_health_checks(
-    gateway: BatchGateway, job_queue: str, job_definition: str, base_request: Mapping[str, Any]
+    gateway: BatchGateway,
+    job_queue: str,
+    job_definition: str,
+    base_request: Mapping[str, Any],
+    workload_location: S3Location | None = None,
+    kms_key_id: str | None = None,
 ) -> list[Check]:
     """Every check, in order; later checks are skipped when an earlier one makes them meaningless."""
     checks = _queue_check(gateway, job_queue)
     if checks[0].ok:
         checks += _definition_checks(gateway, job_definition, base_request)
+        if workload_location is not None:
+            checks += _workload_location_checks(gateway, workload_location, kms_key_id)
     return checks
 
 

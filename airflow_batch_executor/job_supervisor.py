@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind
-from airflow_batch_executor.batch_facts import batch_reason
+from airflow_batch_executor.batch_facts import WAITING_STATUSES, batch_reason
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_lookup import FoundJob
 from airflow_batch_executor.lifecycle import (
@@ -33,6 +33,7 @@ from airflow_batch_executor.request_factory import RequestFactory
 from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
+from airflow_batch_executor.workload_transport import WorkloadHandoff, record_object_uri
 
 SHUTDOWN_REASON = (
     "Terminated by the Airflow scheduler on shutdown ([aws_batch_executor] terminate_jobs_on_shutdown)"
@@ -40,6 +41,8 @@ SHUTDOWN_REASON = (
 REVOKE_REASON = (
     "Revoked by the Airflow scheduler: the task stayed queued past [scheduler] task_queued_timeout"
 )
+# Waiting for capacity: the bootstrap has not fetched the object yet (STARTING is about to).
+TOKEN_REFRESH_STATUSES = WAITING_STATUSES - {"STARTING"}
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +67,34 @@ def _failed(key: WorkloadKey, decision: Decision) -> TaskEvent:
     return TaskEvent(key, "failed", decision.reason, decision.event)
 
 
+def submit_threads(options: ExecutorOptions) -> int:
+    """Submit threads: with S3, each attempt makes two calls in a row (PutObject, then SubmitJob),
+    so twice the threads keep the submit rate that ``submit_concurrency`` gives with the command."""
+    return options.submit_concurrency * (2 if options.workload_transport is not None else 1)
+
+
 class JobSupervisor:
-    def __init__(self, gateway: BatchGateway, factory: RequestFactory, options: ExecutorOptions) -> None:
+    def __init__(
+        self,
+        gateway: BatchGateway,
+        factory: RequestFactory,
+        options: ExecutorOptions,
+        token_generator: Any | None = None,
+    ) -> None:
+        """``token_generator`` signs a fresh workload token per submission; None keeps the scheduler's."""
         self.tracker = JobTracker()
         self._gateway = gateway
         self._factory = factory
         self._limits = Limits.from_options(options)
+        self._handoff = WorkloadHandoff(
+            gateway, kms_key_id=options.workload_kms_key_id, generator=token_generator
+        )
         self._submitter = Submitter(
-            gateway, rate=options.submit_rate_limit, concurrency=options.submit_concurrency, factory=factory
+            gateway,
+            rate=options.submit_rate_limit,
+            concurrency=submit_threads(options),
+            factory=factory,
+            handoff=self._handoff,
         )
         self._poller = StatusPoller(gateway, options.status_poll_interval)
 
@@ -93,6 +116,7 @@ class JobSupervisor:
         earlier = self.tracker.supersede(key)
         if earlier is not None:
             log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
+            self._handoff.remove_later(earlier.workload_uri)
         self._submitter.submit(Submission(key=key, request=request, spec=spec))
         return earlier.key if earlier is not None else None
 
@@ -119,6 +143,7 @@ class JobSupervisor:
                     key,
                 )
                 self._poller.terminate(result.job_id, REVOKE_REASON)
+            self._handoff.remove_later(submission.workload_uri)
             return []
         decision = after_submit(result, self._limits)
         if decision.action is Action.RESUBMIT:
@@ -132,6 +157,7 @@ class JobSupervisor:
         self._submitter.done(submission)
         if decision.action is Action.FAIL:
             metrics.incr("submit.failed")
+            self._handoff.remove_later(submission.workload_uri)
             return [_failed(key, decision)]
         assert result.job_id is not None
         metrics.incr("submit.ok")
@@ -167,12 +193,23 @@ class JobSupervisor:
             decision = after_record(job, record, self._limits, time.time())
             if decision.reason_class == "unknown_status":
                 log.warning("%s", decision.reason)
+            if job.workload_uri is None:
+                job.workload_uri = record_object_uri(record)
         return self._carry_out(job, decision)
 
     def _carry_out(self, job: TrackedJob, decision: Decision) -> list[TaskEvent]:
         if decision.action is Action.WAIT:
+            if (
+                job.workload_uri
+                and job.status in TOKEN_REFRESH_STATUSES
+                and self._handoff.refresh_due(job.submission, time.time())
+            ):
+                assert job.submission is not None
+                self._handoff.refresh_later(job.submission, job.workload_uri)
             return []
         self.tracker.pop(job.job_id)
+        if decision.action is not Action.RESUBMIT:
+            self._handoff.remove_later(job.workload_uri)
         if decision.action is Action.SUCCEED:
             log.info("Batch job %s for %s succeeded", job.job_id, job.key)
             return [TaskEvent(job.key, "success", job.job_id)]
@@ -205,9 +242,13 @@ class JobSupervisor:
 
     def forget(self, key: WorkloadKey) -> TrackedJob | None:
         """Stop submitting and tracking this workload, wherever it is; returns its job if tracked."""
-        self._submitter.forget(key)
+        if (submission := self._submitter.forget(key)) is not None:
+            self._handoff.remove_later(submission.workload_uri)
         job = self.tracker.for_key(key)
-        return self.tracker.pop(job.job_id) if job is not None else None
+        if job is None:
+            return None
+        self._handoff.remove_later(job.workload_uri)
+        return self.tracker.pop(job.job_id)
 
     def revoke(self, key: WorkloadKey, known_job_id: str | None) -> None:
         """Forget the workload and terminate its job: the tracked one, or the id Airflow stored.
@@ -239,3 +280,4 @@ class JobSupervisor:
         self._factory.close()
         self._submitter.stop()
         self._poller.stop()
+        self._handoff.stop()

@@ -19,6 +19,7 @@ from airflow_batch_executor.provider_info import load_config_description
 
 SECTION = "aws_batch_executor"
 _ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class ConfigSource(Protocol):
@@ -47,6 +48,22 @@ class ExecutorOptions:
     share_identifier: str | None
     task_log_lines: int
     allowed_job_role_arns: tuple[str, ...] = ()
+    workload_transport: S3Location | None = None
+    workload_kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where workloads are handed to jobs out of band: ``s3://bucket/prefix``."""
+
+    bucket: str
+    prefix: str
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
 @cache
@@ -127,6 +144,43 @@ def _allowed_roles(conf: ConfigSource) -> tuple[str, ...]:
     return tuple(filter(None, entries))
 
 
+_TRANSPORT_FIX = (
+    "set it to command, or to s3://bucket/prefix with an existing bucket in the executor's region"
+)
+
+
+def _workload_transport(conf: ConfigSource) -> S3Location | None:
+    """None for ``command``; the parsed location for ``s3://bucket[/prefix]``."""
+    raw = _raw(conf, "workload_transport") or "command"
+    if raw == "command":
+        return None
+    if not raw.startswith("s3://"):
+        raise OptionError(
+            "workload_transport", f"is {raw!r}, neither 'command' nor an s3:// URL", _TRANSPORT_FIX
+        )
+    bucket, _, prefix = raw[len("s3://") :].partition("/")
+    if not bucket:
+        raise OptionError("workload_transport", f"is {raw!r}, an s3:// URL without a bucket", _TRANSPORT_FIX)
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise OptionError(
+            "workload_transport",
+            f"names the bucket {bucket!r}, which is not a valid S3 bucket name",
+            "use the bucket's name: 3-63 lower-case letters, digits, dots and hyphens",
+        )
+    return S3Location(bucket, prefix.strip("/"))
+
+
+def _kms_key_id(conf: ConfigSource, transport: S3Location | None) -> str | None:
+    key_id = _raw(conf, "workload_kms_key_id")
+    if key_id and transport is None:
+        raise OptionError(
+            "workload_kms_key_id",
+            "is set, but workload_transport is command, so nothing is written to S3",
+            "set workload_transport to s3://bucket/prefix, or unset workload_kms_key_id",
+        )
+    return key_id
+
+
 def load_options(conf: ConfigSource) -> ExecutorOptions:
     """Read and check every option; the first problem found raises :class:`OptionError`."""
     return ExecutorOptions(
@@ -146,6 +200,8 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         share_identifier=_raw(conf, "share_identifier"),
         task_log_lines=task_log_lines(conf),
         allowed_job_role_arns=_allowed_roles(conf),
+        workload_transport=(transport := _workload_transport(conf)),
+        workload_kms_key_id=_kms_key_id(conf, transport),
     )
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_executor.batch_facts import WAITING_STATUSES
+from airflow_batch_executor.worker import FAILURES
+from airflow_batch_executor.workload_transport import record_object_uri
 
 __all__ = [
     "FAILURE_HINTS",
@@ -338,6 +340,18 @@ def classify(job: Mapping[str, Any]) -> Outcome:
     )
 
 
+def _bootstrap_advice(job: Mapping[str, Any]) -> str:
+    """Why an S3-mode job's bootstrap gave up, from its exit code; its log line names the object."""
+    container = _mapping(job.get("container"))
+    failure = FAILURES.get(container.get("exitCode"))  # type: ignore[arg-type]
+    if failure is None or record_object_uri(job) is None:
+        return ""
+    return (
+        f" The job's workload bootstrap stopped before running the task: {failure}. The job's log "
+        "has one line naming the object and the fix."
+    )
+
+
 def _classify_failed(job: Mapping[str, Any], label: str) -> Outcome:
     all_reasons = _all_reasons(job)
     hint = _hint(all_reasons)
@@ -345,6 +359,7 @@ def _classify_failed(job: Mapping[str, Any], label: str) -> Outcome:
 
     if _container_started(job, all_reasons):
         shown = _sentence(_line(*_exit_codes(job), *_display_reasons(job)) or "Batch gave no reason")
+        advice = _bootstrap_advice(job) or advice
         return Outcome(
             Verdict.FAIL,
             f"{label} FAILED after the container started: {shown}{advice}",

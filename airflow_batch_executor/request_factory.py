@@ -52,6 +52,7 @@ from airflow_batch_executor.naming import identity_tags, job_name
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.task_specs import JobSpec, task_instance_spec
+from airflow_batch_executor.workload_transport import job_command
 
 STARTUP_MARGIN_SECONDS = 120
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
@@ -191,7 +192,8 @@ class RequestFactory:
             seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
             request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_DURATION_SECONDS, seconds)}
         request["jobName"] = self.job_name(spec)
-        request.setdefault("containerOverrides", {})["command"] = list(spec.command)
+        command = job_command(spec, request["jobName"], self.options.workload_transport)
+        request.setdefault("containerOverrides", {})["command"] = command
         _with_environment(request, self.api_url)
         request["tags"] = {**(request.get("tags") or {}), **identity_tags(spec.identity)}
         if problems := request_problems(request):

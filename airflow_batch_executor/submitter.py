@@ -7,6 +7,11 @@ scheduler's thread, so Airflow's event buffer is never touched concurrently.
 A retry after an ambiguous failure (read timeout, dropped connection) first looks the job up by its
 deterministic name: SubmitJob is not idempotent, and a request that did reach Batch must not become
 a second job for the same task instance try.
+
+Handing the workload over (:class:`~airflow_batch_executor.workload_transport.WorkloadHandoff`) is
+part of each attempt: a fresh token, and in S3 mode the object the job will read, written before
+SubmitJob and removed again when SubmitJob definitely failed. After an ambiguous failure the object
+stays: the job that may exist needs it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from airflow_batch_executor.job_lookup import find_job_by_name
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import WorkloadKey
+from airflow_batch_executor.workload_transport import WorkloadHandoff, WriteFailed, request_object_uri
 
 if TYPE_CHECKING:
     from airflow_batch_executor.request_factory import RequestFactory
@@ -51,6 +57,8 @@ class Submission:
     spec: JobSpec | None = None
     attempt: int = 0
     maybe_submitted: bool = False
+    token_window: tuple[float, float] | None = None  # (issued, expires) of the token last handed over
+    refreshing: bool = False
 
     @property
     def job_name(self) -> str:
@@ -59,6 +67,11 @@ class Submission:
     @property
     def job_queue(self) -> str:
         return self.request["jobQueue"]
+
+    @property
+    def workload_uri(self) -> str | None:
+        """The S3 object the job reads its workload from (S3 mode only)."""
+        return request_object_uri(self.request)
 
 
 @dataclass(frozen=True)
@@ -95,9 +108,11 @@ class Submitter:
         rate: float,
         concurrency: int,
         factory: RequestFactory | None = None,
+        handoff: WorkloadHandoff | None = None,
     ) -> None:
         self._gateway = gateway
         self._factory = factory
+        self._handoff = handoff
         self.limiter = RateLimiter(rate)
         self._concurrency = concurrency
         self._heap: list[_Scheduled] = []
@@ -137,10 +152,11 @@ class Submitter:
         if self.is_live(submission):
             del self._live[submission.key]
 
-    def forget(self, key: WorkloadKey) -> None:
+    def forget(self, key: WorkloadKey) -> Submission | None:
         """Drop the key's live submission: unsent, it is never sent; in flight, its result is not live."""
         if (submission := self._live.pop(key, None)) is not None:
             self._cancel(submission)
+        return submission
 
     def __len__(self) -> int:
         """Keys with a live submission: waiting, in flight, or with a result not yet handled."""
@@ -226,10 +242,13 @@ class Submitter:
                 return SubmitResult(
                     submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down"
                 )
-            started = time.monotonic()
-            job_id = self._gateway.submit_job(request)
-            metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
-            return SubmitResult(submission, job_id=job_id)
+            if self._handoff is not None:
+                request = self._handoff.prepare(submission, request)
+            return SubmitResult(submission, job_id=self._send(request))
+        except WriteFailed as error:
+            if error.kind is ApiErrorKind.THROTTLED:
+                self.limiter.throttled()
+            return SubmitResult(submission, error_kind=error.kind, error=str(error))
         except TaskConfigError as error:
             return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
         except RegistryStopped as error:
@@ -241,3 +260,15 @@ class Submitter:
             if kind is ApiErrorKind.AMBIGUOUS:
                 submission.maybe_submitted = True
             return SubmitResult(submission, error_kind=kind, error=describe_api_error(error))
+
+    def _send(self, request: dict[str, Any]) -> str:
+        """SubmitJob once; the workload object of a request that definitely did not become a job goes."""
+        started = time.monotonic()
+        try:
+            job_id = self._gateway.submit_job(request)
+        except Exception as error:
+            if self._handoff is not None and classify_api_error(error) is not ApiErrorKind.AMBIGUOUS:
+                self._handoff.discard(request)
+            raise
+        metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
+        return job_id

@@ -31,6 +31,7 @@ class JobSpec:
     executor_config: Any
     execution_timeout: float | None = None
     priority_weight: int | None = None
+    workload: Any = None  # the scheduler's workload, handed over again (freshly signed) at each submit
 
 
 def task_sdk_command(workload_json: str) -> list[str]:
@@ -108,6 +109,7 @@ def workload_spec(workload: Any) -> JobSpec:
             executor_config=ti.executor_config,
             execution_timeout=execution_timeout(ti),
             priority_weight=ti.priority_weight,
+            workload=workload,
         )
     data = workload.callback.data if isinstance(workload.callback.data, dict) else {}
     identity = WorkloadIdentity(
@@ -118,6 +120,7 @@ def workload_spec(workload: Any) -> JobSpec:
         command=workload_command(workload),
         airflow_queue=data.get("queue"),
         executor_config=None,
+        workload=workload,
     )
 
 

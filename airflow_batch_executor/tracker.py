@@ -31,6 +31,7 @@ class TrackedJob:
     status_reason: str | None = None
     missing_checks: int = 0
     started: bool = field(default=False)
+    workload_uri: str | None = None  # S3 mode: the object the job reads its workload from
 
     @classmethod
     def submitted(cls, submission: Submission, job_id: str, now: float) -> TrackedJob:
@@ -42,6 +43,7 @@ class TrackedJob:
             attempt=submission.attempt,
             submitted_at=now,
             submission=submission,
+            workload_uri=submission.workload_uri,
         )
 
     def observe(self, record: Mapping[str, Any]) -> bool:

@@ -29,6 +29,8 @@ from typing import Any
 
 EXECUTORS = {
     "ours": "airflow_batch_executor.AwsBatchExecutor",
+    # the same executor with workload_transport = s3://... (set by run.py for this run only)
+    "ours-s3": "airflow_batch_executor.AwsBatchExecutor",
     "amazon": "airflow.providers.amazon.aws.executors.batch.batch_executor.AwsBatchExecutor",
 }
 

@@ -14,13 +14,23 @@ def submitted_key(request: dict[str, Any]) -> tuple | None:
     """The task instance try a recorded SubmitJob body runs, read from the workload in its command.
 
     Both executors put the serialized ExecuteTask workload in ``containerOverrides.command``, so this
-    identifies a submission the same way for both, whatever the job name.
+    identifies a submission the same way for both, whatever the job name. With the S3 transport the
+    command names an object instead; then the ``airflow.*`` tags our executor sets identify it.
     """
     command = (request.get("containerOverrides") or {}).get("command") or []
     for arg in command:
         if isinstance(arg, str) and arg.startswith("{") and '"ti"' in arg:
             ti = json.loads(arg)["ti"]
             return (ti["dag_id"], ti["task_id"], ti["run_id"], ti["try_number"], ti["map_index"])
+    tags = request.get("tags") or {}
+    if "airflow.task_id" in tags:
+        return (
+            tags["airflow.dag_id"],
+            tags["airflow.task_id"],
+            tags["airflow.run_id"],
+            int(tags["airflow.try_number"]),
+            int(tags["airflow.map_index"]),
+        )
     return None
 
 

@@ -33,7 +33,8 @@ from benchmarks.report import check_correctness, plot, table
 from benchmarks.server import BatchServer
 
 HARNESS = ROOT / "benchmarks" / "harness.py"
-EXECUTORS = ("ours", "amazon")
+EXECUTORS = ("ours", "ours-s3", "amazon")
+S3_PREFIX = "benchmark"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated N (default 100,1000,5000)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every API call (0.05)")
-    parser.add_argument("--executors", default=",".join(EXECUTORS), help="ours,amazon")
+    parser.add_argument("--executors", default=",".join(EXECUTORS), help="ours,ours-s3,amazon")
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -93,10 +94,19 @@ def child_env(home: Path, environment: dict[str, Any], rate: float) -> dict[str,
     return env
 
 
+def executor_env(executor: str, env: dict[str, str], environment: dict[str, Any]) -> dict[str, str]:
+    """``ours-s3`` is our executor handing workloads over through the local Batch's S3 bucket."""
+    if executor != "ours-s3":
+        return env
+    transport = f"s3://{environment['workload_bucket']}/{S3_PREFIX}"
+    return {**env, "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": transport}
+
+
 def run_one(
     executor: str, n: int, args: argparse.Namespace, server: BatchServer, env: dict[str, str], work: Path
 ) -> dict[str, Any]:
     control = server.control
+    env = executor_env(executor, env, server.environment)
     control.clear_submitted_requests()
     control.clear_calls()
     out = work / f"{executor}-{n}.json"

@@ -52,7 +52,14 @@ def check(args: argparse.Namespace) -> None:
         raise SystemExit(1) from None
     print("[ok] configuration: every [aws_batch_executor] option is valid")
     gateway = BatchGateway(options.conn_id, options.region_name)
-    checks = run_health_checks(gateway, options.job_queue, options.job_definition, base)
+    checks = run_health_checks(
+        gateway,
+        options.job_queue,
+        options.job_definition,
+        base,
+        options.workload_transport,
+        options.workload_kms_key_id,
+    )
     for item in checks:
         print(item)
     if not all(item.ok for item in checks):

@@ -90,6 +90,9 @@ def test_ready_environment_exists_in_the_server(local_batch: LocalBatch, batch: 
     assert local_batch.endpoint_url.startswith("http://127.0.0.1:") and local_batch.port > 0
     assert local_batch.region == "us-east-1"
 
+    s3 = local_batch.client("s3")
+    assert s3.head_bucket(Bucket=env.workload_bucket)["BucketRegion"] == local_batch.region
+
     compute = batch.describe_compute_environments(computeEnvironments=[env.compute_environment])
     (ce,) = compute["computeEnvironments"]
     assert ce["type"] == "MANAGED" and ce["computeResources"]["type"] == "FARGATE"
@@ -183,6 +186,22 @@ def test_status_moves_through_every_batch_status(local_batch: LocalBatch, batch:
         time.sleep(0.02)
 
     assert seen == ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+def test_jobs_reach_the_local_aws_like_a_job_reaches_its_region(
+    local_batch: LocalBatch, batch: Any, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    s3 = local_batch.client("s3")
+    s3.create_bucket(Bucket="from-a-job")
+    script = "import boto3; boto3.client('s3').put_object(Bucket='from-a-job', Key='k', Body=b'hi')"
+    job_id = submit(local_batch, batch, unique("aws"), ["python", "-c", script])
+
+    job = wait_for_status(batch, job_id)
+
+    assert job["status"] == "SUCCEEDED", job
+    assert s3.get_object(Bucket="from-a-job", Key="k")["Body"].read() == b"hi"
 
 
 def test_environment_and_interpreter_reach_the_process(
@@ -378,6 +397,20 @@ def test_stuck_in_runnable_until_terminated(local_batch: LocalBatch, batch: Any,
     assert "startedAt" not in job
 
 
+def test_a_stuck_job_starts_once_released(local_batch: LocalBatch, batch: Any) -> None:
+    local_batch.faults.stuck_in_runnable(pattern="held-*")
+    job_id = submit(local_batch, batch, unique("held"), ["python", "-c", "print(1)"])
+    wait_for_status(batch, job_id, ("RUNNABLE",))
+    time.sleep(0.3)
+    assert describe(batch, job_id)["statusReason"] == CAPACITY_REASON
+
+    assert local_batch.release_stuck_jobs() == [job_id]
+    job = wait_for_status(batch, job_id)
+
+    assert job["status"] == "SUCCEEDED" and "startedAt" in job
+    assert local_batch.release_stuck_jobs() == []
+
+
 def test_host_terminated_mid_run(local_batch: LocalBatch, batch: Any) -> None:
     local_batch.faults.host_terminated(pattern="doomed-*", after_seconds=0.3)
     job_id = submit(local_batch, batch, unique("doomed"), SLEEP_FOREVER)
@@ -429,6 +462,22 @@ def test_throttling_any_operation_and_added_latency(local_batch: LocalBatch) -> 
     fast = time.monotonic() - started
 
     assert slow >= 0.3 and fast < 0.3
+
+
+def test_s3_object_calls_are_counted_and_slowed_like_batch_calls(local_batch: LocalBatch) -> None:
+    s3 = local_batch.client("s3")
+    bucket = local_batch.environment.workload_bucket
+    local_batch.clear_api_calls()
+    local_batch.faults.latency(0.3, operation="PutObject")
+    started = time.monotonic()
+    s3.put_object(Bucket=bucket, Key="counted/object.json", Body=b"{}")
+    slow = time.monotonic() - started
+    s3.get_object(Bucket=bucket, Key="counted/object.json")
+    s3.delete_object(Bucket=bucket, Key="counted/object.json")
+
+    calls = local_batch.api_calls()
+    assert slow >= 0.3
+    assert (calls["putobject"], calls["getobject"], calls["deleteobject"]) == (1, 1, 1)
 
 
 # --- queries and recorded requests ---------------------------------------------------------------

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-EXECUTORS = ("ours", "amazon")
+EXECUTORS = ("ours", "ours-s3", "amazon")
 POSITIVE_METRICS = (
     "submit_seconds",
     "submits_per_second",
@@ -69,4 +69,7 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
     tracker = results["tracker_memory"]
     assert tracker["bytes_per_job_running"] > 0
     assert tracker["bytes_per_job_pending_with_request"] > tracker["bytes_per_job_running"]
-    assert "each task once" in completed.stdout and "ours" in completed.stdout
+    assert "each task once" in completed.stdout and "ours-s3" in completed.stdout
+    # the S3 run wrote one workload object per job (and its health check one probe)
+    assert runs["ours-s3"]["api_calls"]["putobject"] == 21
+    assert "putobject" not in runs["ours"]["api_calls"]

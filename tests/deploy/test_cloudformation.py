@@ -24,15 +24,33 @@ TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
 def _executor_api_calls() -> set[str]:
     """Every AWS operation the executor's gateway (its only AWS caller) makes, as IAM actions."""
     source = (REPO / "airflow_batch_executor" / "gateway.py").read_text()
-    calls = re.findall(r'_call\(\s*"(batch|submit|logs)",\s*"([a-z_]+)"', source)
+    calls = re.findall(r'_call\(\s*"(batch|submit|logs|s3)",\s*"([a-z_]+)"', source)
     calls += [("batch", name) for name in re.findall(r'get_paginator\("([a-z_]+)"\)', source)]
-    service = {"batch": "batch", "submit": "batch", "logs": "logs"}
+    service = {"batch": "batch", "submit": "batch", "logs": "logs", "s3": "s3"}
     return {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
 
 
 # What the executor calls, plus TagResource (SubmitJob with tags is authorised as TagResource)
-# and PassRole for the worker roles.
-SCHEDULER_ACTIONS = _executor_api_calls() | {"batch:TagResource", "iam:PassRole"}
+# and PassRole for the worker roles. HeadBucket (the health check's region lookup) needs
+# s3:ListBucket, which the scheduler is not given: S3 names the bucket's region in the refusal.
+SCHEDULER_ACTIONS = (_executor_api_calls() - {"s3:HeadBucket"}) | {"batch:TagResource", "iam:PassRole"}
+WORKLOAD_CONDITION = "CreateWorkloadBucketCondition"
+
+
+def with_workload_bucket(value: Any) -> Any:
+    """The fragment as deployed with CreateWorkloadBucket=true (the true branch of each Fn::If on it).
+
+    Fn::If on other conditions (such as HasTaskRoles) is kept for the tests that check both branches.
+    """
+    if isinstance(value, dict):
+        branches = value.get("Fn::If")
+        if branches is not None and len(value) == 1 and branches[0] == WORKLOAD_CONDITION:
+            return with_workload_bucket(branches[1])
+        return {k: with_workload_bucket(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_workload_bucket(v) for v in value if v != {"Ref": "AWS::NoValue"}]
+    return value
+
 
 # Fargate vCPU -> allowed memory (MiB), from the AWS Fargate task size table.
 FARGATE_MEMORY = {
@@ -274,7 +292,7 @@ def test_execution_role_reads_only_the_db_secret(resources):
 @pytest.fixture(scope="module")
 def scheduler_statements(resources) -> list[dict[str, Any]]:
     (policy,) = of_type(resources, "AWS::IAM::ManagedPolicy").values()
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    return with_workload_bucket(policy["Properties"]["PolicyDocument"]["Statement"])
 
 
 def test_scheduler_policy_actions_exactly(scheduler_statements):
@@ -336,17 +354,25 @@ def test_outputs(template):
         assert name in outputs, name
     assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
     assert outputs["SchedulerPolicyArn"]["Value"] == {"Ref": "SchedulerPolicy"}
-    text = outputs["AirflowEnvironment"]["Value"]["Fn::Sub"]
-    names = re.findall(r"(AIRFLOW__\w+)=", text)
-    assert names == [
+    condition, with_bucket, without_bucket = outputs["AirflowEnvironment"]["Value"]["Fn::If"]
+    assert condition == WORKLOAD_CONDITION
+    common = [
         "AIRFLOW__CORE__EXECUTOR",
         "AIRFLOW__AWS_BATCH_EXECUTOR__REGION_NAME",
         "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE",
         "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
     ]
-    assert "AIRFLOW__CORE__EXECUTOR=airflow_batch_executor.AwsBatchExecutor" in text
-    assert "\n" not in text.strip(), "one line, so that `export $(...)` works"
+    for branch, names in (
+        (without_bucket, common),
+        (with_bucket, [*common, "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT"]),
+    ):
+        text = branch["Fn::Sub"]
+        assert re.findall(r"(AIRFLOW__\w+)=", text) == names
+        assert "AIRFLOW__CORE__EXECUTOR=airflow_batch_executor.AwsBatchExecutor" in text
+        assert "\n" not in text.strip(), "one line, so that `export $(...)` works"
+    assert "WORKLOAD_TRANSPORT=s3://${WorkloadBucket}/${WorkloadKeyPrefix}" in with_bucket["Fn::Sub"]
+    assert outputs["WorkloadTransport"]["Condition"] == WORKLOAD_CONDITION
 
 
 def test_output_names_match_the_resources(template, resources):
@@ -368,4 +394,65 @@ def test_the_derived_action_list_sees_every_gateway_call():
         "batch:RegisterJobDefinition",
         "batch:DeregisterJobDefinition",
         "logs:GetLogEvents",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:HeadBucket",
     }
+
+
+# ---------------------------------------------------------------- workload bucket
+
+WORKLOAD_OBJECTS = {"Fn::Sub": "${WorkloadBucket.Arn}/${WorkloadKeyPrefix}/*"}
+
+
+def test_the_workload_bucket_is_optional(template, resources):
+    assert template["Parameters"]["CreateWorkloadBucket"]["Default"] == "false"
+    assert template["Conditions"][WORKLOAD_CONDITION] == {
+        "Fn::Equals": [{"Ref": "CreateWorkloadBucket"}, "true"]
+    }
+    for name in ("WorkloadBucket", "WorkloadBucketPolicy", "WorkerJobWorkloadPolicy"):
+        assert resources[name]["Condition"] == WORKLOAD_CONDITION, name
+
+
+def test_the_workload_bucket_is_encrypted_private_and_expires_leftovers(resources):
+    bucket = resources["WorkloadBucket"]["Properties"]
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [lifecycle] = bucket["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["Status"] == "Enabled" and lifecycle["ExpirationInDays"] == 1
+    assert "Prefix" not in lifecycle and "Filter" not in lifecycle  # every object, health-check probes too
+
+
+def test_the_workload_bucket_refuses_plain_http(resources):
+    policy = resources["WorkloadBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "WorkloadBucket"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*" and statement["Action"] == "s3:*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["WorkloadBucket", "Arn"]},
+        {"Fn::Sub": "${WorkloadBucket.Arn}/*"},
+    ]
+
+
+def test_the_scheduler_writes_and_deletes_only_under_the_prefix(scheduler_statements):
+    s3 = [s for s in scheduler_statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    [statement] = s3
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["s3:DeleteObject", "s3:PutObject"]
+    assert as_list(statement["Resource"]) == [WORKLOAD_OBJECTS]
+
+
+def test_the_job_role_reads_and_deletes_only_under_the_prefix(resources):
+    policy = resources["WorkerJobWorkloadPolicy"]["Properties"]
+    assert policy["RoleName"] == {"Ref": "WorkerJobRole"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["s3:DeleteObject", "s3:GetObject"]
+    assert as_list(statement["Resource"]) == [WORKLOAD_OBJECTS]

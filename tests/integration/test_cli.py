@@ -49,6 +49,26 @@ def test_check_fails_with_the_fix(batch_env, monkeypatch):
     )
 
 
+def test_check_verifies_the_s3_workload_transport(batch_env, monkeypatch):
+    s3 = batch_env.client("s3")
+    s3.create_bucket(Bucket="cli-check-workloads")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", "s3://cli-check-workloads/airflow")
+    result = airflow_cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "[ok] workload transport: the scheduler can write and delete workload objects under " in result.stdout
+    )
+    assert s3.list_objects_v2(Bucket="cli-check-workloads").get("KeyCount") == 0
+
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", "s3://missing-cli-bucket/airflow")
+    result = airflow_cli("check")
+    assert result.returncode == 1
+    assert (
+        "[FAILED] workload transport: bucket 'missing-cli-bucket'" in result.stdout
+        and "Fix: " in result.stdout
+    )
+
+
 def test_check_reports_a_bad_option(batch_env, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__MAX_SUBMIT_JOB_ATTEMPTS", "many")
     result = airflow_cli("check")

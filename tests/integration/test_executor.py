@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
+import jwt
 import pytest
 
+from airflow_batch_executor import airflow_compat
 from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.naming import job_name
 from airflow_batch_executor.task_specs import task_identity
@@ -55,7 +58,13 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
     assert request["jobName"] == job_name(task_identity(item.ti))
     command = request["containerOverrides"]["command"]
     assert command[:4] == ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
-    assert '"task_id":"real"' in command[4] and '"token":"workload-token"' in command[4]
+    sent = json.loads(command[4])
+    assert sent["ti"]["task_id"] == "real"
+    if airflow_compat.token_generator(executor) is None:  # Airflow 3.1: the scheduler's token is kept
+        assert sent["token"] == "workload-token"
+    else:  # the executor signs a fresh token for the submission instead of sending the scheduler's
+        claims = jwt.decode(sent["token"], options={"verify_signature": False})
+        assert claims["sub"] == str(item.ti.id) and claims["scope"] == "workload"
     environment = {e["name"]: e["value"] for e in request["containerOverrides"]["environment"]}
     assert environment == {
         "MY_SETTING": "42",

@@ -55,6 +55,11 @@ def test_each_option_has_description_type_example_and_default():
         ({**REQUIRED, "check_health_on_startup": "maybe"}, "check_health_on_startup", "not a boolean"),
         ({**REQUIRED, "submit_rate_limit": "-1"}, "submit_rate_limit", "below the minimum"),
         ({**REQUIRED, "submit_concurrency": "1.5"}, "submit_concurrency", "not a number"),
+        ({**REQUIRED, "workload_transport": "s3://"}, "workload_transport", "without a bucket"),
+        ({**REQUIRED, "workload_transport": "s3:///prefix"}, "workload_transport", "without a bucket"),
+        ({**REQUIRED, "workload_transport": "sqs://queue"}, "workload_transport", "neither 'command'"),
+        ({**REQUIRED, "workload_transport": "s3://Bad_Bucket/x"}, "workload_transport", "not a valid S3"),
+        ({**REQUIRED, "workload_kms_key_id": "alias/k"}, "workload_kms_key_id", "workload_transport is"),
     ],
 )
 def test_bad_options_name_the_option_and_the_fix(values, option, text):
@@ -64,6 +69,27 @@ def test_bad_options_name_the_option_and_the_fix(values, option, text):
     assert f"[aws_batch_executor] {option}" in str(err.value)
     assert text in str(err.value)
     assert "Fix:" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "value, bucket, prefix, uri",
+    [
+        ("s3://workloads", "workloads", "", "s3://workloads"),
+        ("s3://workloads/", "workloads", "", "s3://workloads"),
+        ("s3://workloads/airflow/batch/", "workloads", "airflow/batch", "s3://workloads/airflow/batch"),
+    ],
+)
+def test_workload_transport_s3_location(value, bucket, prefix, uri):
+    opts = load_options(FakeConf(**REQUIRED, workload_transport=value, workload_kms_key_id="alias/k"))
+    location = opts.workload_transport
+    assert (location.bucket, location.prefix, str(location)) == (bucket, prefix, uri)
+    assert location.key("job.json") == (f"{prefix}/job.json" if prefix else "job.json")
+    assert opts.workload_kms_key_id == "alias/k"
+
+
+def test_workload_transport_defaults_to_the_command():
+    assert load_options(FakeConf(**REQUIRED)).workload_transport is None
+    assert load_options(FakeConf(**REQUIRED, workload_transport="command")).workload_transport is None
 
 
 def test_real_airflow_config_from_environment(monkeypatch):

@@ -536,3 +536,32 @@ def test_setting_started_at_on_a_failed_job_rules_out_resubmission(
 @given(st.one_of(st.none(), st.integers(), st.text(), st.lists(st.integers())))
 def test_classify_tolerates_a_record_that_is_not_a_mapping(job: Any) -> None:
     assert classify(job).reason_class == "unknown_status"
+
+
+# --- the S3 transport's bootstrap ----------------------------------------------------------------
+
+BOOTSTRAP = ["python", "-m", "airflow_batch_executor.worker", "s3://bucket/prefix/dag-task-1.0a1b.json"]
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "said"),
+    [
+        (65, "its workload object was already consumed or removed"),
+        (66, "its job role may not read or delete its workload object in S3"),
+        (67, "it could not fetch its workload object from S3"),
+    ],
+)
+def test_a_bootstrap_that_could_not_fetch_its_workload_says_so(exit_code: int, said: str) -> None:
+    job = record("FAILED", ESSENTIAL_EXITED, exit_code=exit_code, started_at=STARTED_AT)
+    job["container"]["command"] = BOOTSTRAP
+    outcome = classify(job)
+    assert outcome.verdict is Verdict.FAIL
+    assert f"exit code {exit_code}" in outcome.reason
+    assert f"workload bootstrap stopped before running the task: {said}" in outcome.reason
+    assert "log has one line naming the object" in outcome.reason
+
+
+def test_the_same_exit_code_of_a_task_is_not_blamed_on_the_bootstrap() -> None:
+    job = record("FAILED", ESSENTIAL_EXITED, exit_code=66, started_at=STARTED_AT)
+    job["container"]["command"] = ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
+    assert "bootstrap" not in classify(job).reason

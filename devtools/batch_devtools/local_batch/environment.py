@@ -18,6 +18,7 @@ JOB_QUEUE = "airflow-local-queue"
 SECOND_JOB_QUEUE = "airflow-local-queue-2"
 JOB_DEFINITION = "airflow-local-job"
 LOG_GROUP = "/aws/batch/job"
+WORKLOAD_BUCKET = "airflow-local-workloads"
 IMAGE = "local/airflow-task:latest"
 SERVICE_ROLE = "airflow-local-batch-service-role"
 EXECUTION_ROLE = "airflow-local-batch-execution-role"
@@ -43,6 +44,8 @@ class ReadyEnvironment:
     subnet_id: str
     security_group_id: str
     execution_role_arn: str
+    workload_bucket: str
+    """An S3 bucket for ``[aws_batch_executor] workload_transport = s3://<bucket>/<prefix>``."""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -65,7 +68,8 @@ class ReadyEnvironment:
 
 
 def create_environment(client: ClientFactory, endpoint_url: str, region: str) -> ReadyEnvironment:
-    """Create network, roles, a Fargate compute environment, two queues, a job definition, logs.
+    """Create network, roles, a Fargate compute environment, two queues, a job definition, logs,
+    and a bucket for handing workloads to jobs out of band.
 
     The compute environment is Fargate so that moto neither launches EC2 instances for it nor
     needs Docker; jobs never touch the network resources, which exist only because Batch
@@ -122,6 +126,7 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
         },
     )["jobDefinitionArn"]
     logs.create_log_group(logGroupName=LOG_GROUP)
+    client("s3").create_bucket(Bucket=WORKLOAD_BUCKET)
 
     return ReadyEnvironment(
         endpoint_url=endpoint_url,
@@ -138,6 +143,7 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
         subnet_id=subnet_id,
         security_group_id=security_group_id,
         execution_role_arn=execution_role_arn,
+        workload_bucket=WORKLOAD_BUCKET,
     )
 
 

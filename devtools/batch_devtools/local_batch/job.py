@@ -24,6 +24,7 @@ from typing import Any
 
 from moto.batch.models import Job
 
+from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
     JobFault,
     permanent_pull_error,
@@ -70,6 +71,7 @@ class LocalJob(Job):
         self.runtime = active_runtime()
         self._lock = threading.RLock()
         self._wakeup = threading.Event()
+        self._released = threading.Event()
         self._created_ms = _now_ms()
         self._started_ms: int | None = None
         self._stopped_ms: int | None = None
@@ -181,6 +183,15 @@ class LocalJob(Job):
     def finished(self) -> bool:
         return self._status in FINAL_STATUSES
 
+    @property
+    def stuck(self) -> bool:
+        """True while the job waits in RUNNABLE because of a ``stuck_in_runnable`` fault."""
+        return self._status == RUNNABLE and self._status_reason is not None and not self._released.is_set()
+
+    def release(self) -> None:
+        """Let a job held by ``stuck_in_runnable`` go on to STARTING, as if capacity appeared."""
+        self._released.set()
+
     def terminate(self, reason: str) -> None:
         if self._hold is not None:
             return self._terminate_held(reason)
@@ -271,8 +282,11 @@ class LocalJob(Job):
         if stuck is not None:
             with self._lock:
                 self._status_reason = stuck.reason
-            self._sleep(float("inf"))
-            return self._cancel()
+            while not self._released.is_set():
+                if self._sleep(POLL_SECONDS):
+                    return self._cancel()
+            with self._lock:
+                self._status_reason = None
         if self._pause():
             return self._cancel()
         self._set_status(STARTING)
@@ -363,6 +377,7 @@ class LocalJob(Job):
 
     def _process_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self._aws_env(env))
         env.update({item["name"]: str(item["value"]) for item in self.environment()})
         compute_envs = getattr(self.job_queue, "environments", None) or []
         mount_points = (self.job_definition.container_properties or {}).get("mountPoints") or []
@@ -376,6 +391,24 @@ class LocalJob(Job):
             LOCAL_BATCH_MOUNT_POINTS=",".join(str(mount.get("containerPath")) for mount in mount_points),
         )
         return env
+
+    def _aws_env(self, inherited: dict[str, str]) -> dict[str, str]:
+        """What a Batch container gets from AWS: its region and (here, fake) job role credentials.
+
+        The AWS SDK in the job is pointed at this server too, so a job can use S3 and the other
+        services moto serves on the same endpoint, as a real job uses its own region's. Settings the
+        server process already has (tests point it at itself) are left as they are.
+        """
+        ready = self.runtime.environment
+        if not ready or "AWS_ENDPOINT_URL" in inherited:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL": ready["endpoint_url"],
+            "AWS_REGION": ready["region"],
+            "AWS_DEFAULT_REGION": ready["region"],
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+        }
 
     def _dependencies_succeeded(self) -> bool:
         wanted = [dependency["jobId"] for dependency in self.depends_on or []]

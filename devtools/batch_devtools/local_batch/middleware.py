@@ -41,7 +41,9 @@ def operation_of(environ: dict[str, Any]) -> str | None:
     """The API operation of a request, lower-cased: ``submitjob`` or ``getlogevents``.
 
     Batch is a REST API (``POST /v1/submitjob``); JSON-protocol services like CloudWatch Logs
-    name the operation in ``X-Amz-Target`` (``Logs_20140328.GetLogEvents``).
+    name the operation in ``X-Amz-Target`` (``Logs_20140328.GetLogEvents``); the object operations of
+    S3 (path-style ``/bucket/key``, signed for ``s3``) are told apart by method, so latency faults and
+    call counts cover the workload objects an executor writes as they cover its SubmitJob calls.
     """
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
@@ -49,7 +51,17 @@ def operation_of(environ: dict[str, Any]) -> str | None:
     path = environ.get("PATH_INFO", "")
     if path.startswith("/v1/"):
         return path[len("/v1/") :].split("/", 1)[0].lower()
+    if "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", "") and "/" in path.strip("/"):
+        return _S3_OBJECT_OPERATIONS.get(environ.get("REQUEST_METHOD", ""))
     return None
+
+
+_S3_OBJECT_OPERATIONS = {
+    "PUT": "putobject",
+    "GET": "getobject",
+    "DELETE": "deleteobject",
+    "HEAD": "headobject",
+}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -191,6 +191,13 @@ class LocalBatch:
         job = self.runtime.jobs.get(job_id)
         return job.pid if job is not None else None
 
+    def release_stuck_jobs(self) -> list[str]:
+        """Let every job held in RUNNABLE by ``stuck_in_runnable`` start (process mode); their ids."""
+        released = [job for job in self.runtime.jobs.all() if not job.held and job.stuck]
+        for job in released:
+            job.release()
+        return [job.job_id for job in released]
+
     def unfinished_jobs(self) -> list[str]:
         return [job.job_id for job in self.runtime.jobs.all() if job.status not in FINAL_STATUSES]
 
