@@ -18,6 +18,7 @@ from airflow_batch_executor.errors import OptionError
 from airflow_batch_executor.provider_info import load_config_description
 
 SECTION = "aws_batch_executor"
+_QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 
 
@@ -47,6 +48,8 @@ class ExecutorOptions:
     share_identifier: str | None
     task_log_lines: int
     allowed_job_role_arns: tuple[str, ...] = ()
+    status_queue_url: str | None = None
+    status_reconcile_interval: float = 120.0
 
 
 @cache
@@ -127,6 +130,18 @@ def _allowed_roles(conf: ConfigSource) -> tuple[str, ...]:
     return tuple(filter(None, entries))
 
 
+def _queue_url(conf: ConfigSource) -> str | None:
+    url = _raw(conf, "status_queue_url")
+    if url is not None and not _QUEUE_URL_PATTERN.match(url):
+        raise OptionError(
+            "status_queue_url",
+            f"is {url!r}, which is not an SQS queue URL",
+            "use the queue's URL, such as https://sqs.us-east-1.amazonaws.com/123456789012/airflow-status, "
+            "or leave it empty to poll DescribeJobs only",
+        )
+    return url
+
+
 def load_options(conf: ConfigSource) -> ExecutorOptions:
     """Read and check every option; the first problem found raises :class:`OptionError`."""
     return ExecutorOptions(
@@ -146,6 +161,8 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         share_identifier=_raw(conf, "share_identifier"),
         task_log_lines=task_log_lines(conf),
         allowed_job_role_arns=_allowed_roles(conf),
+        status_queue_url=_queue_url(conf),
+        status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),
     )
 
 

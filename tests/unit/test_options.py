@@ -28,6 +28,13 @@ def test_defaults_come_from_the_config_template():
     assert opts.submit_rate_limit == 40.0
     assert opts.submit_job_kwargs == {}
     assert opts.max_pending_seconds == 0
+    assert opts.status_queue_url is None
+    assert opts.status_reconcile_interval == 120
+
+
+def test_a_status_queue_url_is_taken_as_given():
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/airflow-batch-status"
+    assert load_options(FakeConf(**REQUIRED, status_queue_url=url)).status_queue_url == url
 
 
 def test_every_documented_option_is_read():
@@ -55,6 +62,8 @@ def test_each_option_has_description_type_example_and_default():
         ({**REQUIRED, "check_health_on_startup": "maybe"}, "check_health_on_startup", "not a boolean"),
         ({**REQUIRED, "submit_rate_limit": "-1"}, "submit_rate_limit", "below the minimum"),
         ({**REQUIRED, "submit_concurrency": "1.5"}, "submit_concurrency", "not a number"),
+        ({**REQUIRED, "status_queue_url": "airflow-status"}, "status_queue_url", "not an SQS queue URL"),
+        ({**REQUIRED, "status_reconcile_interval": "0.5"}, "status_reconcile_interval", "below the minimum"),
     ],
 )
 def test_bad_options_name_the_option_and_the_fix(values, option, text):
