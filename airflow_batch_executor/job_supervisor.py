@@ -44,7 +44,7 @@ REVOKE_REASON = (
     "Revoked by the Airflow scheduler: the task stayed queued past [scheduler] task_queued_timeout"
 )
 
-UNTRACKED_EVENT_RECEIVES = 3
+UNTRACKED_EVENT_RECEIVES = 10
 """An event for a job this scheduler does not track is left on the queue (for the scheduler that
 tracks it, or for this one once its SubmitJob answer is in) until it has been received this often."""
 

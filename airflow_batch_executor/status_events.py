@@ -37,9 +37,9 @@ class ReceivedEvent:
 
 
 class StatusEventReceiver:
-    def __init__(self, gateway: StatusQueueGateway, wait_seconds: int = WAIT_SECONDS) -> None:
+    def __init__(self, gateway: StatusQueueGateway) -> None:
         self._gateway = gateway
-        self._wait_seconds = wait_seconds
+        self._wait_seconds = WAIT_SECONDS
         self._lock = threading.Lock()
         self._received: list[ReceivedEvent] = []
         self._acknowledged: queue.SimpleQueue[str | None] = queue.SimpleQueue()

@@ -18,6 +18,8 @@ JOB_QUEUE = "airflow-local-queue"
 SECOND_JOB_QUEUE = "airflow-local-queue-2"
 JOB_DEFINITION = "airflow-local-job"
 LOG_GROUP = "/aws/batch/job"
+STATUS_QUEUE = "airflow-local-status"
+STATUS_QUEUE_VISIBILITY_SECONDS = 2
 IMAGE = "local/airflow-task:latest"
 SERVICE_ROLE = "airflow-local-batch-service-role"
 EXECUTION_ROLE = "airflow-local-batch-execution-role"
@@ -43,6 +45,8 @@ class ReadyEnvironment:
     subnet_id: str
     security_group_id: str
     execution_role_arn: str
+    status_queue_url: str
+    """Where the local Batch publishes "Batch Job State Change" events (when publish_events is on)."""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -122,6 +126,9 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
         },
     )["jobDefinitionArn"]
     logs.create_log_group(logGroupName=LOG_GROUP)
+    status_queue_url = client("sqs").create_queue(
+        QueueName=STATUS_QUEUE, Attributes={"VisibilityTimeout": str(STATUS_QUEUE_VISIBILITY_SECONDS)}
+    )["QueueUrl"]
 
     return ReadyEnvironment(
         endpoint_url=endpoint_url,
@@ -138,6 +145,7 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
         subnet_id=subnet_id,
         security_group_id=security_group_id,
         execution_role_arn=execution_role_arn,
+        status_queue_url=status_queue_url,
     )
 
 
