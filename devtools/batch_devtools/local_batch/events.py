@@ -1,4 +1,4 @@
-""""Batch Job State Change" events, published to an SQS queue in moto like EventBridge would.
+""" "Batch Job State Change" events, published to an SQS queue in moto like EventBridge would.
 
 Each status change of a local job becomes one message in the AWS event envelope (version, id,
 detail-type, source ``aws.batch``, account, time, region, resources, and ``detail``: the job's

@@ -100,9 +100,7 @@ class LocalBatch:
             self._post("/moto-api/reset")
             self._environment = create_environment(self.client, self.endpoint_url, self.region)
             self.runtime.environment = self._environment.to_dict()
-            self.runtime.events = EventPublisher(
-                self.runtime, DEFAULT_ACCOUNT_ID, self.region, STATUS_QUEUE
-            )
+            self.runtime.events = EventPublisher(self.runtime, DEFAULT_ACCOUNT_ID, self.region, STATUS_QUEUE)
             self.runtime.events.start()
         except BaseException:
             self.stop()
