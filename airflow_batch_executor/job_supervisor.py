@@ -2,9 +2,10 @@
 
 :class:`JobSupervisor` owns the submit threads, the status poller, the status event receiver (with
 ``status_queue_url``) and the tracker, and carries out what :mod:`~airflow_batch_executor.lifecycle`
-decides. Events and DescribeJobs records take the same path, through ``_on_record``. It knows nothing of Airflow's executor API:
-what the scheduler must hear comes back as :class:`TaskEvent` values, which the executor reports on
-the scheduler's thread. Every method here runs on that thread too and never waits on AWS.
+decides. Events and DescribeJobs records take the same path, through ``_on_record``. It knows
+nothing of Airflow's executor API: what the scheduler must hear comes back as :class:`TaskEvent`
+values, which the executor reports on the scheduler's thread. Every method here runs on that thread
+too and never waits on AWS.
 """
 
 from __future__ import annotations
