@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import describe_api_error
@@ -87,7 +88,7 @@ class StatusEventReceiver:
                 log.warning("The status queue %s answers again; job status comes from its events", self._url)
             self._keep(messages)
 
-    def _keep(self, messages: list[dict]) -> None:
+    def _keep(self, messages: list[dict[str, Any]]) -> None:
         received = []
         for message in messages:
             event = parse_event(message.get("Body", ""))
