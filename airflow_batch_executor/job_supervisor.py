@@ -1,9 +1,11 @@
-"""The job machinery behind the executor: submissions, the state map, polling, and their outcomes.
+"""The job machinery behind the executor: submissions, the state map, job status, and their outcomes.
 
-:class:`JobSupervisor` owns the submit threads, the status poller and the tracker, and carries out
-what :mod:`~airflow_batch_executor.lifecycle` decides. It knows nothing of Airflow's executor API:
-what the scheduler must hear comes back as :class:`TaskEvent` values, which the executor reports on
-the scheduler's thread. Every method here runs on that thread too and never waits on AWS.
+:class:`JobSupervisor` owns the submit threads, the status poller, the status event receiver (with
+``status_queue_url``) and the tracker, and carries out what :mod:`~airflow_batch_executor.lifecycle`
+decides. Events and DescribeJobs records take the same path, through ``_on_record``. It knows
+nothing of Airflow's executor API: what the scheduler must hear comes back as :class:`TaskEvent`
+values, which the executor reports on the scheduler's thread. Every method here runs on that thread
+too and never waits on AWS.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind
 from airflow_batch_executor.batch_facts import WAITING_STATUSES, batch_reason
+from airflow_batch_executor.event_reducer import Novelty, novelty, progress_of
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_lookup import FoundJob
 from airflow_batch_executor.lifecycle import (
@@ -29,7 +32,9 @@ from airflow_batch_executor.lifecycle import (
 )
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.poller import DescribedChunk, StatusPoller
+from airflow_batch_executor.queue_gateway import StatusQueueGateway
 from airflow_batch_executor.request_factory import RequestFactory
+from airflow_batch_executor.status_events import ReceivedEvent, StatusEventReceiver
 from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
@@ -43,6 +48,10 @@ REVOKE_REASON = (
 )
 # Waiting for capacity: the bootstrap has not fetched the object yet (STARTING is about to).
 TOKEN_REFRESH_STATUSES = WAITING_STATUSES - {"STARTING"}
+
+UNTRACKED_EVENT_RECEIVES = 10
+"""An event for a job this scheduler does not track is left on the queue (for the scheduler that
+tracks it, or for this one once its SubmitJob answer is in) until it has been received this often."""
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +106,18 @@ class JobSupervisor:
             handoff=self._handoff,
         )
         self._poller = StatusPoller(gateway, options.status_poll_interval)
+        self._reconcile_interval = options.status_reconcile_interval
+        self._receiver: StatusEventReceiver | None = None
+        if options.status_queue_url:
+            self._receiver = StatusEventReceiver(
+                StatusQueueGateway(options.conn_id, options.region_name, options.status_queue_url)
+            )
 
     def start(self) -> None:
         self._submitter.start()
         self._poller.start()
+        if self._receiver is not None:
+            self._receiver.start()
 
     @property
     def busy(self) -> bool:
@@ -121,14 +138,16 @@ class JobSupervisor:
         return earlier.key if earlier is not None else None
 
     def sync(self) -> list[TaskEvent]:
-        """Handle finished submissions and DescribeJobs answers, and start a poll round when due."""
+        """Handle finished submissions, status events and DescribeJobs answers; poll when due."""
         events: list[TaskEvent] = []
         for result in self._submitter.results():
             events += self._isolated(result.submission.key, self._on_submit_result, result)
+        if self._receiver is not None:
+            events += self._on_status_events(self._receiver.results())
         for chunk in self._poller.results():
             events += self._on_chunk(chunk)
         if self._poller.due() and self.tracker:
-            self._poller.poll(self.tracker.job_ids())
+            self._poller.poll(self._jobs_to_describe())
         metrics.gauge("jobs.tracked", len(self.tracker))
         metrics.gauge("jobs.submitting", len(self._submitter))
         return events
@@ -167,6 +186,35 @@ class JobSupervisor:
         log.info("Batch job %s (%s) %s for %s", job.job_id, job.job_name, how, key)
         return [TaskEvent(key, "running", job.job_id)]
 
+    def _jobs_to_describe(self) -> list[str]:
+        """Every job, unless events are flowing: then only those Batch said nothing of for a while.
+
+        A job just adopted has never been heard of, so it is described at once.
+        """
+        if self._receiver is None or not self._receiver.answering:
+            return self.tracker.job_ids()
+        return self.tracker.quiet_job_ids(time.time() - self._reconcile_interval)
+
+    def _on_status_events(self, received: list[ReceivedEvent]) -> list[TaskEvent]:
+        assert self._receiver is not None
+        events: list[TaskEvent] = []
+        done: list[str] = []
+        for item in received:
+            job = self.tracker.get(item.event.job_id)
+            if job is None:
+                metrics.incr("status_events.untracked")
+                if item.receive_count >= UNTRACKED_EVENT_RECEIVES:
+                    done.append(item.receipt)
+                continue
+            done.append(item.receipt)
+            verdict = novelty(job.progress, job.status, item.event)
+            if verdict is Novelty.NEWS:
+                events += self._isolated(job.key, self._on_record, job, item.event.record)
+            else:
+                metrics.incr(f"status_events.{verdict.value}")
+        self._receiver.acknowledge(done)
+        return events
+
     def _on_chunk(self, chunk: DescribedChunk) -> list[TaskEvent]:
         if chunk.records is None:
             return []
@@ -174,8 +222,20 @@ class JobSupervisor:
         events: list[TaskEvent] = []
         for job_id in chunk.asked:
             if (job := self.tracker.get(job_id)) is not None:
-                events += self._isolated(job.key, self._on_record, job, answered.get(job_id))
+                record = answered.get(job_id)
+                if record is not None and self._events_missed(job, record):
+                    metrics.incr("status_events.missed")
+                    log.info(
+                        "Batch job %s is %s: its status event was lost or late", job_id, record["status"]
+                    )
+                events += self._isolated(job.key, self._on_record, job, record)
         return events
+
+    def _events_missed(self, job: TrackedJob, record: dict[str, Any]) -> bool:
+        """True when a reconciliation finds a job further along than the events had told."""
+        if self._receiver is None or not self._receiver.answering or job.progress is None:
+            return False
+        return progress_of(record) > job.progress
 
     def _on_record(self, job: TrackedJob, record: dict[str, Any] | None) -> list[TaskEvent]:
         if record is None:
@@ -184,6 +244,7 @@ class JobSupervisor:
             if decision.action is Action.WAIT:
                 log.warning("%s", decision.reason)
         else:
+            job.heard_at = time.time()
             if job.observe(record):
                 metrics.incr_labelled("jobs.status", job.status)
                 if job.status_reason and not job.started:
@@ -281,3 +342,5 @@ class JobSupervisor:
         self._submitter.stop()
         self._poller.stop()
         self._handoff.stop()
+        if self._receiver is not None:
+            self._receiver.stop()

@@ -28,6 +28,12 @@ METRICS: dict[str, str] = {
     "adopted": "counter: task instances adopted from a dead scheduler",
     "health_check.failed": "counter: start-ups stopped by the health check",
     "job_definition.registered": "counter: job definitions derived for tasks and registered",
+    "status_events.received": "counter: Batch job state-change events received from the status queue",
+    "status_events.duplicate": "counter: status events dropped as duplicates (same status and attempts)",
+    "status_events.stale": "counter: status events dropped as late or out of order (older than known)",
+    "status_events.untracked": "counter: status events for jobs this scheduler does not track",
+    "status_events.missed": "counter: reconciliations (DescribeJobs) that found a state no event had told",
+    "status_events.queue_failed": "counter: times the status queue stopped answering (polling took over)",
     "job_definition.found": "counter: derived job definitions found already registered (no new revision)",
 }
 

@@ -18,6 +18,7 @@ from airflow_batch_executor.errors import OptionError
 from airflow_batch_executor.provider_info import load_config_description
 
 SECTION = "aws_batch_executor"
+_QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -50,6 +51,9 @@ class ExecutorOptions:
     allowed_job_role_arns: tuple[str, ...] = ()
     workload_transport: S3Location | None = None
     workload_kms_key_id: str | None = None
+
+    status_queue_url: str | None = None
+    status_reconcile_interval: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,18 @@ def _kms_key_id(conf: ConfigSource, transport: S3Location | None) -> str | None:
     return key_id
 
 
+def _queue_url(conf: ConfigSource) -> str | None:
+    url = _raw(conf, "status_queue_url")
+    if url is not None and not _QUEUE_URL_PATTERN.match(url):
+        raise OptionError(
+            "status_queue_url",
+            f"is {url!r}, which is not an SQS queue URL",
+            "use the queue's URL, such as https://sqs.us-east-1.amazonaws.com/123456789012/airflow-status, "
+            "or leave it empty to poll DescribeJobs only",
+        )
+    return url
+
+
 def load_options(conf: ConfigSource) -> ExecutorOptions:
     """Read and check every option; the first problem found raises :class:`OptionError`."""
     return ExecutorOptions(
@@ -202,6 +218,8 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         allowed_job_role_arns=_allowed_roles(conf),
         workload_transport=(transport := _workload_transport(conf)),
         workload_kms_key_id=_kms_key_id(conf, transport),
+        status_queue_url=_queue_url(conf),
+        status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),
     )
 
 

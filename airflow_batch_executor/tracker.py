@@ -12,6 +12,8 @@ from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_executor.event_reducer import Progress, progress_of
+
 if TYPE_CHECKING:
     from airflow_batch_executor.submitter import Submission
 
@@ -32,6 +34,8 @@ class TrackedJob:
     missing_checks: int = 0
     started: bool = field(default=False)
     workload_uri: str | None = None  # S3 mode: the object the job reads its workload from
+    heard_at: float = 0.0  # when Batch last told us of this job (an event or a record); 0: never
+    progress: Progress | None = None  # the furthest state applied; None until Batch told us any
 
     @classmethod
     def submitted(cls, submission: Submission, job_id: str, now: float) -> TrackedJob:
@@ -44,6 +48,8 @@ class TrackedJob:
             submitted_at=now,
             submission=submission,
             workload_uri=submission.workload_uri,
+            heard_at=now,
+            progress=progress_of({"status": "SUBMITTED"}),
         )
 
     def observe(self, record: Mapping[str, Any]) -> bool:
@@ -51,6 +57,7 @@ class TrackedJob:
         status, reason = str(record.get("status")), record.get("statusReason")
         changed = (status, reason) != (self.status, self.status_reason)
         self.status, self.status_reason, self.missing_checks = status, reason, 0
+        self.progress = max(self.progress or (-1, -1), progress_of(record))
         if status == "RUNNING" or record.get("startedAt"):
             self.started = True
             self.submission = None
@@ -112,6 +119,10 @@ class JobTracker:
 
     def job_ids(self) -> list[str]:
         return list(self._by_id)
+
+    def quiet_job_ids(self, since: float) -> list[str]:
+        """Jobs Batch has told us nothing of since ``since`` (a wall-clock time)."""
+        return [job_id for job_id, job in self._by_id.items() if job.heard_at < since]
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -26,8 +26,12 @@ def _executor_api_calls() -> set[str]:
     source = (REPO / "airflow_batch_executor" / "gateway.py").read_text()
     calls = re.findall(r'_call\(\s*"(batch|submit|logs|s3)",\s*"([a-z_]+)"', source)
     calls += [("batch", name) for name in re.findall(r'get_paginator\("([a-z_]+)"\)', source)]
-    service = {"batch": "batch", "submit": "batch", "logs": "logs", "s3": "s3"}
-    return {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
+    queue_source = (REPO / "airflow_batch_executor" / "queue_gateway.py").read_text()
+    calls += [("sqs", name) for name in re.findall(r"self\._sqs\(\)\.([a-z_]+)\(", queue_source)]
+    service = {"batch": "batch", "submit": "batch", "logs": "logs", "s3": "s3", "sqs": "sqs"}
+    actions = {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
+    # DeleteMessageBatch is authorised as sqs:DeleteMessage.
+    return {"sqs:DeleteMessage" if action == "sqs:DeleteMessageBatch" else action for action in actions}
 
 
 # What the executor calls, plus TagResource (SubmitJob with tags is authorised as TagResource)
@@ -361,6 +365,7 @@ def test_outputs(template):
         "AIRFLOW__AWS_BATCH_EXECUTOR__REGION_NAME",
         "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE",
         "AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION",
+        "AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
     ]
     for branch, names in (
@@ -397,6 +402,8 @@ def test_the_derived_action_list_sees_every_gateway_call():
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:HeadBucket",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
     }
 
 
@@ -456,3 +463,41 @@ def test_the_job_role_reads_and_deletes_only_under_the_prefix(resources):
     assert statement["Effect"] == "Allow"
     assert sorted(as_list(statement["Action"])) == ["s3:DeleteObject", "s3:GetObject"]
     assert as_list(statement["Resource"]) == [WORKLOAD_OBJECTS]
+
+
+# ---------------------------------------------------------------- job status events
+
+
+def test_status_events_of_this_stacks_job_queue_reach_its_queue(resources):
+    (rule,) = of_type(resources, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
+    assert pattern["detail"]["jobQueue"] == [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}]
+    assert rule["Properties"]["Targets"] == [
+        {"Id": "status-queue", "Arn": {"Fn::GetAtt": ["StatusQueue", "Arn"]}}
+    ]
+
+
+def test_the_status_queue_has_a_dead_letter_queue_beyond_the_executors_receive_limit(resources):
+    from airflow_batch_executor.job_supervisor import UNTRACKED_EVENT_RECEIVES
+
+    redrive = resources["StatusQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["StatusDeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] > UNTRACKED_EVENT_RECEIVES
+
+
+def test_only_this_stacks_rule_may_send_to_the_status_queue(resources):
+    (policy,) = of_type(resources, "AWS::SQS::QueuePolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["StatusQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["StatusEventRule", "Arn"]}}
+    }
+
+
+def test_the_scheduler_reads_only_the_status_queue(scheduler_statements):
+    by_action = {a: s for s in scheduler_statements for a in as_list(s["Action"])}
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": ["StatusQueue", "Arn"]}, action

@@ -14,9 +14,10 @@ pytestmark = pytest.mark.e2e
 SCENARIOS = ("e2e_success", "e2e_failure", "e2e_retry", "e2e_mapped", "e2e_overrides", "e2e_queue")
 
 
-@pytest.fixture(scope="module")
-def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER) as stack:
+@pytest.fixture(scope="module", params=["polling", "events"])
+def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
+    """Each scenario with job status from DescribeJobs polling, then from state-change events."""
+    with DevStack(DAGS_FOLDER, status_events=request.param == "events") as stack:
         yield Runs(stack, SCENARIOS)
 
 
@@ -83,3 +84,14 @@ def test_task_queue_routes_to_the_second_batch_queue(runs: Runs) -> None:
     assert run.state == "success", "the task checks AWS_BATCH_JQ_NAME inside its job"
     assert run.submission("routed")["jobQueue"] == runs.stack.environment.second_job_queue
     assert run.task_instances[("routed", -1)].queue == runs.stack.environment.second_job_queue
+
+
+def test_job_status_comes_from_events_when_a_status_queue_is_set(runs: Runs) -> None:
+    for dag_id in SCENARIOS:
+        assert runs.finish(dag_id).state in ("success", "failed")
+    calls = runs.stack.batch.calls()
+    if runs.stack.status_events:
+        assert calls.get("describejobs", 0) == 0, "every status came from an event"
+        assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
+    else:
+        assert calls["describejobs"] > 0 and "receivemessage" not in calls

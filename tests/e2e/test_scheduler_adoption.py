@@ -21,9 +21,10 @@ DAG_ID = "e2e_adoption"
 SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2), ("failing_sleeper", -1)]
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack(DAGS_FOLDER) as stack:
+@pytest.fixture(scope="module", params=["polling", "events"])
+def stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
+    """Job status from DescribeJobs polling, then from state-change events (adopted jobs reconciled)."""
+    with DevStack(DAGS_FOLDER, status_events=request.param == "events") as stack:
         yield stack
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_executor import submitter
+from airflow_batch_executor import status_events, submitter
 from batch_devtools.local_batch import LocalBatch
 
 
@@ -42,6 +42,28 @@ def batch_env(local_batch: LocalBatch, monkeypatch: pytest.MonkeyPatch) -> Local
     local_batch.faults.clear()
     local_batch.clear_submitted_requests()
     return local_batch
+
+
+@pytest.fixture
+def event_mode(batch_env: LocalBatch, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBatch]:
+    """Status from the local Batch's state-change events; DescribeJobs only reconciles, rarely.
+
+    Events of earlier tests' jobs may still be on the queue: untracked, so they are dropped.
+    """
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL", batch_env.status_queue_url)
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "60")
+    monkeypatch.setattr(status_events, "WAIT_SECONDS", 1)
+    batch_env.settings.publish_events = True
+    yield batch_env
+    batch_env.settings.publish_events = False
+
+
+@pytest.fixture(params=["polling", "events"])
+def status_source(request: pytest.FixtureRequest, batch_env: LocalBatch) -> str:
+    """Run a test with each way the executor learns job status."""
+    if request.param == "events":
+        request.getfixturevalue("event_mode")
+    return request.param
 
 
 @pytest.fixture

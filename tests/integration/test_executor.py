@@ -83,7 +83,7 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
     assert key == item.ti.key and state == "running" and job_id == executor.jobs.tracker.for_key(key).job_id
 
 
-def test_status_sync_reports_success_and_failure_once(make_executor, batch_env, scripted):
+def test_status_sync_reports_success_and_failure_once(make_executor, batch_env, scripted, status_source):
     executor = make_executor()
     ok, boom = workload("ok"), workload("boom")
     queue(executor, ok, boom)
@@ -189,7 +189,7 @@ def ti_for(item, external_executor_id=None):
     )
 
 
-def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch):
+def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch, status_source):
     monkeypatch.setitem(SCRIPTS, "slow", "import time; time.sleep(1.5)")
     monkeypatch.setattr(
         task_specs_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id])
@@ -213,7 +213,7 @@ def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, m
     assert len(batch_env.submitted_requests()) == 2
 
 
-def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, scripted):
+def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, scripted, status_source):
     client = batch_env.client("batch")
     executor = make_executor()
     item = workload("sleep")
@@ -309,7 +309,9 @@ def test_end_during_a_forced_exit_does_not_wait_for_jobs(make_executor, batch_en
     client.terminate_job(jobId=job_id, reason="test cleanup")
 
 
-def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executor, batch_env, monkeypatch):
+def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(
+    make_executor, batch_env, monkeypatch, status_source
+):
     """Try 1's job may still be winding down when Airflow queues try 2: only try 2 gets events."""
     scripts = {1: SCRIPTS["sleep"], 2: SCRIPTS["ok"]}
     monkeypatch.setattr(
@@ -327,7 +329,9 @@ def test_a_new_try_supersedes_the_lingering_job_of_the_previous_try(make_executo
     batch_env.client("batch").terminate_job(jobId=job1, reason="test cleanup")
 
 
-def test_events_keep_their_order_under_concurrent_submission(make_executor, batch_env, scripted):
+def test_events_keep_their_order_under_concurrent_submission(
+    make_executor, batch_env, scripted, status_source
+):
     """Many tasks through 4 submit threads: each gets one running event (its job id), before its end."""
     executor = make_executor()
     items = [workload("ok" if n % 3 else "boom", run_id=f"order-{n}") for n in range(24)]

@@ -11,6 +11,11 @@ from .conftest import final_states, finished, pump, python_command, queue, workl
 
 
 @pytest.fixture(autouse=True)
+def every_status_source(status_source):
+    """Each scenario runs with DescribeJobs polling and with state-change events."""
+
+
+@pytest.fixture(autouse=True)
 def commands(monkeypatch):
     scripts = {"ok": "print('ok')", "slow": "import time; time.sleep(30)"}
     monkeypatch.setattr(
@@ -78,7 +83,14 @@ def test_host_terminated_mid_run_fails_the_try_without_resubmitting(make_executo
     assert len(batch_env.submitted_requests()) == 1
 
 
-def test_misconfigured_job_stuck_in_runnable_is_terminated_and_failed(make_executor, batch_env):
+def reconcile_every_second(monkeypatch):
+    """A RUNNABLE job's reason changes without a status change, so no event tells of it: with events,
+    DescribeJobs finds it when it reconciles quiet jobs."""
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "1")
+
+
+def test_misconfigured_job_stuck_in_runnable_is_terminated_and_failed(make_executor, batch_env, monkeypatch):
+    reconcile_every_second(monkeypatch)
     batch_env.faults.stuck_in_runnable("dag-ok-*", count=1, reason=MISCONFIGURATION_REASON)
     executor = make_executor()
     item = workload("ok", run_id="too-big")
@@ -99,6 +111,7 @@ def test_misconfigured_job_stuck_in_runnable_is_terminated_and_failed(make_execu
 def test_capacity_wait_is_left_alone_unless_a_pending_limit_is_set(
     make_executor, batch_env, monkeypatch, caplog
 ):
+    reconcile_every_second(monkeypatch)
     batch_env.faults.stuck_in_runnable("dag-ok-*", count=None, reason=CAPACITY_REASON)
     executor = make_executor()
     waiting = workload("ok", run_id="capacity")

@@ -82,3 +82,22 @@ def test_readme_lists_every_metric():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in metrics.METRICS:
         assert f"`{metrics.PREFIX}.{name}`" in readme, name
+
+
+def test_status_event_metrics(make_executor, event_mode, recorder, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "1")
+    event_mode.faults.duplicate_events("dag-counted-*", count=1, status="RUNNING")
+    event_mode.faults.delay_events("dag-counted-*", count=1, status="PENDING", seconds=0.5)
+    event_mode.faults.drop_events("dag-counted-*", count=1, status="SUCCEEDED")
+    executor = make_executor()
+    item = workload("counted", run_id="event-metrics")
+    queue(executor, item)
+    pump(executor, finished(item.ti.key))
+
+    def count(name: str) -> int:
+        return sum(n for kind, metric, n in recorder.calls if metric == f"aws_batch_executor.{name}")
+
+    assert count("status_events.received") >= 5
+    assert count("status_events.duplicate") >= 1, "the RUNNING copy"
+    assert count("status_events.stale") >= 1, "the late PENDING"
+    assert count("status_events.missed") == 1, "SUCCEEDED, found by reconciliation"

@@ -28,6 +28,13 @@ def test_defaults_come_from_the_config_template():
     assert opts.submit_rate_limit == 40.0
     assert opts.submit_job_kwargs == {}
     assert opts.max_pending_seconds == 0
+    assert opts.status_queue_url is None
+    assert opts.status_reconcile_interval == 120
+
+
+def test_a_status_queue_url_is_taken_as_given():
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/airflow-batch-status"
+    assert load_options(FakeConf(**REQUIRED, status_queue_url=url)).status_queue_url == url
 
 
 def test_every_documented_option_is_read():
@@ -60,6 +67,8 @@ def test_each_option_has_description_type_example_and_default():
         ({**REQUIRED, "workload_transport": "sqs://queue"}, "workload_transport", "neither 'command'"),
         ({**REQUIRED, "workload_transport": "s3://Bad_Bucket/x"}, "workload_transport", "not a valid S3"),
         ({**REQUIRED, "workload_kms_key_id": "alias/k"}, "workload_kms_key_id", "workload_transport is"),
+        ({**REQUIRED, "status_queue_url": "airflow-status"}, "status_queue_url", "not an SQS queue URL"),
+        ({**REQUIRED, "status_reconcile_interval": "0.5"}, "status_reconcile_interval", "below the minimum"),
     ],
 )
 def test_bad_options_name_the_option_and_the_fix(values, option, text):

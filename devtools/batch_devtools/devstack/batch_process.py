@@ -19,8 +19,13 @@ from batch_devtools.local_batch.environment import ReadyEnvironment
 STEP_DELAY_SECONDS = 0.05
 
 
-def start_local_batch(stack_dir: Path, env: Mapping[str, str]) -> tuple[ManagedProcess, Path]:
-    """Start the server on a free port; returns the process and the ready file to wait for."""
+def start_local_batch(
+    stack_dir: Path, env: Mapping[str, str], *, publish_events: bool = False
+) -> tuple[ManagedProcess, Path]:
+    """Start the server on a free port; returns the process and the ready file to wait for.
+
+    ``publish_events``: the server sends job state-change events to its status queue.
+    """
     ready_file = stack_dir / "local-batch.ready.json"
     argv = [
         sys.executable,
@@ -32,6 +37,7 @@ def start_local_batch(stack_dir: Path, env: Mapping[str, str]) -> tuple[ManagedP
         str(ready_file),
         "--step-delay",
         str(STEP_DELAY_SECONDS),
+        *(["--publish-events"] if publish_events else []),
     ]
     process = ManagedProcess("local-batch", argv, env, stack_dir / "local-batch.log", cwd=stack_dir)
     return process, ready_file

@@ -46,7 +46,11 @@ T = TypeVar("T")
 
 
 class DevStack:
-    """Use as a context manager: everything it started is stopped on exit, also when a test fails."""
+    """Use as a context manager: everything it started is stopped on exit, also when a test fails.
+
+    ``status_events``: the local Batch publishes job state-change events to its status queue, and the
+    schedulers read job status from it (``status_queue_url``).
+    """
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class DevStack:
         timing: Timing | None = None,
         stack_dir: Path | str | None = None,
         keep_dir: bool = False,
+        status_events: bool = False,
     ) -> None:
         self.dags_folder = Path(dags_folder).resolve()
         if not self.dags_folder.is_dir():
@@ -65,6 +70,7 @@ class DevStack:
             )
         self.database_kind = database
         self.scheduler_count = schedulers
+        self.status_events = status_events
         self.timing = timing or Timing()
         self._owns_dir = stack_dir is None
         self.stack_dir = Path(stack_dir or tempfile.mkdtemp(prefix="abe-devstack-")).resolve()
@@ -115,7 +121,7 @@ class DevStack:
             jwt_secret=secret,
             timing=self.timing,
         )
-        batch, ready_file = start_local_batch(self.stack_dir, base_env)
+        batch, ready_file = start_local_batch(self.stack_dir, base_env, publish_events=self.status_events)
         self._processes.append(batch)
         migrate = self._spawn("db-migrate", ["db", "migrate"], base_env)
         code = migrate.wait(MIGRATE_TIMEOUT)
@@ -127,6 +133,8 @@ class DevStack:
         self._processes.remove(migrate)
         self._environment = wait_until_ready(batch, ready_file, COMPONENT_TIMEOUT)
         self._env = {**base_env, **self._environment.settings()}
+        if self.status_events:
+            self._env["AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL"] = self._environment.status_queue_url
         self._metadata = MetadataReader(self._database.engine())
         self._api = ApiClient(f"http://127.0.0.1:{api_port}")
         self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port)], self._env)

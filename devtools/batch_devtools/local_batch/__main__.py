@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="hold mode: seconds a job stays RUNNING before it succeeds (default: until terminated)",
     )
+    parser.add_argument(
+        "--publish-events",
+        action="store_true",
+        help='publish a "Batch Job State Change" event to the status queue (status_queue_url in the '
+        "ready environment) on every job status change, as EventBridge would",
+    )
     parser.add_argument("--ready-file", help="write the ready environment as JSON to this path")
     parser.add_argument("--log-level", default="INFO", help="logging level for stderr")
     return parser
@@ -111,6 +117,7 @@ def _serve(args: argparse.Namespace, stop_requested: threading.Event) -> int:
         kill_grace_seconds=args.kill_grace_seconds,
         job_mode=args.job_mode,
         hold_seconds=args.hold_seconds,
+        publish_events=args.publish_events,
     )
     try:
         local_batch.start()

@@ -19,6 +19,8 @@ SECOND_JOB_QUEUE = "airflow-local-queue-2"
 JOB_DEFINITION = "airflow-local-job"
 LOG_GROUP = "/aws/batch/job"
 WORKLOAD_BUCKET = "airflow-local-workloads"
+STATUS_QUEUE = "airflow-local-status"
+STATUS_QUEUE_VISIBILITY_SECONDS = 2
 IMAGE = "local/airflow-task:latest"
 SERVICE_ROLE = "airflow-local-batch-service-role"
 EXECUTION_ROLE = "airflow-local-batch-execution-role"
@@ -46,6 +48,8 @@ class ReadyEnvironment:
     execution_role_arn: str
     workload_bucket: str
     """An S3 bucket for ``[aws_batch_executor] workload_transport = s3://<bucket>/<prefix>``."""
+    status_queue_url: str
+    """Where the local Batch publishes "Batch Job State Change" events (when publish_events is on)."""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -127,6 +131,9 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
     )["jobDefinitionArn"]
     logs.create_log_group(logGroupName=LOG_GROUP)
     client("s3").create_bucket(Bucket=WORKLOAD_BUCKET)
+    status_queue_url = client("sqs").create_queue(
+        QueueName=STATUS_QUEUE, Attributes={"VisibilityTimeout": str(STATUS_QUEUE_VISIBILITY_SECONDS)}
+    )["QueueUrl"]
 
     return ReadyEnvironment(
         endpoint_url=endpoint_url,
@@ -144,6 +151,7 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
         security_group_id=security_group_id,
         execution_role_arn=execution_role_arn,
         workload_bucket=WORKLOAD_BUCKET,
+        status_queue_url=status_queue_url,
     )
 
 

@@ -71,6 +71,23 @@ class ThrottleRule:
         return self.operation is None or self.operation.lower() == operation.lower()
 
 
+@dataclass
+class EventFault:
+    """One rule for the state-change events of jobs matching ``pattern`` (and ``status``, if set)."""
+
+    pattern: str
+    remaining: int | None
+    status: str | None = None
+    seconds: float = 0.0
+    copies: int = 2
+
+    def matches(self, job_name: str, status: str) -> bool:
+        return fnmatch.fnmatchcase(job_name, self.pattern) and self.status in (None, status)
+
+
+EVENT_FAULTS = ("drop_events", "duplicate_events", "delay_events", "reorder_events")
+
+
 def _validated_count(count: int | None) -> int | None:
     if count is not None and count < 1:
         raise ValueError(f"count must be a positive integer or None (unlimited), got {count!r}")
@@ -96,6 +113,7 @@ class Faults:
         self._host_terminated: list[JobFault] = []
         self._throttles: list[ThrottleRule] = []
         self._latency: dict[str | None, float] = {}
+        self._events: dict[str, list[EventFault]] = {kind: [] for kind in EVENT_FAULTS}
 
     def fail_before_start(
         self, pattern: str = "*", count: int | None = 1, permanent: bool = False, reason: str | None = None
@@ -149,9 +167,50 @@ class Faults:
             else:
                 self._latency.pop(key, None)
 
+    def drop_events(self, pattern: str = "*", count: int | None = 1, status: str | None = None) -> None:
+        """Never publish the matching state-change events, as if EventBridge lost them."""
+        self._add_event_fault("drop_events", EventFault(pattern, _validated_count(count), status))
+
+    def duplicate_events(
+        self, pattern: str = "*", count: int | None = 1, status: str | None = None, copies: int = 2
+    ) -> None:
+        """Publish each matching event ``copies`` times (delivery is at least once)."""
+        if copies < 2:
+            raise ValueError(f"copies must be >= 2, got {copies!r}")
+        fault = EventFault(pattern, _validated_count(count), status, copies=copies)
+        self._add_event_fault("duplicate_events", fault)
+
+    def delay_events(
+        self, pattern: str = "*", count: int | None = 1, status: str | None = None, seconds: float = 1.0
+    ) -> None:
+        """Publish the matching events ``seconds`` late (later events of the job may overtake them)."""
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        fault = EventFault(pattern, _validated_count(count), status, seconds=seconds)
+        self._add_event_fault("delay_events", fault)
+
+    def reorder_events(self, pattern: str = "*", count: int | None = 1, status: str | None = None) -> None:
+        """Hold each matching event back until the job's next event has been published."""
+        self._add_event_fault("reorder_events", EventFault(pattern, _validated_count(count), status))
+
+    def _add_event_fault(self, kind: str, fault: EventFault) -> None:
+        with self._lock:
+            self._events[kind].append(fault)
+
+    def claim_event_fault(self, kind: str, job_name: str, status: str) -> EventFault | None:
+        """The first rule of ``kind`` hitting this job's event, consumed; None when none does."""
+        with self._lock:
+            rules = self._events[kind]
+            for index, rule in enumerate(rules):
+                if rule.matches(job_name, status):
+                    return _consume(rules, index)
+        return None
+
     def clear(self) -> None:
         """Remove every fault, so the next test starts from a healthy Batch."""
         with self._lock:
+            for rules in self._events.values():
+                rules.clear()
             self._fail_before_start.clear()
             self._stuck_in_runnable.clear()
             self._host_terminated.clear()
@@ -170,6 +229,10 @@ class Faults:
             "host_terminated": self.host_terminated,
             "throttle": self.throttle,
             "latency": self.latency,
+            "drop_events": self.drop_events,
+            "duplicate_events": self.duplicate_events,
+            "delay_events": self.delay_events,
+            "reorder_events": self.reorder_events,
         }
         kwargs = dict(payload)
         kind = kwargs.pop("fault", None)
@@ -209,6 +272,7 @@ class Faults:
                 "host_terminated": [asdict(rule) for rule in self._host_terminated],
                 "throttle": [asdict(rule) for rule in self._throttles],
                 "latency": {key or "*": value for key, value in self._latency.items()},
+                **{kind: [asdict(rule) for rule in rules] for kind, rules in self._events.items()},
             }
 
     def _claim(self, rules: list[JobFault], job_name: str) -> JobFault | None:

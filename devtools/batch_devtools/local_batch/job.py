@@ -86,8 +86,28 @@ class LocalJob(Job):
         self._hold: HoldPlan | None = None
         self.runtime.jobs.register(self)
 
+    @property
+    def _status(self) -> str | None:
+        return self.__dict__.get("_current_status")
+
+    @_status.setter
+    def _status(self, value: str | None) -> None:
+        """Every status change goes through here (moto's init too), so each one can be published."""
+        previous = self.__dict__.get("_current_status")
+        self.__dict__["_current_status"] = value
+        if value != previous and self.__dict__.get("_announcing"):
+            self._announce()
+
+    def _announce(self) -> None:
+        events = self.runtime.events
+        if events is not None and events.enabled:
+            with self._lock:
+                events.publish(self._detail())
+
     def start(self) -> None:
         """moto calls this right after submit_job built the job: run it, or plan it in hold mode."""
+        self._announce()
+        self._announcing = True
         settings = self.runtime.settings
         if settings.job_mode != HOLD:
             super().start()
@@ -149,6 +169,10 @@ class LocalJob(Job):
                 )
                 return
             self._status = plan.status_at(now)
+
+    def catch_up(self) -> None:
+        """Bring a held job's status up to the clock now, not at the next read."""
+        self._advance()
 
     def _enter_running(self, started_ms: int) -> None:
         props = self.job_definition.container_properties or {}
@@ -236,6 +260,10 @@ class LocalJob(Job):
 
     def describe(self) -> dict[str, Any]:
         self._advance()
+        return self._detail()
+
+    def _detail(self) -> dict[str, Any]:
+        """The DescribeJobs record as of now, without moving a held job along."""
         with self._lock:
             detail = self._common_fields()
             detail.update(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from batch_devtools.local_batch.faults import Faults
 
 if TYPE_CHECKING:
+    from batch_devtools.local_batch.events import EventPublisher
     from batch_devtools.local_batch.job import LocalJob
 
 PROCESS = "process"
@@ -41,6 +42,9 @@ class JobSettings:
     Read when a job is submitted."""
     hold_seconds: float | None = None
     """Hold mode: seconds a job stays RUNNING before it SUCCEEDS; None holds it until terminated."""
+    publish_events: bool = False
+    """Publish a "Batch Job State Change" event to the status queue on every status change
+    (see ``events.py``); off by default, so a queue nobody reads does not fill up."""
 
     def __post_init__(self) -> None:
         if self.job_mode not in JOB_MODES:
@@ -116,6 +120,8 @@ class Runtime:
     jobs: JobRegistry = field(default_factory=JobRegistry)
     environment: dict[str, Any] = field(default_factory=dict)
     """The ready environment (names, ARNs, endpoint) once it has been created."""
+    events: EventPublisher | None = None
+    """Publishes job state-change events once the status queue exists."""
 
 
 _active: Runtime | None = None

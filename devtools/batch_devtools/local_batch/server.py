@@ -16,15 +16,18 @@ from typing import Any, Self
 
 import boto3
 from botocore.config import Config
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 from batch_devtools.local_batch import seams
 from batch_devtools.local_batch.environment import (
     FAKE_ACCESS_KEY,
     FAKE_SECRET_KEY,
+    STATUS_QUEUE,
     ReadyEnvironment,
     create_environment,
 )
+from batch_devtools.local_batch.events import EventPublisher
 from batch_devtools.local_batch.faults import Faults
 from batch_devtools.local_batch.job import FINAL_STATUSES
 from batch_devtools.local_batch.middleware import LocalBatchMiddleware
@@ -55,6 +58,7 @@ class LocalBatch:
         kill_grace_seconds: float = 2.0,
         job_mode: str = PROCESS,
         hold_seconds: float | None = None,
+        publish_events: bool = False,
     ) -> None:
         self._requested_port = port
         self.region = region
@@ -66,6 +70,7 @@ class LocalBatch:
                 kill_grace_seconds=kill_grace_seconds,
                 job_mode=job_mode,
                 hold_seconds=hold_seconds,
+                publish_events=publish_events,
             )
         )
         self._server: ThreadedMotoServer | None = None
@@ -95,6 +100,8 @@ class LocalBatch:
             self._post("/moto-api/reset")
             self._environment = create_environment(self.client, self.endpoint_url, self.region)
             self.runtime.environment = self._environment.to_dict()
+            self.runtime.events = EventPublisher(self.runtime, DEFAULT_ACCOUNT_ID, self.region, STATUS_QUEUE)
+            self.runtime.events.start()
         except BaseException:
             self.stop()
             raise
@@ -113,6 +120,9 @@ class LocalBatch:
         for job in self.runtime.jobs.all():
             if job.is_alive():
                 job.join(timeout=self.runtime.settings.kill_grace_seconds + 3.0)
+        if self.runtime.events is not None:
+            self.runtime.events.stop()
+            self.runtime.events = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -150,6 +160,11 @@ class LocalBatch:
     @property
     def log_group(self) -> str:
         return self.environment.log_group
+
+    @property
+    def status_queue_url(self) -> str:
+        """The SQS queue job state-change events go to (while ``settings.publish_events`` is on)."""
+        return self.environment.status_queue_url
 
     @property
     def faults(self) -> Faults:

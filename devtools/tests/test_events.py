@@ -1,0 +1,122 @@
+""" "Batch Job State Change" events from the local Batch: AWS's envelope, and unreliable on purpose."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from batch_devtools.local_batch import LocalBatch
+from batch_devtools.local_batch.control import LocalBatchControl
+
+PLAIN = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+@pytest.fixture
+def events_on(local_batch: LocalBatch) -> LocalBatch:
+    local_batch.settings.publish_events = True
+    drain(local_batch, until=lambda _: False, timeout=0.5)
+    return local_batch
+
+
+def run(lb: LocalBatch, name: str) -> str:
+    return lb.client("batch").submit_job(
+        jobName=name,
+        jobQueue=lb.job_queue,
+        jobDefinition=lb.job_definition,
+        containerOverrides={"command": [sys.executable, "-c", "print('hi')"]},
+    )["jobId"]
+
+
+def drain(lb: LocalBatch, until: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Every message on the status queue (deleted as read) until ``until(messages)``."""
+    sqs, got = lb.client("sqs"), []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(got):
+        answer = sqs.receive_message(QueueUrl=lb.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            got.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=lb.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        time.sleep(0.05)
+    return got
+
+
+def statuses_of(messages: list[dict[str, Any]], job_id: str) -> list[str]:
+    return [m["detail"]["status"] for m in messages if m["detail"]["jobId"] == job_id]
+
+
+def ended(job_id: str, count: int = 1) -> Any:
+    return lambda got: statuses_of(got, job_id).count("SUCCEEDED") >= count
+
+
+def test_each_status_change_is_published_in_the_aws_envelope(events_on: LocalBatch) -> None:
+    job_id = run(events_on, "events-plain")
+    messages = drain(events_on, ended(job_id))
+    assert statuses_of(messages, job_id) == PLAIN
+    last = messages[-1]
+    assert set(last) == {
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    }
+    assert last["detail-type"] == "Batch Job State Change" and last["source"] == "aws.batch"
+    assert last["resources"] == [last["detail"]["jobArn"]] and last["region"] == events_on.region
+    [described] = events_on.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    assert last["detail"]["container"]["exitCode"] == described["container"]["exitCode"] == 0
+    assert last["detail"]["attempts"] == described["attempts"]
+
+
+def test_nothing_is_published_while_publishing_is_off(local_batch: LocalBatch) -> None:
+    drain(local_batch, until=lambda _: False, timeout=0.5)
+    job_id = run(local_batch, "events-off")
+    deadline = time.monotonic() + 10
+    while local_batch.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]["status"] != "SUCCEEDED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert statuses_of(drain(local_batch, until=lambda _: False, timeout=0.5), job_id) == []
+
+
+def test_dropped_events_never_arrive(events_on: LocalBatch) -> None:
+    events_on.faults.drop_events("events-drop*", count=None, status="RUNNING")
+    job_id = run(events_on, "events-drop")
+    assert statuses_of(drain(events_on, ended(job_id)), job_id) == [s for s in PLAIN if s != "RUNNING"]
+
+
+def test_duplicated_events_arrive_as_often_as_asked(events_on: LocalBatch) -> None:
+    events_on.faults.duplicate_events("events-dup*", count=None, status="SUCCEEDED", copies=3)
+    job_id = run(events_on, "events-dup")
+    assert statuses_of(drain(events_on, ended(job_id, 3)), job_id) == [*PLAIN, "SUCCEEDED", "SUCCEEDED"]
+
+
+def test_a_reordered_event_arrives_after_the_jobs_next_one(events_on: LocalBatch) -> None:
+    events_on.faults.reorder_events("events-swap*", count=1, status="RUNNABLE")
+    job_id = run(events_on, "events-swap")
+    statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
+    assert statuses == ["SUBMITTED", "PENDING", "STARTING", "RUNNABLE", "RUNNING", "SUCCEEDED"]
+
+
+def test_a_delayed_event_arrives_after_later_ones(events_on: LocalBatch) -> None:
+    control = LocalBatchControl(events_on.endpoint_url)
+    control.add_fault("delay_events", pattern="events-late*", status="PENDING", seconds=1.5)
+    assert control.faults()["delay_events"][0]["seconds"] == 1.5
+    job_id = run(events_on, "events-late")
+    messages = drain(events_on, lambda got: "PENDING" in statuses_of(got, job_id))
+    statuses = statuses_of(messages, job_id)
+    assert statuses[-1] == "PENDING" and "SUCCEEDED" in statuses
+
+
+def test_held_jobs_publish_without_being_read(events_on: LocalBatch) -> None:
+    events_on.settings.job_mode = "hold"
+    events_on.settings.hold_seconds = 0.3
+    job_id = run(events_on, "events-held")
+    statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
+    assert statuses[0] == "SUBMITTED" and statuses[-2:] == ["RUNNING", "SUCCEEDED"]
