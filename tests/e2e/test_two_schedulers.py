@@ -1,8 +1,11 @@
-"""Two schedulers at once on PostgreSQL (row-level locking): every task runs exactly once."""
+"""Two schedulers at once on PostgreSQL (row-level locking): every task runs exactly once, with job
+status from DescribeJobs polling and from state-change events on one status queue both read."""
 
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,17 +18,42 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "e2e_two_schedulers"
 WIDTH = 12
+RECONCILE_MARGIN_SECONDS = 180.0
+"""How long executor events may take: the default status_reconcile_interval (120 s) and some slack.
+
+In event mode a scheduler leaves the other scheduler's events on the queue; one that is received by
+the wrong scheduler too often is dropped and its job is found by reconciliation instead."""
+
+EXECUTOR_EVENT = re.compile(
+    r"Received executor event with state (\w+) for task instance "
+    r"TaskInstanceKey\(dag_id='" + DAG_ID + r"', task_id='(\w+)', run_id='([^']+)', "
+    r"try_number=(\d+), map_index=(-?\d+)\)"
+)
 
 
-@pytest.fixture(scope="module")
-def runs() -> Iterator[Runs]:
+@pytest.fixture(scope="module", params=["polling", "events"])
+def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
     problem = postgres_reachable()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{problem}; CI must run this test, so start PostgreSQL on 127.0.0.1:5432")
         pytest.skip(problem)
-    with DevStack(DAGS_FOLDER, database="postgres", schedulers=2) as stack:
+    with DevStack(
+        DAGS_FOLDER, database="postgres", schedulers=2, status_events=request.param == "events"
+    ) as stack:
         yield Runs(stack, [DAG_ID])
+
+
+def executor_events(stack: DevStack, run_id: str) -> dict[str, list[tuple[str, int, str]]]:
+    """Per scheduler log: (task_id, map_index, state) of each executor event it processed for the run."""
+    found: dict[str, list[tuple[str, int, str]]] = {}
+    for name in ("scheduler-1", "scheduler-2"):
+        found[name] = [
+            (match[2], int(match[5]), match[1])
+            for match in EXECUTOR_EVENT.finditer(stack.component_log(name))
+            if match[3] == run_id
+        ]
+    return found
 
 
 def test_two_schedulers_run_every_task_exactly_once(runs: Runs) -> None:
@@ -39,3 +67,32 @@ def test_two_schedulers_run_every_task_exactly_once(runs: Runs) -> None:
     batch_jobs = [job for job in runs.stack.batch.jobs() if job["jobName"] in set(job_names)]
     assert len(batch_jobs) == len(expected), "Batch holds exactly one job per task instance"
     assert runs.stack.live_schedulers() == 2, "both schedulers stayed up for the whole run"
+
+
+def test_each_job_outcome_reaches_the_scheduler_that_submitted_it(runs: Runs) -> None:
+    """The executor of each scheduler reports the end of every job it submitted, exactly once.
+
+    A task reports its own state to the API server, so the run succeeds even if an executor never hears
+    of its job's end; this checks what the executors themselves reported, as the schedulers logged it.
+    """
+    run = runs.finish(DAG_ID)
+    deadline = time.monotonic() + RECONCILE_MARGIN_SECONDS
+    while True:
+        events = executor_events(runs.stack, run.run_id)
+        finished = sorted(
+            (task_id, index)
+            for lines in events.values()
+            for task_id, index, state in lines
+            if state == "success"
+        )
+        if len(finished) >= len(run.task_instances) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert finished == sorted(run.task_instances), "one success event per task instance, in all"
+    schedulers_with_events = [name for name, lines in events.items() if lines]
+    assert len(schedulers_with_events) == 2, f"both schedulers ran tasks: {events}"
+    calls = runs.stack.batch.calls()
+    if runs.stack.status_events:
+        assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
+    else:
+        assert "receivemessage" not in calls
