@@ -178,3 +178,95 @@ def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> boo
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+SQS_OPERATIONS = ("receivemessage", "deletemessagebatch")
+
+
+def status_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, formatted value) for one column of the status scenario."""
+    window = result.get("window") or {}
+    per_minute = window.get("per_minute", {})
+    calls = window.get("calls", {})
+    other = sum(count for op, count in calls.items() if op != "describejobs" and op not in SQS_OPERATIONS)
+    beats = result["heartbeat_phases"]["window"]
+    adoption = [item["seconds"] for item in result["adoptions"]]
+    seen, sample = result["latency_seen"], result["latency_sample"]
+    unexpected = sum(result["other_final_events"].values())
+    return [
+        ("jobs running (adopted / N)", f"{result['adopted']} / {result['n']}"),
+        ("steady window (s)", _fmt(window.get("seconds"), 1)),
+        ("DescribeJobs calls / min", _fmt(per_minute.get("describejobs", 0.0), 1)),
+        (
+            "SQS Receive / DeleteBatch calls / min",
+            " / ".join(_fmt(per_minute.get(op, 0.0), 1) for op in SQS_OPERATIONS),
+        ),
+        ("other API calls in the window", str(other)),
+        ("heartbeat in the window mean / max (s)", f"{_fmt(beats['mean'], 4)} / {_fmt(beats['max'], 4)}"),
+        ("longest heartbeat, whole run (s)", _fmt(result["max_heartbeat"], 4)),
+        (
+            "latency median / p95 (s)",
+            f"{_fmt(result['latency_median'], 3)} / {_fmt(result['latency_p95'], 3)}",
+        ),
+        ("latency sample reported", f"{seen} / {sample}"),
+        ("adoption per chunk, longest (s)", _fmt(max(adoption, default=None), 3)),
+        ("unexpected final events", str(unexpected)),
+    ]
+
+
+def status_table(results: list[dict[str, Any]], executors: list[str]) -> str:
+    """The status scenario's table: rows metric × N, columns executors (same layout as ``table``)."""
+    by = {(r["executor"], r["n"]): r for r in results}
+    header = ["N", "metric", *executors]
+    rows: list[list[str]] = []
+    for n in sorted({r["n"] for r in results}):
+        per_executor = {ex: dict(status_rows(by[(ex, n)])) if (ex, n) in by else {} for ex in executors}
+        metrics = next((list(values) for values in per_executor.values() if values), [])
+        rows += [
+            [str(n), metric, *(per_executor[ex].get(metric, "—") for ex in executors)] for metric in metrics
+        ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), line]
+    out += [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(out)
+
+
+def status_plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> bool:
+    """Heartbeat duration over time in the status scenario, window shaded; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sizes = sorted({r["n"] for r in results})
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(10, 3.2 * len(sizes)), squeeze=False)
+    for ax, n in zip(axes[:, 0], sizes):
+        for executor in executors:
+            run = next((r for r in results if r["executor"] == executor and r["n"] == n), None)
+            if run is None:
+                continue
+            ax.plot(
+                [hb["t"] for hb in run["heartbeats"]],
+                [hb["duration"] for hb in run["heartbeats"]],
+                marker=".",
+                linewidth=1,
+                label=executor,
+            )
+            window = run.get("window") or {}
+            if "t_start" in window:
+                start = window["t_start"]
+                ax.axvspan(start, start + window["seconds"], alpha=0.08, color=ax.lines[-1].get_color())
+        ax.set_yscale("log")
+        ax.set_title(f"{n} running jobs (shaded: steady window; after it, jobs exit for latency)")
+        ax.set_xlabel("seconds since the first adoption")
+        ax.set_ylabel("heartbeat (s)")
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
