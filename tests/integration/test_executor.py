@@ -152,27 +152,26 @@ def callback_event_key(callback):
     return airflow_compat.scheduler_event_key(callback.callback.key)
 
 
-def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+def callback_workload(callback_id, data):
+    """An ExecuteCallback as the scheduler queues it (skips the test before Airflow 3.2)."""
     callback_module = pytest.importorskip(
         "airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2"
     )
     from airflow.executors.workloads import BundleInfo, ExecuteCallback
 
-    CallbackDTO = callback_module.CallbackDTO
-
-    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
-    executor = make_executor()
-    callback = ExecuteCallback(
-        callback=CallbackDTO(
-            id="9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b",
-            fetch_method="import_path",
-            data={"path": "x.y", "dag_id": "dag"},
-        ),
+    return ExecuteCallback(
+        callback=callback_module.CallbackDTO(id=callback_id, fetch_method="import_path", data=data),
         dag_rel_path="dags/x.py",
         bundle_info=BundleInfo(name="dags-folder"),
         log_path=None,
         token="t",
     )
+
+
+def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+    callback = callback_workload("9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b", {"path": "x.y", "dag_id": "dag"})
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
+    executor = make_executor()
     queue(executor, callback)
     key = callback_event_key(callback)
     events = pump(executor, finished(key))
@@ -186,22 +185,9 @@ def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
 def test_a_failed_callbacks_reason_goes_with_its_failure_not_to_a_task_event_log(
     make_executor, batch_env, monkeypatch
 ):
-    callback_module = pytest.importorskip(
-        "airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2"
-    )
-    from airflow.executors.workloads import BundleInfo, ExecuteCallback
-
+    callback = callback_workload("5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", {"path": "x.y"})
     monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["boom"]))
     executor = make_executor()
-    callback = ExecuteCallback(
-        callback=callback_module.CallbackDTO(
-            id="5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", fetch_method="import_path", data={"path": "x.y"}
-        ),
-        dag_rel_path="dags/x.py",
-        bundle_info=BundleInfo(name="dags-folder"),
-        log_path=None,
-        token="t",
-    )
     queue(executor, callback)
     event_key = callback_event_key(callback)
     events = pump(executor, finished(event_key))
