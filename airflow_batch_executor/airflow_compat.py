@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import uuid
 from typing import Any
 
 from packaging.version import Version
@@ -31,12 +32,31 @@ def execution_api_url(conf: Any) -> str:
 
     ``[core] execution_api_server_url``, else derived from ``[api] base_url``. Airflow 3.1 has no
     ``get_execution_api_server_url`` helper, so the derivation is written out here.
+
+    A team's executor (``conf`` an ``ExecutorConf`` with a team) takes the team's own value when the
+    team has one, else the deployment's: Airflow's team lookup never falls back to the global
+    settings, and the ``localhost`` it would end with is never where a Batch job finds the API server.
     """
-    base_url = conf.get("api", "base_url", fallback="/") or "/"
+    for source in _team_then_global(conf):
+        if url := source.get("core", "execution_api_server_url", fallback=None):
+            return url
+        if base_url := source.get("api", "base_url", fallback=None):
+            return _under(base_url)
+    return _under("/")
+
+
+def _under(base_url: str) -> str:
     if base_url.startswith("/"):
         base_url = f"http://localhost:8080{base_url}"
-    default = f"{base_url.rstrip('/')}/execution/"
-    return conf.get("core", "execution_api_server_url", fallback=default) or default
+    return f"{base_url.rstrip('/')}/execution/"
+
+
+def _team_then_global(conf: Any) -> list[Any]:
+    if getattr(conf, "team_name", None) is None:
+        return [conf]
+    from airflow.configuration import conf as global_conf
+
+    return [conf, global_conf]
 
 
 def scheduler_is_exiting() -> bool:
@@ -107,5 +127,158 @@ def token_generator(executor: Any) -> Any | None:
 
 def with_fresh_token(workload: Any, generator: Any) -> Any:
     """A copy of the workload with a newly signed token, for the same task instance or callback."""
-    subject = workload.ti.id if hasattr(workload, "ti") else workload.callback.id
-    return workload.model_copy(update={"token": type(workload).generate_token(str(subject), generator)})
+    return workload.model_copy(
+        update={"token": type(workload).generate_token(token_subject(workload), generator)}
+    )
+
+
+def supports_connection_tests() -> bool:
+    """Airflow 3.3 hands connection tests (``TestConnection`` workloads) to executors that opt in."""
+    from airflow.executors.base_executor import BaseExecutor
+
+    return hasattr(BaseExecutor, "supports_connection_test")
+
+
+def pending_workloads(executor: Any) -> list[dict[Any, Any]]:
+    """The base executor's dicts of workloads waiting for ``_process_workloads``, by kind.
+
+    Tasks in every Airflow 3; callbacks since 3.2; connection tests since 3.3.
+    """
+    names = ("queued_tasks", "queued_callbacks", "queued_connection_tests")
+    return [getattr(executor, name) for name in names if hasattr(executor, name)]
+
+
+def scheduler_event_key(key: Any) -> Any:
+    """The key an event must carry for the scheduler to find its workload.
+
+    Airflow 3.2 keys a callback by its id as a string and hands that string to ``session.get`` on a
+    UUID column, which SQLite and MySQL reject: the scheduler crashes on the first callback event
+    (its own LocalExecutor's too). The id as a ``UUID`` works on every database. Airflow 3.3's
+    callback keys are ``CallbackKey`` objects, which it converts itself; task keys are never strings.
+    """
+    return uuid.UUID(key) if isinstance(key, str) else key
+
+
+def token_subject(workload: Any) -> str:
+    """Whom a workload's token is for: its task instance, callback or connection test."""
+    if hasattr(workload, "ti"):
+        return str(workload.ti.id)
+    if hasattr(workload, "callback"):
+        return str(workload.callback.id)
+    return str(workload.connection_test_id)
+
+
+def is_connection_test(key: Any) -> bool:
+    """Whether a workload key is a connection test's (Airflow 3.3)."""
+    try:
+        from airflow.models.connection_test import ConnectionTestKey
+    except ImportError:
+        return False
+    return isinstance(key, ConnectionTestKey)
+
+
+def fail_connection_test(test_id: str, reason: str) -> bool:
+    """Mark a connection test FAILED with ``reason``, unless it already has an outcome.
+
+    The test reports its own outcome through the execution API, as under Airflow's own executors;
+    this covers the job that never ran it (an image that cannot be pulled, a job that waited for
+    capacity past its time), which would otherwise wait for the scheduler's reaper and then say only
+    that the test "never started". Returns whether the row was changed.
+    """
+    from uuid import UUID
+
+    from airflow.models.connection_test import ACTIVE_STATES, ConnectionTestRequest, ConnectionTestState
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        result = session.execute(
+            update(ConnectionTestRequest)
+            .where(ConnectionTestRequest.id == UUID(test_id))
+            .where(ConnectionTestRequest.state.in_([state.value for state in ACTIVE_STATES]))
+            .values(state=ConnectionTestState.FAILED.value, result_message=reason[:2000])
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+
+def team_connection(conn_id: str, team: str) -> Any:
+    """The connection ``conn_id`` as ``team`` sees it: its own first, else the deployment's (3.2+).
+
+    Airflow refuses a team's lookup outside multi-team mode, where no connection can belong to a team.
+    """
+    from airflow.models.connection import Connection
+
+    if not teams_enabled():
+        return Connection.get_connection_from_secrets(conn_id)
+    return Connection.get_connection_from_secrets(conn_id, team_name=team)
+
+
+def teams_enabled() -> bool:
+    """Multi-team mode is on, in an Airflow that has it (3.2+: teams own DAG bundles and connections)."""
+    import inspect
+
+    from airflow.configuration import conf
+    from airflow.models.connection import Connection
+
+    has_teams = "team_name" in inspect.signature(Connection.get_connection_from_secrets).parameters
+    return has_teams and conf.getboolean("core", "multi_team", fallback=False)
+
+
+def team_of_dag(dag_id: str) -> str | None:
+    """The team owning a DAG (through its bundle) in multi-team mode; None otherwise.
+
+    The api-server loads executors without a team, so ``get_task_log`` finds the team of the task
+    itself, to read its job's log with the team's own connection and region. Airflow 3.1 has no teams.
+    """
+    from airflow.models.dag import DagModel
+
+    return DagModel.get_team_name(dag_id) if teams_enabled() else None
+
+
+def executor_conf(team: str | None) -> Any:
+    """Airflow's view of the configuration for one team's executor (all of it for team None)."""
+    from airflow.executors.base_executor import ExecutorConf
+
+    return ExecutorConf(team)
+
+
+def run_callback(workload: Any) -> tuple[bool, str | None]:
+    """Run an executor callback in this process (inside its job): (succeeded, error message).
+
+    Airflow 3.3 supervises the callback in a child process (``BaseExecutor.run_workload``, which
+    sets up its bundle, logs and API access, and raises when the child fails). Airflow 3.2 has no
+    ``run_workload``; its executors call ``execute_callback_workload`` in process, as done here.
+    """
+    from airflow.executors.base_executor import BaseExecutor
+
+    if hasattr(BaseExecutor, "run_workload"):
+        try:
+            code = BaseExecutor.run_workload(workload, subprocess_logs_to_stdout=True)
+        except Exception as error:  # noqa: BLE001 - 3.3 raises when the callback's process fails
+            return False, str(error)
+        return code == 0, None if code == 0 else f"the callback's process exited with code {code}"
+    import structlog
+    from airflow.executors.workloads.callback import execute_callback_workload
+
+    _import_from_bundle(workload.bundle_info)
+    return execute_callback_workload(workload.callback, structlog.get_logger("callback"))
+
+
+def _import_from_bundle(bundle_info: Any) -> None:
+    """Make a callback defined in the DAG bundle importable, as Airflow 3.3's callback supervisor does
+    (Airflow 3.2 imports callbacks only from installed packages and the plugins folder)."""
+    if bundle_info is None or not bundle_info.name:
+        return
+    import logging
+
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    try:
+        bundle = DagBundlesManager().get_bundle(name=bundle_info.name, version=bundle_info.version)
+        bundle.initialize()
+    except Exception as error:  # noqa: BLE001 - a callback from an installed package still runs
+        logging.getLogger(__name__).warning("Could not set up DAG bundle %s: %s", bundle_info.name, error)
+        return
+    if (path := str(bundle.path)) not in sys.path:
+        sys.path.append(path)

@@ -23,11 +23,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_definitions import HASH_TAG, REGISTERED_TAG, DerivedDefinition
+from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.rate_limit import RateLimiter
 
 REGISTER_RATE_PER_SECOND = 2.0
@@ -51,8 +51,10 @@ class DefinitionRegistry:
         rate: float = REGISTER_RATE_PER_SECOND,
         ttl: float = RECHECK_SECONDS,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = GLOBAL,
     ) -> None:
         self._gateway = gateway
+        self._metrics = metrics
         self._ttl = ttl
         self._clock = clock
         self.limiter = RateLimiter(rate, burst=REGISTER_BURST)
@@ -77,10 +79,10 @@ class DefinitionRegistry:
             if (arn := self._remembered(derived.name)) is not None:
                 return arn
             if (arn := self.find(derived)) is not None:
-                metrics.incr("job_definition.found")
+                self._metrics.incr("job_definition.found")
             else:
                 arn = self._register(derived)
-                metrics.incr("job_definition.registered")
+                self._metrics.incr("job_definition.registered")
                 log.info("Registered job definition %s, derived from %s", arn, derived.base_name)
             self._known[derived.name] = (time.monotonic(), arn)
             return arn

@@ -13,22 +13,23 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf as airflow_conf
-from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor
+from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_batch_executor import airflow_compat, metrics
+from airflow_batch_executor import airflow_compat
 from airflow_batch_executor.airflow_compat import KeepsEventLogRows
 from airflow_batch_executor.definition_registry import DefinitionRegistry
-from airflow_batch_executor.errors import TaskConfigError
+from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import require_healthy, run_health_checks
 from airflow_batch_executor.job_lookup import find_adoptable_jobs
-from airflow_batch_executor.job_supervisor import JobSupervisor, TaskEvent
+from airflow_batch_executor.job_supervisor import CONNECTION_TEST_REAPED_REASON, JobSupervisor, TaskEvent
+from airflow_batch_executor.metrics import Metrics
 from airflow_batch_executor.options import ExecutorOptions, connection_options, load_options, task_log_lines
 from airflow_batch_executor.placement import PlacementCatalog
 from airflow_batch_executor.request_factory import RequestFactory
 from airflow_batch_executor.task_logs import read_task_log
-from airflow_batch_executor.task_specs import workload_key, workload_spec
+from airflow_batch_executor.task_specs import ExecutionTimeouts, workload_key, workload_spec
 from airflow_batch_executor.tracker import WorkloadKey
 
 if TYPE_CHECKING:
@@ -39,41 +40,58 @@ END_POLL_SECONDS = 0.5
 
 
 class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
-    """Runs every Airflow task instance (and executor callback) as an AWS Batch job."""
+    """Runs every Airflow task instance (and executor callback and connection test) as an AWS Batch job.
+
+    In multi-team mode each team's instance reads its own options through ``self.conf`` and shares
+    nothing mutable with the others: its own AWS clients, threads, rate limits, caches and metrics.
+    """
 
     supports_callbacks: bool = True
+    supports_multi_team: bool = True
+    supports_connection_test: bool = airflow_compat.supports_connection_tests()
     serve_logs: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.metrics = Metrics(self.team_name)
+        self.timeouts = ExecutionTimeouts()
         self.options: ExecutorOptions | None = None
         self.gateway: BatchGateway | None = None
         self.factory: RequestFactory | None = None
         self.jobs: JobSupervisor | None = None
         self._accepting = False
         self._stopped = False
+        self._log_gateways: dict[str | None, BatchGateway] = {}
 
     def start(self) -> None:
         """Read and check the options, run the health check, and start the worker threads."""
         options = self.options = load_options(self.conf)
-        self.gateway = BatchGateway(options.conn_id, options.region_name)
-        self.factory = RequestFactory(
-            options,
-            api_url=airflow_compat.execution_api_url(self.conf),
-            default_queue=airflow_conf.get("operators", "default_queue", fallback="default"),
-            catalog=PlacementCatalog(self.gateway),
-            registry=DefinitionRegistry(self.gateway),
-        )
+        self.gateway = BatchGateway(options.conn_id, options.region_name, team=options.team_name)
+        try:
+            self.factory = RequestFactory(
+                options,
+                api_url=airflow_compat.execution_api_url(self.conf),
+                default_queue=airflow_conf.get("operators", "default_queue", fallback="default"),
+                catalog=PlacementCatalog(self.gateway),
+                registry=DefinitionRegistry(self.gateway, metrics=self.metrics),
+            )
+        except OptionError as error:
+            raise error.for_team(self.team_name) from None
         if options.check_health_on_startup:
             self.check_health()
         self.jobs = JobSupervisor(
-            self.gateway, self.factory, options, token_generator=airflow_compat.token_generator(self)
+            self.gateway,
+            self.factory,
+            options,
+            token_generator=airflow_compat.token_generator(self),
+            metrics=self.metrics,
         )
         self.jobs.start()
         self._accepting = True
         airflow_compat.freeze_startup_heap()
         self.log.info(
-            "AwsBatchExecutor started: job queue %s, job definition %s, up to %s submits/s",
+            "AwsBatchExecutor%s started: job queue %s, job definition %s, up to %s submits/s",
+            f" of team {self.team_name}" if self.team_name else "",
             options.job_queue,
             options.job_definition,
             options.submit_rate_limit,
@@ -90,12 +108,13 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             self.factory.base,
             options.workload_transport,
             options.workload_kms_key_id,
+            team=self.team_name,
         )
         for check in checks:
             self.log.info("AwsBatchExecutor health check %s", check)
         if not all(check.ok for check in checks):
-            metrics.incr("health_check.failed")
-        require_healthy(checks)
+            self.metrics.incr("health_check.failed")
+        require_healthy(checks, team=self.team_name)
 
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
         """Build each request (pure, fast) and hand it to the submit threads, within a time budget.
@@ -107,10 +126,8 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             if time.monotonic() > deadline or not self._accepting:
                 return
             key = workload_key(workload)
-            queued = (
-                self.queued_tasks if isinstance(workload, workloads.ExecuteTask) else self.queued_callbacks
-            )
-            queued.pop(key, None)
+            for pending in airflow_compat.pending_workloads(self):
+                pending.pop(key, None)
             try:
                 self._submit(key, workload)
             except Exception as error:
@@ -120,11 +137,11 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
 
     def _submit(self, key: WorkloadKey, workload: Any) -> None:
         assert self.factory is not None and self.jobs is not None
-        spec = workload_spec(workload)
+        spec = workload_spec(workload, self.timeouts)
         try:
             request = self.factory.build(spec)
         except TaskConfigError as error:
-            metrics.incr("submit.rejected")
+            self.metrics.incr("submit.rejected")
             self.log.error("%s: AWS Batch job not submitted: %s", key, error)
             self._report(
                 [TaskEvent(key, "failed", f"AWS Batch job not submitted: {error}", "batch job not submitted")]
@@ -140,18 +157,30 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             return
         started = time.monotonic()
         self._report(self.jobs.sync())
-        metrics.timing("sync.duration", (time.monotonic() - started) * 1000)
+        self.metrics.timing("sync.duration", (time.monotonic() - started) * 1000)
 
     def _report(self, events: list[TaskEvent]) -> None:
+        """Hand each event to the scheduler; a reason goes where the operator will look for it.
+
+        A task's reason goes to its event log. A callback's travels with its failure (the scheduler
+        stores it as the callback's output). A connection test that failed without reporting its
+        own outcome gets the reason as its result, so the UI says why instead of waiting for the
+        reaper.
+        """
         for event in events:
-            if event.log_event:
+            if event.log_event and isinstance(event.key, TaskInstanceKey):
                 self.log_task_event(event=event.log_event, extra=event.info, ti_key=event.key)
+            if event.state == "failed" and airflow_compat.is_connection_test(event.key):
+                self._fail_connection_test(event)
+            key = airflow_compat.scheduler_event_key(event.key)
+            if event.state in ("success", "failed"):
+                self.running.discard(event.key)
             if event.state == "running":
-                self.running_state(event.key, event.info)
+                self.running_state(key, event.info)
             elif event.state == "success":
-                self.success(event.key, event.info)
+                self.success(key, event.info)
             elif event.state == "failed":
-                self.fail(event.key, event.info)
+                self.fail(key, event.info)
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
@@ -161,16 +190,24 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         return get_cli_commands()
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
-        """The newest lines of a running task's job log; works in the api-server's unstarted executor."""
+        """The newest lines of a running task's job log; works in the api-server's unstarted executor.
+
+        The api-server loads executors without a team, so a team's task is read with its team's
+        connection and region, looked up from its DAG.
+        """
         if not ti.external_executor_id:
             return [], []
-        if self.gateway is None:
-            self.gateway = BatchGateway(*connection_options(self.conf))
         try:
-            limit = task_log_lines(self.conf)
+            team = self.team_name or airflow_compat.team_of_dag(ti.dag_id)
+            conf = self.conf if team == self.team_name else airflow_compat.executor_conf(team)
+            gateway = self._log_gateways.get(team)
+            if gateway is None:
+                conn_id, region_name = connection_options(conf)
+                gateway = self._log_gateways[team] = BatchGateway(conn_id, region_name, team=team)
+            limit = task_log_lines(conf)
         except Exception as error:  # noqa: BLE001 - the UI gets a message, never an error
             return [f"AwsBatchExecutor cannot read task logs: {error}"], []
-        return read_task_log(self.gateway, ti.external_executor_id, limit)
+        return read_task_log(gateway, ti.external_executor_id, limit)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
         """Adopt every task instance whose Batch job still exists, found by id or by its name."""
@@ -187,7 +224,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             self.running.add(tis[index].key)
             if tis[index].external_executor_id != found.job_id:
                 self.running_state(tis[index].key, found.job_id)
-        metrics.incr("adopted", len(adopted))
+        self.metrics.incr("adopted", len(adopted))
         if adopted:
             self.log.info("Adopted %d task instance(s) with live Batch jobs", len(adopted))
         return [ti for index, ti in enumerate(tis) if index not in adopted]
@@ -201,6 +238,19 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         self.running.discard(ti.key)
         if self.jobs is not None:
             self.jobs.revoke(ti.key, ti.external_executor_id)
+
+    def fail_connection_test(self, key: Any) -> None:
+        """The scheduler's reaper gave up on a connection test (Airflow 3.3): stop its job too."""
+        super().fail_connection_test(key)  # type: ignore[misc]
+        if self.jobs is not None:
+            self.jobs.revoke(key, None, CONNECTION_TEST_REAPED_REASON)
+
+    def _fail_connection_test(self, event: TaskEvent) -> None:
+        try:
+            if airflow_compat.fail_connection_test(str(event.key), event.info):
+                self.log.warning("Connection test %s failed: %s", event.key, event.info)
+        except Exception as error:  # noqa: BLE001 - the reaper fails the test later anyway
+            self.log.warning("Could not record why connection test %s failed: %s", event.key, error)
 
     def end(self) -> None:
         """Called by the scheduler whenever it exits: wait for tracked jobs, unless the exit is forced.

@@ -1,7 +1,7 @@
 """The only module that talks to AWS: Batch, CloudWatch Logs, and S3 for out-of-band workloads.
 
-Clients come from the amazon provider's ``AwsBaseHook``, so Airflow connections, role assumption and
-region resolution work as they do everywhere else in Airflow. Reads (describe, list, terminate) use
+Clients come from :func:`~.aws_clients.aws_client` (the amazon provider's ``AwsBaseHook``, with a
+team's own connection in multi-team mode). Reads (describe, list, terminate) use
 botocore's standard retries — throttling, 5xx and connection errors back off with jitter. SubmitJob
 is sent exactly once per call: it is not idempotent, so the submitter decides when and how to retry.
 
@@ -20,6 +20,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from airflow_batch_executor.aws_clients import aws_client
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, batch_reason
 
@@ -41,9 +42,12 @@ def _client_config(max_attempts: int) -> Config:
 class BatchGateway:
     """Thread-safe access to the Batch, CloudWatch Logs and S3 APIs for one AWS connection."""
 
-    def __init__(self, conn_id: str, region_name: str | None, *, read_attempts: int = 5) -> None:
+    def __init__(
+        self, conn_id: str, region_name: str | None, *, team: str | None = None, read_attempts: int = 5
+    ) -> None:
         self.conn_id = conn_id
         self.region_name = region_name
+        self.team = team
         self._read_attempts = read_attempts
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
@@ -51,11 +55,8 @@ class BatchGateway:
         self._last_reconnect = 0.0
 
     def _build_clients(self) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
         def client(service: str, attempts: int) -> Any:
-            hook = AwsBaseHook(aws_conn_id=self.conn_id, region_name=self.region_name, client_type=service)
-            return hook.get_client_type(region_name=hook.region_name, config=_client_config(attempts))
+            return aws_client(self.conn_id, self.region_name, service, _client_config(attempts), self.team)
 
         return {
             "batch": client("batch", self._read_attempts),

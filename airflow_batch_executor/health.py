@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
-from airflow_batch_executor.errors import HealthCheckError
+from airflow_batch_executor.errors import HealthCheckError, option_place
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.options import S3Location
 from airflow_batch_executor.placement import definition_placement, effective_requirements, resource_problems
@@ -33,20 +33,21 @@ class Check:
         return f"{text}. Fix: {self.fix}" if self.fix else text
 
 
-def _queue_check(gateway: BatchGateway, job_queue: str) -> list[Check]:
+def _queue_check(gateway: BatchGateway, job_queue: str, team: str | None) -> list[Check]:
     try:
         queue = gateway.describe_job_queue(job_queue)
     except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
         if classify_api_error(error) is ApiErrorKind.CREDENTIALS:
             fix = (
-                "check the AWS connection named by [aws_batch_executor] conn_id, or the scheduler's IAM role"
+                f"check the AWS connection named by {option_place('conn_id', team)}, "
+                "or the scheduler's IAM role"
             )
             return [Check("AWS credentials", False, describe_api_error(error), fix)]
         fix = "check network access to AWS Batch, region_name and the IAM policy (batch:DescribeJobQueues)"
         return [Check("AWS Batch API", False, describe_api_error(error), fix)]
     checks = [Check("AWS credentials", True, f"connection {gateway.conn_id!r} can call AWS Batch")]
     if queue is None:
-        fix = "create the queue, or set [aws_batch_executor] job_queue to an existing queue name or ARN"
+        fix = f"create the queue, or set {option_place('job_queue', team)} to an existing queue name or ARN"
         return [*checks, Check("job queue", False, f"job queue {job_queue!r} does not exist", fix)]
     state, status = queue.get("state"), queue.get("status")
     if state != "ENABLED" or status != "VALID":
@@ -57,7 +58,9 @@ def _queue_check(gateway: BatchGateway, job_queue: str) -> list[Check]:
     return [*checks, Check("job queue", True, f"job queue {job_queue!r} is ENABLED and VALID")]
 
 
-def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping[str, Any]) -> list[Check]:
+def _definition_checks(
+    gateway: BatchGateway, job_definition: str, base: Mapping[str, Any], team: str | None
+) -> list[Check]:
     try:
         definition = gateway.describe_job_definition(job_definition)
     except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
@@ -66,7 +69,7 @@ def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping
         ]
     if definition is None or definition.get("status") != "ACTIVE":
         detail = f"job definition {job_definition!r} does not exist or is not ACTIVE"
-        fix = "register it, or set [aws_batch_executor] job_definition to an ACTIVE definition"
+        fix = f"register it, or set {option_place('job_definition', team)} to an ACTIVE definition"
         return [Check("job definition", False, detail, fix)]
     name = f"{definition['jobDefinitionName']}:{definition.get('revision')}"
     checks = [Check("job definition", True, f"job definition {name} is ACTIVE")]
@@ -84,11 +87,11 @@ def _definition_checks(gateway: BatchGateway, job_definition: str, base: Mapping
 
 
 def _workload_location_checks(
-    gateway: BatchGateway, location: S3Location, kms_key_id: str | None
+    gateway: BatchGateway, location: S3Location, kms_key_id: str | None, team: str | None
 ) -> list[Check]:
     """The bucket exists in the executor's region, and the scheduler can write and delete there."""
     name = "workload transport"
-    option = "[aws_batch_executor] workload_transport"
+    option = option_place("workload_transport", team)
     try:
         region = gateway.bucket_region(location.bucket)
     except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
@@ -132,21 +135,27 @@ def run_health_checks(
     base_request: Mapping[str, Any],
     workload_location: S3Location | None = None,
     kms_key_id: str | None = None,
+    *,
+    team: str | None = None,
 ) -> list[Check]:
-    """Every check, in order; later checks are skipped when an earlier one makes them meaningless."""
-    checks = _queue_check(gateway, job_queue)
+    """Every check, in order; later checks are skipped when an earlier one makes them meaningless.
+
+    ``team``: the checks are of that team's executor, so each fix names the team's own setting.
+    """
+    checks = _queue_check(gateway, job_queue, team)
     if checks[0].ok:
-        checks += _definition_checks(gateway, job_definition, base_request)
+        checks += _definition_checks(gateway, job_definition, base_request, team)
         if workload_location is not None:
-            checks += _workload_location_checks(gateway, workload_location, kms_key_id)
+            checks += _workload_location_checks(gateway, workload_location, kms_key_id, team)
     return checks
 
 
-def require_healthy(checks: list[Check]) -> None:
-    """Stop start-up with every failed check and its fix."""
+def require_healthy(checks: list[Check], *, team: str | None = None) -> None:
+    """Stop start-up with every failed check and its fix, naming the team whose settings are wrong."""
     if failed := [check for check in checks if not check.ok]:
+        whose = f" of team {team!r}" if team else ""
         raise HealthCheckError(
-            "AwsBatchExecutor cannot start; its health check failed:\n"
+            f"AwsBatchExecutor{whose} cannot start; its health check failed:\n"
             + "\n".join(f"  {check}" for check in failed)
-            + "\nSet [aws_batch_executor] check_health_on_startup = False only to bypass this check."
+            + f"\nSet {option_place('check_health_on_startup', team)} to False only to bypass this check."
         )

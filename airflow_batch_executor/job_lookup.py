@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, JOB_STATUSES
 from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.naming import TEAM_TAG, team_tags
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def deployment_jobs(
     state: str | None,
     dag_id: str | None,
     limit: int,
+    team: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs of this deployment in a queue: Airflow-tagged, optionally by name prefix, newest first."""
+    """Jobs of this deployment in a queue, newest first: Airflow-tagged (tasks, callbacks, connection
+    tests), optionally by name prefix, and of ``team``'s executor only (untagged: the global one's)."""
     if prefix:
         summaries = gateway.list_jobs(job_queue, name_pattern=f"{prefix}*")
         summaries = [job for job in summaries if not state or job.get("status") == state]
@@ -99,7 +102,10 @@ def deployment_jobs(
     for summary in summaries:
         job = described.get(summary["jobId"])
         tags = (job or {}).get("tags") or {}
-        if "airflow.dag_id" not in tags or (dag_id and tags["airflow.dag_id"] != dag_id):
+        airflow_job = bool({"airflow.dag_id", "airflow.connection_id"} & tags.keys())
+        if not airflow_job or tags.get(TEAM_TAG) != team_tags(team).get(TEAM_TAG):
+            continue
+        if dag_id and tags.get("airflow.dag_id") != dag_id:
             continue
         jobs.append(job)
         if len(jobs) >= limit:

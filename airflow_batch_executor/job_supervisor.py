@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind
 from airflow_batch_executor.batch_facts import WAITING_STATUSES, batch_reason
 from airflow_batch_executor.event_reducer import Novelty, novelty, progress_of
@@ -30,6 +29,7 @@ from airflow_batch_executor.lifecycle import (
     after_record,
     after_submit,
 )
+from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.poller import DescribedChunk, StatusPoller
 from airflow_batch_executor.queue_gateway import StatusQueueGateway
@@ -45,6 +45,9 @@ SHUTDOWN_REASON = (
 )
 REVOKE_REASON = (
     "Revoked by the Airflow scheduler: the task stayed queued past [scheduler] task_queued_timeout"
+)
+CONNECTION_TEST_REAPED_REASON = (
+    "Stopped by the Airflow scheduler: the connection test ran out of time ([connection_test] timeout)"
 )
 # Waiting for capacity: the bootstrap has not fetched the object yet (STARTING is about to).
 TOKEN_REFRESH_STATUSES = WAITING_STATUSES - {"STARTING"}
@@ -89,9 +92,11 @@ class JobSupervisor:
         factory: RequestFactory,
         options: ExecutorOptions,
         token_generator: Any | None = None,
+        metrics: Metrics = GLOBAL,
     ) -> None:
         """``token_generator`` signs a fresh workload token per submission; None keeps the scheduler's."""
         self.tracker = JobTracker()
+        self._metrics = metrics
         self._gateway = gateway
         self._factory = factory
         self._limits = Limits.from_options(options)
@@ -104,13 +109,17 @@ class JobSupervisor:
             concurrency=submit_threads(options),
             factory=factory,
             handoff=self._handoff,
+            metrics=metrics,
         )
         self._poller = StatusPoller(gateway, options.status_poll_interval)
         self._reconcile_interval = options.status_reconcile_interval
         self._receiver: StatusEventReceiver | None = None
         if options.status_queue_url:
             self._receiver = StatusEventReceiver(
-                StatusQueueGateway(options.conn_id, options.region_name, options.status_queue_url)
+                StatusQueueGateway(
+                    options.conn_id, options.region_name, options.status_queue_url, options.team_name
+                ),
+                metrics,
             )
 
     def start(self) -> None:
@@ -148,8 +157,8 @@ class JobSupervisor:
             events += self._on_chunk(chunk)
         if self._poller.due() and self.tracker:
             self._poller.poll(self._jobs_to_describe())
-        metrics.gauge("jobs.tracked", len(self.tracker))
-        metrics.gauge("jobs.submitting", len(self._submitter))
+        self._metrics.gauge("jobs.tracked", len(self.tracker))
+        self._metrics.gauge("jobs.submitting", len(self._submitter))
         return events
 
     def _on_submit_result(self, result: SubmitResult) -> list[TaskEvent]:
@@ -167,19 +176,19 @@ class JobSupervisor:
         decision = after_submit(result, self._limits)
         if decision.action is Action.RESUBMIT:
             delay = backoff_delay(submission.attempt)
-            metrics.incr_labelled("submit.retried", decision.reason_class)
+            self._metrics.incr_labelled("submit.retried", decision.reason_class)
             if result.error_kind is ApiErrorKind.THROTTLED:
-                metrics.incr("throttled")
+                self._metrics.incr("throttled")
             log.warning("%s: %s; retrying in %.1fs", key, decision.reason, delay)
             self._submitter.put(submission, delay)
             return []
         self._submitter.done(submission)
         if decision.action is Action.FAIL:
-            metrics.incr("submit.failed")
+            self._metrics.incr("submit.failed")
             self._handoff.remove_later(submission.workload_uri)
             return [_failed(key, decision)]
         assert result.job_id is not None
-        metrics.incr("submit.ok")
+        self._metrics.incr("submit.ok")
         job = TrackedJob.submitted(submission, result.job_id, time.time())
         self.tracker.add(job)
         how = "found already submitted" if result.found_existing else "submitted"
@@ -202,7 +211,7 @@ class JobSupervisor:
         for item in received:
             job = self.tracker.get(item.event.job_id)
             if job is None:
-                metrics.incr("status_events.untracked")
+                self._metrics.incr("status_events.untracked")
                 if item.receive_count >= UNTRACKED_EVENT_RECEIVES:
                     done.append(item.receipt)
                 continue
@@ -211,7 +220,7 @@ class JobSupervisor:
             if verdict is Novelty.NEWS:
                 events += self._isolated(job.key, self._on_record, job, item.event.record)
             else:
-                metrics.incr(f"status_events.{verdict.value}")
+                self._metrics.incr(f"status_events.{verdict.value}")
         self._receiver.acknowledge(done)
         return events
 
@@ -224,7 +233,7 @@ class JobSupervisor:
             if (job := self.tracker.get(job_id)) is not None:
                 record = answered.get(job_id)
                 if record is not None and self._events_missed(job, record):
-                    metrics.incr("status_events.missed")
+                    self._metrics.incr("status_events.missed")
                     log.info(
                         "Batch job %s is %s: its status event was lost or late", job_id, record["status"]
                     )
@@ -246,7 +255,7 @@ class JobSupervisor:
         else:
             job.heard_at = time.time()
             if job.observe(record):
-                metrics.incr_labelled("jobs.status", job.status)
+                self._metrics.incr_labelled("jobs.status", job.status)
                 if job.status_reason and not job.started:
                     log.info(
                         "Batch job %s for %s is %s: %s", job.job_id, job.key, job.status, job.status_reason
@@ -277,7 +286,7 @@ class JobSupervisor:
         if decision.action is Action.RESUBMIT:
             assert job.submission is not None
             delay = backoff_delay(job.attempt)
-            metrics.incr_labelled("resubmitted", decision.reason_class)
+            self._metrics.incr_labelled("resubmitted", decision.reason_class)
             log.warning("%s: %s Next attempt in %.1fs.", job.key, decision.reason, delay)
             self._submitter.submit(job.submission, delay)
             return [TaskEvent(job.key, None, decision.reason, decision.event)]
@@ -311,7 +320,7 @@ class JobSupervisor:
         self._handoff.remove_later(job.workload_uri)
         return self.tracker.pop(job.job_id)
 
-    def revoke(self, key: WorkloadKey, known_job_id: str | None) -> None:
+    def revoke(self, key: WorkloadKey, known_job_id: str | None, reason: str = REVOKE_REASON) -> None:
         """Forget the workload and terminate its job: the tracked one, or the id Airflow stored.
 
         A job whose SubmitJob is still on the wire is terminated when its answer arrives.
@@ -320,7 +329,7 @@ class JobSupervisor:
         job_id = job.job_id if job is not None else known_job_id
         if job_id:
             log.info("Revoking %s: terminating Batch job %s", key, job_id)
-            self._poller.terminate(job_id, REVOKE_REASON)
+            self._poller.terminate(job_id, reason)
 
     def adopt(self, adopted: Iterable[tuple[WorkloadKey, FoundJob]]) -> None:
         for key, found in adopted:

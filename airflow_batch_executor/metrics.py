@@ -38,18 +38,29 @@ METRICS: dict[str, str] = {
 }
 
 
-def incr(name: str, count: int = 1, **tags: str) -> None:
-    Stats.incr(f"{PREFIX}.{name}", count, tags=tags or None)
+class Metrics:
+    """One executor's metrics. A team's executor (multi-team mode) names its team in every metric:
+    in the name (``aws_batch_executor.<team>.submit.ok``), so plain StatsD keeps the teams' gauges
+    apart, and as the ``team_name`` tag, as Airflow's own executor metrics do."""
+
+    def __init__(self, team: str | None = None) -> None:
+        self.prefix = f"{PREFIX}.{team}" if team else PREFIX
+        self._tags = {"team_name": team} if team else {}
+
+    def incr(self, name: str, count: int = 1) -> None:
+        Stats.incr(f"{self.prefix}.{name}", count, tags=self._tags or None)
+
+    def incr_labelled(self, name: str, label: str) -> None:
+        """``name.<label>`` with the label also as a tag, e.g. ``jobs.status.running``."""
+        tags = {**self._tags, name.rsplit(".", 1)[-1]: label}
+        Stats.incr(f"{self.prefix}.{name}.{label.lower()}", tags=tags)
+
+    def timing(self, name: str, milliseconds: float) -> None:
+        Stats.timing(f"{self.prefix}.{name}", milliseconds, tags=self._tags or None)
+
+    def gauge(self, name: str, value: float) -> None:
+        Stats.gauge(f"{self.prefix}.{name}", value, tags=self._tags or None)
 
 
-def incr_labelled(name: str, label: str) -> None:
-    """``name.<label>`` with the label also as a tag, e.g. ``jobs.status.running``."""
-    Stats.incr(f"{PREFIX}.{name}.{label.lower()}", tags={name.rsplit(".", 1)[-1]: label})
-
-
-def timing(name: str, milliseconds: float) -> None:
-    Stats.timing(f"{PREFIX}.{name}", milliseconds)
-
-
-def gauge(name: str, value: float) -> None:
-    Stats.gauge(f"{PREFIX}.{name}", value)
+GLOBAL = Metrics()
+"""The metrics of the global executor (no team); also the default of every collaborator."""

@@ -22,7 +22,8 @@ _TAG_PUNCTUATION = set("_.:/=+-@")
 
 @dataclass(frozen=True)
 class WorkloadIdentity:
-    """The Airflow identity a job runs for: a task instance try, or an executor callback."""
+    """The Airflow identity a job runs for: a task instance try, an executor callback, or a
+    connection test (which belongs to no DAG)."""
 
     dag_id: str
     task_id: str = ""
@@ -30,15 +31,21 @@ class WorkloadIdentity:
     map_index: int = -1
     try_number: int = 0
     callback_id: str = ""
+    connection_id: str = ""
+    connection_test_id: str = ""
 
     @property
     def is_callback(self) -> bool:
         return bool(self.callback_id)
 
+    @property
+    def is_connection_test(self) -> bool:
+        return bool(self.connection_test_id)
+
     def fingerprint(self) -> str:
         """Short hash of the full identity: keeps names unique when the readable part is truncated."""
         parts = (self.dag_id, self.task_id, self.run_id, str(self.map_index), str(self.try_number))
-        text = "\0".join((*parts, self.callback_id))
+        text = "\0".join((*parts, self.callback_id, self.connection_test_id))
         return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
@@ -49,7 +56,10 @@ def sanitize_name_part(text: str) -> str:
 
 def job_name(identity: WorkloadIdentity, prefix: str | None = None) -> str:
     """The Batch job name for this workload: readable, ≤128 chars, starting alphanumeric, unique per try."""
-    if identity.is_callback:
+    if identity.is_connection_test:
+        tail = f"-{identity.fingerprint()}"
+        readable = ["connection-test", identity.connection_id]
+    elif identity.is_callback:
         tail = f"-callback-{identity.fingerprint()}"
         readable = [identity.dag_id]
     else:
@@ -73,7 +83,12 @@ def sanitize_tag_value(value: str) -> str:
 
 def identity_tags(identity: WorkloadIdentity) -> dict[str, str]:
     """Tags that let an operator (and ``airflow aws-batch-executor jobs``) map a job back to Airflow."""
-    if identity.is_callback:
+    if identity.is_connection_test:
+        raw = {
+            "airflow.connection_id": identity.connection_id,
+            "airflow.connection_test_id": identity.connection_test_id,
+        }
+    elif identity.is_callback:
         raw = {"airflow.dag_id": identity.dag_id, "airflow.callback_id": identity.callback_id}
     else:
         raw = {
@@ -84,3 +99,15 @@ def identity_tags(identity: WorkloadIdentity) -> dict[str, str]:
             "airflow.map_index": str(identity.map_index),
         }
     return {key: sanitize_tag_value(value) for key, value in raw.items()}
+
+
+TEAM_TAG = "airflow.team"
+
+
+def team_tags(team: str | None) -> dict[str, str]:
+    """The tag that says which team's executor submitted a job (multi-team mode); none without a team.
+
+    It lets one team's operators, its cost reports and ``airflow aws-batch-executor jobs --team`` tell
+    their jobs apart in a job queue or account that several teams share.
+    """
+    return {TEAM_TAG: sanitize_tag_value(team)} if team else {}

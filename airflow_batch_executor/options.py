@@ -14,17 +14,19 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from airflow_batch_executor.errors import OptionError
+from airflow_batch_executor.errors import SECTION, OptionError
 from airflow_batch_executor.provider_info import load_config_description
 
-SECTION = "aws_batch_executor"
 _QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class ConfigSource(Protocol):
-    """The part of Airflow's config parser (or an executor's ``ExecutorConf``) we read from."""
+    """The part of Airflow's config parser (or an executor's ``ExecutorConf``) we read from.
+
+    An ``ExecutorConf`` also has a ``team_name``: it then reads the team's own values, and only those.
+    """
 
     def get(self, section: str, key: str, fallback: Any = ...) -> Any: ...
 
@@ -54,6 +56,8 @@ class ExecutorOptions:
 
     status_queue_url: str | None = None
     status_reconcile_interval: float = 120.0
+    team_name: str | None = None
+    """The team whose executor these options configure (multi-team mode); None for the global one."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,10 @@ def _raw(conf: ConfigSource, name: str) -> str | None:
     return value or None
 
 
-def _env_name(name: str) -> str:
-    return f"AIRFLOW__{SECTION.upper()}__{name.upper()}"
-
-
 def _required(conf: ConfigSource, name: str, what: str) -> str:
     value = _raw(conf, name)
     if value is None:
-        raise OptionError(name, f"is not set; it must name the Batch {what}", f"set {_env_name(name)}")
+        raise OptionError(name, f"is not set; it must name the Batch {what}", f"name the Batch {what}")
     return value
 
 
@@ -197,8 +197,24 @@ def _queue_url(conf: ConfigSource) -> str | None:
     return url
 
 
+def team_of(conf: ConfigSource) -> str | None:
+    """The team a config source reads for: an ``ExecutorConf``'s team, None for Airflow's ``conf``."""
+    return getattr(conf, "team_name", None)
+
+
 def load_options(conf: ConfigSource) -> ExecutorOptions:
-    """Read and check every option; the first problem found raises :class:`OptionError`."""
+    """Read and check every option; the first problem found raises :class:`OptionError`.
+
+    The error names the team when ``conf`` reads a team's options, so a multi-team scheduler that
+    refuses to start says whose settings are wrong.
+    """
+    try:
+        return _load_options(conf)
+    except OptionError as error:
+        raise error.for_team(team_of(conf)) from None
+
+
+def _load_options(conf: ConfigSource) -> ExecutorOptions:
     return ExecutorOptions(
         conn_id=_raw(conf, "conn_id") or "aws_default",
         region_name=_raw(conf, "region_name"),
@@ -220,6 +236,7 @@ def load_options(conf: ConfigSource) -> ExecutorOptions:
         workload_kms_key_id=_kms_key_id(conf, transport),
         status_queue_url=_queue_url(conf),
         status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),
+        team_name=team_of(conf),
     )
 
 

@@ -1,7 +1,7 @@
 """The only module that talks to SQS: the status queue that Batch job state-change events arrive on.
 
-Clients come from the amazon provider's ``AwsBaseHook``, like :class:`~.gateway.BatchGateway`'s, so
-the executor's Airflow connection, role and region apply to the queue too.
+Its client comes from :func:`~.aws_clients.aws_client`, like :class:`~.gateway.BatchGateway`'s, so the
+executor's Airflow connection (its team's, in multi-team mode), role and region apply to the queue too.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 from botocore.config import Config
 
+from airflow_batch_executor.aws_clients import aws_client
+
 RECEIVE_MAX_MESSAGES = 10
 DELETE_MAX_ENTRIES = 10
 WAIT_SECONDS = 10
@@ -20,27 +22,25 @@ WAIT_SECONDS = 10
 class StatusQueueGateway:
     """ReceiveMessage and DeleteMessageBatch on one queue, for one AWS connection."""
 
-    def __init__(self, conn_id: str, region_name: str | None, queue_url: str) -> None:
+    def __init__(
+        self, conn_id: str, region_name: str | None, queue_url: str, team: str | None = None
+    ) -> None:
         self.queue_url = queue_url
         self._conn_id = conn_id
         self._region_name = region_name
+        self._team = team
         self._lock = threading.Lock()
         self._client: Any = None
 
     def _sqs(self) -> Any:
         with self._lock:
             if self._client is None:
-                from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-                hook = AwsBaseHook(
-                    aws_conn_id=self._conn_id, region_name=self._region_name, client_type="sqs"
-                )
                 config = Config(
                     connect_timeout=5,
                     read_timeout=WAIT_SECONDS + 10,
                     retries={"mode": "standard", "total_max_attempts": 2},
                 )
-                self._client = hook.get_client_type(region_name=hook.region_name, config=config)
+                self._client = aws_client(self._conn_id, self._region_name, "sqs", config, self._team)
             return self._client
 
     def receive(self, wait_seconds: int = WAIT_SECONDS) -> list[dict[str, Any]]:

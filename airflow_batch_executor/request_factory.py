@@ -48,7 +48,7 @@ from airflow_batch_executor.job_definitions import (
     role_problems,
 )
 from airflow_batch_executor.merging import deep_merge
-from airflow_batch_executor.naming import identity_tags, job_name
+from airflow_batch_executor.naming import identity_tags, job_name, team_tags
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.task_specs import JobSpec, task_instance_spec
@@ -94,6 +94,7 @@ def base_request(options: ExecutorOptions) -> dict[str, Any]:
             "submit_job_kwargs",
             "sets containerOverrides.command; the executor sets the command of every job itself",
             "remove containerOverrides.command from submit_job_kwargs",
+            options.team_name,
         )
     defaults: dict[str, Any] = {"containerOverrides": {}}
     from_options = {"jobQueue": options.job_queue, "jobDefinition": options.job_definition}
@@ -105,6 +106,7 @@ def base_request(options: ExecutorOptions) -> dict[str, Any]:
             "is not a valid SubmitJob request: " + "; ".join(problems),
             "use boto3's SubmitJob parameter names and types "
             "(https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html)",
+            options.team_name,
         )
     return request
 
@@ -195,7 +197,11 @@ class RequestFactory:
         command = job_command(spec, request["jobName"], self.options.workload_transport)
         request.setdefault("containerOverrides", {})["command"] = command
         _with_environment(request, self.api_url)
-        request["tags"] = {**(request.get("tags") or {}), **identity_tags(spec.identity)}
+        request["tags"] = {
+            **(request.get("tags") or {}),
+            **identity_tags(spec.identity),
+            **team_tags(self.options.team_name),
+        }
         if problems := request_problems(request):
             raise TaskConfigError(
                 "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),

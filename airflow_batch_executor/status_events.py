@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import describe_api_error
 from airflow_batch_executor.event_reducer import StatusEvent, parse_event
+from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.queue_gateway import WAIT_SECONDS, StatusQueueGateway
 
 RETRY_MIN_SECONDS = 1.0
@@ -38,8 +38,9 @@ class ReceivedEvent:
 
 
 class StatusEventReceiver:
-    def __init__(self, gateway: StatusQueueGateway) -> None:
+    def __init__(self, gateway: StatusQueueGateway, metrics: Metrics = GLOBAL) -> None:
         self._gateway = gateway
+        self._metrics = metrics
         self._wait_seconds = WAIT_SECONDS
         self._lock = threading.Lock()
         self._received: list[ReceivedEvent] = []
@@ -102,14 +103,14 @@ class StatusEventReceiver:
                 continue
             count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
             received.append(ReceivedEvent(message["ReceiptHandle"], count, event))
-        metrics.incr("status_events.received", len(received))
+        self._metrics.incr("status_events.received", len(received))
         with self._lock:
             self._received += received
 
     def _lost(self, error: Exception) -> None:
         if self.answering:
             self.answering = False
-            metrics.incr("status_events.queue_failed")
+            self._metrics.incr("status_events.queue_failed")
             log.warning(
                 "The status queue %s does not answer (%s); falling back to DescribeJobs at "
                 "[aws_batch_executor] status_poll_interval until it answers again. Check that the queue "

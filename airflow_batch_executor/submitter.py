@@ -25,12 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_executor import metrics
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
 from airflow_batch_executor.definition_registry import RegistryStopped
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_lookup import find_job_by_name
+from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import WorkloadKey
@@ -109,8 +109,10 @@ class Submitter:
         concurrency: int,
         factory: RequestFactory | None = None,
         handoff: WorkloadHandoff | None = None,
+        metrics: Metrics = GLOBAL,
     ) -> None:
         self._gateway = gateway
+        self._metrics = metrics
         self._factory = factory
         self._handoff = handoff
         self.limiter = RateLimiter(rate)
@@ -270,5 +272,5 @@ class Submitter:
             if self._handoff is not None and classify_api_error(error) is not ApiErrorKind.AMBIGUOUS:
                 self._handoff.discard(request)
             raise
-        metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
+        self._metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
         return job_id

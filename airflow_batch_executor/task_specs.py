@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from airflow.executors import workloads
-
 from airflow_batch_executor.naming import WorkloadIdentity
 
 TASK_SDK_MODULE = "airflow.sdk.execution_time.execute_workload"
+CALLBACK_MODULE = "airflow_batch_executor.callback_runner"
+TASK, CALLBACK, CONNECTION_TEST = "ExecuteTask", "ExecuteCallback", "TestConnection"
+"""The workload kinds an executor receives, by their ``type`` field (the same in every Airflow 3)."""
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,19 @@ def task_sdk_command(workload_json: str) -> list[str]:
 
 
 def workload_command(workload: Any) -> list[str]:
-    """The Task SDK command for a workload handed over by the scheduler."""
+    """The job's command for a workload handed over by the scheduler: the Task SDK for tasks and
+    connection tests, the callback runner for executor callbacks (which the Task SDK's entry point
+    cannot report; see :mod:`~airflow_batch_executor.callback_runner`)."""
+    if workload.type == CALLBACK:
+        return ["python", "-m", CALLBACK_MODULE, "--json-string", workload.model_dump_json()]
     return task_sdk_command(workload.model_dump_json())
 
 
-@lru_cache(maxsize=256)
-def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
-    """Task id → ``execution_timeout`` seconds for one DAG version (immutable, so cached for good).
+def _read_execution_timeouts(dag_version_id: Any) -> dict[str, float]:
+    """Task id → ``execution_timeout`` seconds for one DAG version.
 
-    A version whose DAG cannot be read is cached as having no timeouts: its tasks still run, without
-    a Batch-side timeout, which is better than failing them for a missing safety net (or querying
+    A version whose DAG cannot be read counts as having no timeouts: its tasks still run, without a
+    Batch-side timeout, which is better than failing them for a missing safety net (or querying
     again for every task of that version).
     """
     from airflow.models.serialized_dag import SerializedDagModel
@@ -72,19 +76,32 @@ def _execution_timeouts(dag_version_id: Any) -> dict[str, float]:
         return {}
 
 
-def execution_timeout(ti: Any) -> float | None:
-    """The task's ``execution_timeout`` in seconds, read from its serialized DAG version."""
-    return _execution_timeouts(ti.dag_version_id).get(ti.task_id)
+class ExecutionTimeouts:
+    """Each task's ``execution_timeout``, read from its serialized DAG version once per version.
+
+    A DAG version never changes, so its timeouts are kept (the newest 256 versions). The cache
+    belongs to one executor, not to the module: the executors of several teams in one scheduler
+    share no mutable state.
+    """
+
+    def __init__(self, versions: int = 256) -> None:
+        self._read = lru_cache(maxsize=versions)(_read_execution_timeouts)
+
+    def of(self, ti: Any) -> float | None:
+        return self._read(ti.dag_version_id).get(ti.task_id)
 
 
 def workload_key(workload: Any) -> Any:
-    """The scheduler's key for a workload: a TaskInstanceKey for tasks, a callback key for callbacks.
+    """The scheduler's key for a workload: a TaskInstanceKey for tasks, a callback or connection-test
+    key for the others.
 
     Read from ``ti`` rather than ``ExecuteTask.key``, which Airflow 3.1 does not have.
     """
-    if isinstance(workload, workloads.ExecuteTask):
+    if workload.type == TASK:
         return workload.ti.key
-    return workload.callback.key
+    if workload.type == CALLBACK:
+        return workload.callback.key
+    return workload.key
 
 
 def task_identity(ti: Any) -> WorkloadIdentity:
@@ -98,17 +115,32 @@ def task_identity(ti: Any) -> WorkloadIdentity:
     )
 
 
-def workload_spec(workload: Any) -> JobSpec:
-    """The spec of a workload handed over by the scheduler: a task, or an executor callback."""
-    if isinstance(workload, workloads.ExecuteTask):
+def workload_spec(workload: Any, timeouts: ExecutionTimeouts) -> JobSpec:
+    """The spec of a workload handed over by the scheduler: a task, an executor callback, or a
+    connection test (Airflow 3.3), which runs in a job so it is tried from where tasks run."""
+    if workload.type == TASK:
         ti = workload.ti
         return JobSpec(
             identity=task_identity(ti),
             command=workload_command(workload),
             airflow_queue=ti.queue,
             executor_config=ti.executor_config,
-            execution_timeout=execution_timeout(ti),
+            execution_timeout=timeouts.of(ti),
             priority_weight=ti.priority_weight,
+            workload=workload,
+        )
+    if workload.type == CONNECTION_TEST:
+        identity = WorkloadIdentity(
+            dag_id="",
+            connection_id=workload.connection_id,
+            connection_test_id=str(workload.connection_test_id),
+        )
+        return JobSpec(
+            identity=identity,
+            command=workload_command(workload),
+            airflow_queue=workload.queue,
+            executor_config=None,
+            execution_timeout=float(workload.timeout),
             workload=workload,
         )
     data = workload.callback.data if isinstance(workload.callback.data, dict) else {}

@@ -7,7 +7,8 @@ a job submitted with ``[aws_batch_executor] workload_transport = s3://bucket/pre
    ``AWS_ENDPOINT_URL`` is honoured),
 2. deletes it, so the token it carries exists in one place only: this container,
 3. writes it to a private temporary file (mode 0600), and
-4. runs ``python -m airflow.sdk.execution_time.execute_workload --json-path FILE``, forwarding
+4. runs ``python -m airflow.sdk.execution_time.execute_workload --json-path FILE`` (for an executor
+   callback: ``python -m airflow_batch_executor.callback_runner --json-path FILE``), forwarding
    SIGTERM and SIGINT to it and exiting with its exit code.
 
 A job that cannot fetch its workload fails with one line naming the object and what to do, and
@@ -23,6 +24,7 @@ that failed before their container started) write the object again first.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +33,7 @@ import tempfile
 from types import FrameType
 
 TASK_SDK_MODULE = "airflow.sdk.execution_time.execute_workload"
+CALLBACK_MODULE = "airflow_batch_executor.callback_runner"
 
 EXIT_OBJECT_MISSING = 65
 EXIT_ACCESS_DENIED = 66
@@ -111,13 +114,22 @@ def fetch(uri: str, client: object | None = None) -> bytes:
     return body
 
 
+def runner_module(workload: bytes) -> str:
+    """The module that runs this workload: the Task SDK, or the callback runner for a callback."""
+    try:
+        kind = json.loads(workload).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    return CALLBACK_MODULE if kind == "ExecuteCallback" else TASK_SDK_MODULE
+
+
 def run_task_sdk(workload: bytes) -> int:
-    """Run the Task SDK on a private copy of the workload; its exit code, signals passed on."""
+    """Run the workload's runner on a private copy of it; its exit code, signals passed on."""
     fd, path = tempfile.mkstemp(prefix="airflow-workload-", suffix=".json")  # mode 0600
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(workload)
-        child = subprocess.Popen([sys.executable, "-m", TASK_SDK_MODULE, "--json-path", path])
+        child = subprocess.Popen([sys.executable, "-m", runner_module(workload), "--json-path", path])
 
         def forward(signum: int, _frame: FrameType | None) -> None:
             child.send_signal(signum)

@@ -78,8 +78,9 @@ def key_of(ti: Any) -> list[Any]:
     return [ti.dag_id, ti.task_id, ti.run_id, ti.try_number, ti.map_index]
 
 
-def load_executor(name: str, parallelism: int) -> Any:
-    module_name, _, class_name = EXECUTORS[name].rpartition(".")
+def load_executor(name: str, parallelism: int, executors: dict[str, str] = EXECUTORS) -> Any:
+    """A new instance of the executor class ``executors[name]`` names."""
+    module_name, _, class_name = executors[name].rpartition(".")
     module = __import__(module_name, fromlist=[class_name])
     return getattr(module, class_name)(parallelism=parallelism)
 
@@ -193,7 +194,7 @@ def tracker_memory(n: int, out: str) -> None:
     from airflow_batch_executor.options import load_options
     from airflow_batch_executor.request_factory import RequestFactory
     from airflow_batch_executor.submitter import Submission
-    from airflow_batch_executor.task_specs import workload_spec
+    from airflow_batch_executor.task_specs import ExecutionTimeouts, workload_spec
     from airflow_batch_executor.tracker import JobTracker, TrackedJob
 
     settings = {
@@ -207,7 +208,8 @@ def tracker_memory(n: int, out: str) -> None:
     workloads = [
         make_workload(i, dag_id="bench", run_id="memory", dag_version_id=dag_version_id) for i in range(n)
     ]
-    requests = [factory.build(workload_spec(w)) for w in workloads]
+    timeouts = ExecutionTimeouts()
+    requests = [factory.build(workload_spec(w, timeouts)) for w in workloads]
     job_ids = [str(uuid.uuid4()) for _ in range(n)]
     result: dict[str, Any] = {"n": n}
     for label, keep_request in (("running", False), ("pending_with_request", True)):

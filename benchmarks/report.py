@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,18 @@ def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def table(results: list[dict[str, Any]], executors: list[str]) -> str:
-    """Rows: metric × N; columns: one per executor."""
+def table(
+    results: list[dict[str, Any]],
+    executors: list[str],
+    rows_of: Callable[[dict[str, Any]], list[tuple[str, str]]] = metric_rows,
+) -> str:
+    """Rows: metric × N; columns: one per executor; ``rows_of`` gives one run's (metric, value) pairs."""
     by = {(r["executor"], r["n"]): r for r in results}
     sizes = sorted({r["n"] for r in results})
     header = ["N", "metric", *executors]
     rows: list[list[str]] = []
     for n in sizes:
-        per_executor = {ex: dict(metric_rows(by[(ex, n)])) if (ex, n) in by else {} for ex in executors}
+        per_executor = {ex: dict(rows_of(by[(ex, n)])) if (ex, n) in by else {} for ex in executors}
         metrics = next((list(values) for values in per_executor.values() if values), [])
         for metric in metrics:
             rows.append([str(n), metric, *(per_executor[ex].get(metric, "—") for ex in executors)])
@@ -141,8 +146,15 @@ def table(results: list[dict[str, Any]], executors: list[str]) -> str:
     return "\n".join(out)
 
 
-def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> bool:
-    """Heartbeat duration over time, one subplot per N; False when matplotlib is missing."""
+def _heartbeat_figure(
+    results: list[dict[str, Any]],
+    executors: list[str],
+    path: Path,
+    draw: Callable[[Any, str, dict[str, Any]], None],
+    title: Callable[[int], str],
+    xlabel: str,
+) -> bool:
+    """One log-scale heartbeat subplot per N; ``draw`` adds each executor's run. False without matplotlib."""
     try:
         import matplotlib
 
@@ -155,21 +167,11 @@ def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> boo
     for ax, n in zip(axes[:, 0], sizes):
         for executor in executors:
             run = next((r for r in results if r["executor"] == executor and r["n"] == n), None)
-            if run is None:
-                continue
-            beats = list(run["heartbeats"])
-            xs = [hb["t"] for hb in beats]
-            ys = [hb["duration"] for hb in beats]
-            if run.get("heartbeat_in_progress"):
-                xs.append(run["heartbeat_in_progress"]["t"])
-                ys.append(run["heartbeat_in_progress"]["duration_so_far"])
-            label = f"{executor}" + ("" if run["finished"] else " (stopped by time limit)")
-            ax.plot(xs, ys, marker=".", linewidth=1, label=label)
-            if run["submit_seconds"] is not None:
-                ax.axvline(run["submit_seconds"], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
+            if run is not None:
+                draw(ax, executor, run)
         ax.set_yscale("log")
-        ax.set_title(f"N = {n} (dotted: all submitted)")
-        ax.set_xlabel("seconds since the tasks were queued")
+        ax.set_title(title(n))
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("heartbeat (s)")
         ax.legend()
         ax.grid(True, which="both", alpha=0.3)
@@ -178,3 +180,92 @@ def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> boo
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> bool:
+    """Heartbeat duration over time in the submit scenario, one subplot per N; False without matplotlib."""
+
+    def draw(ax: Any, executor: str, run: dict[str, Any]) -> None:
+        xs = [hb["t"] for hb in run["heartbeats"]]
+        ys = [hb["duration"] for hb in run["heartbeats"]]
+        if run.get("heartbeat_in_progress"):
+            xs.append(run["heartbeat_in_progress"]["t"])
+            ys.append(run["heartbeat_in_progress"]["duration_so_far"])
+        label = f"{executor}" + ("" if run["finished"] else " (stopped by time limit)")
+        ax.plot(xs, ys, marker=".", linewidth=1, label=label)
+        if run["submit_seconds"] is not None:
+            ax.axvline(run["submit_seconds"], linestyle=":", linewidth=1, color=ax.lines[-1].get_color())
+
+    return _heartbeat_figure(
+        results,
+        executors,
+        path,
+        draw,
+        title=lambda n: f"N = {n} (dotted: all submitted)",
+        xlabel="seconds since the tasks were queued",
+    )
+
+
+SQS_OPERATIONS = ("receivemessage", "deletemessagebatch")
+
+
+def status_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, formatted value) for one column of the status scenario."""
+    window = result.get("window") or {}
+    per_minute = window.get("per_minute", {})
+    calls = window.get("calls", {})
+    other = sum(count for op, count in calls.items() if op != "describejobs" and op not in SQS_OPERATIONS)
+    beats = result["heartbeat_phases"]["window"]
+    adoption = [item["seconds"] for item in result["adoptions"]]
+    seen, sample = result["latency_seen"], result["latency_sample"]
+    unexpected = sum(result["other_final_events"].values())
+    return [
+        ("jobs running (adopted / N)", f"{result['adopted']} / {result['n']}"),
+        ("steady window (s)", _fmt(window.get("seconds"), 1)),
+        ("DescribeJobs calls / min", _fmt(per_minute.get("describejobs", 0.0), 1)),
+        (
+            "SQS Receive / DeleteBatch calls / min",
+            " / ".join(_fmt(per_minute.get(op, 0.0), 1) for op in SQS_OPERATIONS),
+        ),
+        ("other API calls in the window", str(other)),
+        ("heartbeat in the window mean / max (s)", f"{_fmt(beats['mean'], 4)} / {_fmt(beats['max'], 4)}"),
+        ("longest heartbeat, whole run (s)", _fmt(result["max_heartbeat"], 4)),
+        (
+            "latency median / p95 (s)",
+            f"{_fmt(result['latency_median'], 3)} / {_fmt(result['latency_p95'], 3)}",
+        ),
+        ("latency sample reported", f"{seen} / {sample}"),
+        ("adoption per chunk, longest (s)", _fmt(max(adoption, default=None), 3)),
+        ("unexpected final events", str(unexpected)),
+    ]
+
+
+def status_table(results: list[dict[str, Any]], executors: list[str]) -> str:
+    """The status scenario's table: rows metric × N, columns executors."""
+    return table(results, executors, status_rows)
+
+
+def status_plot(results: list[dict[str, Any]], executors: list[str], path: Path) -> bool:
+    """Heartbeat duration over time in the status scenario, window shaded; False without matplotlib."""
+
+    def draw(ax: Any, executor: str, run: dict[str, Any]) -> None:
+        ax.plot(
+            [hb["t"] for hb in run["heartbeats"]],
+            [hb["duration"] for hb in run["heartbeats"]],
+            marker=".",
+            linewidth=1,
+            label=executor,
+        )
+        window = run.get("window") or {}
+        if "t_start" in window:
+            start = window["t_start"]
+            ax.axvspan(start, start + window["seconds"], alpha=0.08, color=ax.lines[-1].get_color())
+
+    return _heartbeat_figure(
+        results,
+        executors,
+        path,
+        draw,
+        title=lambda n: f"{n} running jobs (shaded: steady window; after it, jobs exit for latency)",
+        xlabel="seconds since the first adoption",
+    )

@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/run.py                      # N = 100, 1000, 5000 at 50 ms per call
     .venv/bin/python benchmarks/run.py --sizes 100 --latency 0.01
+    .venv/bin/python benchmarks/run.py --scenario status    # job status at 20,000 running jobs
+
+The ``submit`` scenario (default) is described below; ``status`` is in ``benchmarks/status_harness.py``
+(events vs polling vs the amazon executor, each against a fresh local Batch holding N RUNNING jobs).
 
 The local Batch runs in its own process in hold mode (jobs go SUBMITTED → … → RUNNING and stay
 there, with neither a thread nor a process per job) with ``--latency`` seconds added to every API
@@ -29,11 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import check_correctness, plot, table
+from benchmarks.report import check_correctness, plot, status_plot, status_table, table
 from benchmarks.server import BatchServer
 
 HARNESS = ROOT / "benchmarks" / "harness.py"
+STATUS_HARNESS = ROOT / "benchmarks" / "status_harness.py"
 EXECUTORS = ("ours", "ours-s3", "amazon")
+STATUS_EXECUTORS = ("ours-events", "ours-polling", "amazon")
 S3_PREFIX = "benchmark"
 
 
@@ -41,9 +47,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated N (default 100,1000,5000)")
+    parser.add_argument(
+        "--scenario",
+        choices=("submit", "status"),
+        default="submit",
+        help="submit: time to submit N tasks (default); status: N jobs running, events vs polling",
+    )
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated N (submit: 100,1000,5000; status: 20000)"
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every API call (0.05)")
-    parser.add_argument("--executors", default=",".join(EXECUTORS), help="ours,ours-s3,amazon")
+    parser.add_argument(
+        "--executors",
+        default=None,
+        help="submit: ours,ours-s3,amazon; status: ours-events,ours-polling,amazon (all by default)",
+    )
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -62,7 +80,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tracker-memory", type=int, default=5000, help="JobTracker entries to measure (0: skip)"
     )
     parser.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
-    return parser.parse_args(argv)
+    status = parser.add_argument_group("status scenario")
+    status.add_argument(
+        "--ramp-seconds",
+        type=float,
+        default=120.0,
+        help="adoption of the N running jobs spread over this long (120: status_reconcile_interval)",
+    )
+    status.add_argument("--adopt-chunk", type=int, default=1000, help="task instances per adoption (1000)")
+    status.add_argument(
+        "--settle-seconds", type=float, default=10.0, help="after the last adoption, before the window (10)"
+    )
+    status.add_argument("--window", type=float, default=60.0, help="steady window measured, seconds (60)")
+    status.add_argument("--latency-jobs", type=int, default=200, help="jobs made to exit for latency (200)")
+    status.add_argument(
+        "--latency-spread", type=float, default=30.0, help="seconds over which they exit, evenly (30)"
+    )
+    status.add_argument(
+        "--latency-timeout",
+        type=float,
+        default=120.0,
+        help="seconds after the last exit to wait for the executor's events (120)",
+    )
+    status.add_argument(
+        "--poll-interval", type=float, default=2.0, help="our status_poll_interval in both columns (2)"
+    )
+    args = parser.parse_args(argv)
+    defaults = {"submit": ("100,1000,5000", EXECUTORS), "status": ("20000", STATUS_EXECUTORS)}
+    sizes, executors = defaults[args.scenario]
+    args.sizes = args.sizes or sizes
+    args.executors = args.executors or ",".join(executors)
+    unknown = set(args.executors.split(",")) - set(executors) - {""}
+    if unknown:
+        parser.error(f"--executors for the {args.scenario} scenario: {', '.join(executors)}; not {unknown}")
+    return args
 
 
 def child_env(home: Path, environment: dict[str, Any], rate: float) -> dict[str, str]:
@@ -144,12 +195,109 @@ def run_one(
     return result
 
 
+def status_env(
+    executor: str, env: dict[str, str], environment: dict[str, Any], poll: float
+) -> dict[str, str]:
+    """Events: our executor reads the local Batch's status queue; polling: no queue."""
+    env = {**env, "AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_POLL_INTERVAL": str(poll)}
+    if executor == "ours-events":
+        env["AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL"] = environment["status_queue_url"]
+    return env
+
+
+def run_status(executor: str, n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One column of the status scenario, against a fresh local Batch (publishing events for ours-events)."""
+    log_path = work / f"local-batch-{executor}-{n}.log"
+    with BatchServer(
+        step_delay=args.step_delay, log_path=log_path, publish_events=executor == "ours-events"
+    ) as server:
+        env = status_env(
+            executor, child_env(work, server.environment, args.rate), server.environment, args.poll_interval
+        )
+        if not (work / "airflow.db").exists():  # the metadata tables, once for every column
+            subprocess.run(
+                [sys.executable, str(HARNESS), "--prepare"],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+        server.control.add_fault("latency", seconds=args.latency)
+        out = work / f"status-{executor}-{n}.json"
+        command = [
+            sys.executable,
+            str(STATUS_HARNESS),
+            "--executor",
+            executor,
+            "--n",
+            str(n),
+            "--out",
+            str(out),
+            "--latency",
+            str(args.latency),
+            "--heartbeat-interval",
+            str(args.heartbeat_interval),
+            "--ramp-seconds",
+            str(args.ramp_seconds),
+            "--adopt-chunk",
+            str(args.adopt_chunk),
+            "--settle-seconds",
+            str(args.settle_seconds),
+            "--window",
+            str(args.window),
+            "--latency-jobs",
+            str(args.latency_jobs),
+            "--latency-spread",
+            str(args.latency_spread),
+            "--latency-timeout",
+            str(args.latency_timeout),
+        ]
+        limit = (
+            args.ramp_seconds + args.settle_seconds + args.window + args.latency_spread + args.latency_timeout
+        )
+        started = time.monotonic()
+        child = subprocess.run(
+            command, env=env, cwd=ROOT, timeout=limit + 900, capture_output=True, text=True, check=False
+        )
+        if child.returncode != 0 or not out.exists():
+            raise RuntimeError(f"{executor} N={n} failed ({child.returncode}):\n{child.stderr[-4000:]}")
+        result = json.loads(out.read_text())
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        result["load_average_after"] = os.getloadavg()
+    return result
+
+
+def main_status(args: argparse.Namespace, sizes: list[int], executors: list[str], results_dir: Path) -> int:
+    began = time.monotonic()
+    load_before = os.getloadavg()
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-home-") as tmp:
+        for n in sizes:
+            for executor in executors:
+                print(f"status: running {executor} with N={n} ...", file=sys.stderr, flush=True)
+                results.append(run_status(executor, n, args, Path(tmp)))
+                write_json(results_dir / "status.json", args, results, {}, began, load_before)
+    print()
+    print(
+        f"Status at N running jobs: latency {args.latency * 1000:g} ms per API call; heartbeat every "
+        f"{args.heartbeat_interval:g} s; our status_poll_interval {args.poll_interval:g} s; window "
+        f"{args.window:g} s; load average before {load_before[0]:.2f}."
+    )
+    print(status_table(results, executors))
+    if status_plot(results, executors, results_dir / "status-heartbeat.png"):
+        print(f"plot: {results_dir / 'status-heartbeat.png'}")
+    print(f"raw: {results_dir / 'status.json'}; total {time.monotonic() - began:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     executors = [name for name in args.executors.split(",") if name]
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
+    if args.scenario == "status":
+        return main_status(args, sizes, executors, results_dir)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-airflow-home-") as tmp:
         work = Path(tmp)
@@ -193,12 +341,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_json(
-    path: Path, args: argparse.Namespace, results: list[dict[str, Any]], tracker: dict, began: float
+    path: Path,
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    tracker: dict,
+    began: float,
+    load_before: tuple[float, float, float] | None = None,
 ) -> None:
     payload = {
         "settings": vars(args),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
+        **({"load_average_before": load_before} if load_before is not None else {}),
         "elapsed_seconds": round(time.monotonic() - began, 1),
         "tracker_memory": tracker,
         "runs": results,

@@ -14,10 +14,17 @@ from batch_devtools.local_batch import LocalBatchControl
 
 
 class BatchServer:
-    """``python -m batch_devtools.local_batch --job-mode hold`` on a free port."""
+    """``python -m batch_devtools.local_batch --job-mode hold`` on a free port.
 
-    def __init__(self, *, step_delay: float = 0.05, log_path: Path | None = None) -> None:
+    ``publish_events`` adds ``--publish-events``: every status change becomes a message on the
+    environment's ``status_queue_url``, as EventBridge would deliver it.
+    """
+
+    def __init__(
+        self, *, step_delay: float = 0.05, log_path: Path | None = None, publish_events: bool = False
+    ) -> None:
         self._step_delay = step_delay
+        self._publish_events = publish_events
         self._log_path = log_path
         self._process: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
@@ -42,6 +49,7 @@ class BatchServer:
                 str(self._step_delay),
                 "--log-level",
                 "WARNING",
+                *(["--publish-events"] if self._publish_events else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,

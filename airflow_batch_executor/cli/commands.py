@@ -12,11 +12,11 @@ import sys
 import time
 from typing import Any
 
-from airflow_batch_executor.airflow_compat import execution_api_url
+from airflow_batch_executor.airflow_compat import execution_api_url, executor_conf
 from airflow_batch_executor.cli.output import quiet_library_logging
 from airflow_batch_executor.definition_pruning import parse_duration, prune_verdicts
 from airflow_batch_executor.definition_registry import DefinitionRegistry
-from airflow_batch_executor.errors import OptionError, TaskConfigError
+from airflow_batch_executor.errors import OptionError, TaskConfigError, option_env_var
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
 from airflow_batch_executor.job_definitions import definition_overrides
@@ -31,27 +31,35 @@ from airflow_batch_executor.task_specs import task_sdk_command, task_spec
 WORKLOAD_PLACEHOLDER = "<the task's ExecuteTask workload as JSON, built by the scheduler; token redacted>"
 
 
-def _options() -> ExecutorOptions:
-    from airflow.configuration import conf
+def _conf(args: argparse.Namespace) -> Any:
+    """The configuration the executor of ``--team`` (or the global executor) reads."""
+    return executor_conf(getattr(args, "team", None))
 
+
+def _options(args: argparse.Namespace) -> ExecutorOptions:
     try:
-        return load_options(conf)
+        return load_options(_conf(args))
     except OptionError as error:
         print(f"[FAILED] configuration: {error}")
         raise SystemExit(1) from None
+
+
+def _gateway(options: ExecutorOptions) -> BatchGateway:
+    return BatchGateway(options.conn_id, options.region_name, team=options.team_name)
 
 
 def check(args: argparse.Namespace) -> None:
     """Exit 1 when any check fails, so the command can gate a deployment."""
     quiet_library_logging(args)
-    options = _options()
+    options = _options(args)
     try:
         base = base_request(options)
     except OptionError as error:
         print(f"[FAILED] configuration: {error}")
         raise SystemExit(1) from None
-    print("[ok] configuration: every [aws_batch_executor] option is valid")
-    gateway = BatchGateway(options.conn_id, options.region_name)
+    whose = f" of team {args.team!r}" if args.team else ""
+    print(f"[ok] configuration: every [aws_batch_executor] option{whose} is valid")
+    gateway = _gateway(options)
     checks = run_health_checks(
         gateway,
         options.job_queue,
@@ -59,6 +67,7 @@ def check(args: argparse.Namespace) -> None:
         base,
         options.workload_transport,
         options.workload_kms_key_id,
+        team=args.team,
     )
     for item in checks:
         print(item)
@@ -73,8 +82,9 @@ def options(args: argparse.Namespace) -> None:
     description per section, so ``airflow config list`` shows only the options both executors share.
     """
     quiet_library_logging(args)
-    from airflow.configuration import conf
-
+    conf = _conf(args)
+    if args.team:
+        print(f"Options of the executor of team {args.team!r}: only the team's own values apply.\n")
     for name, spec in load_config_description()[SECTION]["options"].items():
         value = conf.get(SECTION, name, fallback=None)
         default = spec.get("default")
@@ -82,7 +92,7 @@ def options(args: argparse.Namespace) -> None:
         for line in spec["description"].strip().splitlines():
             print(f"    {line}")
         print(f"    Current value: {value if value not in (None, '') else 'not set'}")
-        print(f"    Environment variable: AIRFLOW__{SECTION.upper()}__{name.upper()}")
+        print(f"    Environment variable: {option_env_var(name, args.team)}")
         print()
 
 
@@ -101,10 +111,12 @@ def _duration(seconds: int) -> str:
 
 def jobs(args: argparse.Namespace) -> None:
     quiet_library_logging(args)
-    options = _options()
-    gateway = BatchGateway(options.conn_id, options.region_name)
+    options = _options(args)
+    gateway = _gateway(options)
     queue = args.job_queue or options.job_queue
-    found = deployment_jobs(gateway, queue, options.job_name, args.state, args.dag_id, args.limit)
+    found = deployment_jobs(
+        gateway, queue, options.job_name, args.state, args.dag_id, args.limit, options.team_name
+    )
     now = time.time()
     header = ("JOB ID", "STATUS", "AGE", "DAG", "TASK", "MAP", "TRY", "RUN", "REASON")
     rows = [header]
@@ -116,7 +128,9 @@ def jobs(args: argparse.Namespace) -> None:
                 job.get("status", ""),
                 _age(job.get("createdAt"), now),
                 tags.get("airflow.dag_id", ""),
-                tags.get("airflow.task_id", tags.get("airflow.callback_id", "")),
+                tags.get("airflow.task_id")
+                or tags.get("airflow.callback_id")
+                or f"connection test {tags.get('airflow.connection_id', '')}",
                 tags.get("airflow.map_index", ""),
                 tags.get("airflow.try_number", ""),
                 tags.get("airflow.run_id", ""),
@@ -126,7 +140,8 @@ def jobs(args: argparse.Namespace) -> None:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + str(row[-1]))
-    print(f"{len(found)} job(s) in {queue}")
+    whose = f" of team {args.team!r}" if args.team else ""
+    print(f"{len(found)} job(s){whose} in {queue}")
 
 
 def _task(dag_id: str, task_id: str) -> Any:
@@ -150,15 +165,15 @@ def render(args: argparse.Namespace) -> None:
     quiet_library_logging(args)
     from airflow.configuration import conf
 
-    options = _options()
+    options = _options(args)
     task = _task(args.dag_id, args.task_id)
     identity = WorkloadIdentity(args.dag_id, args.task_id, args.run_id, args.map_index, args.try_number)
     spec = task_spec(task, identity, task_sdk_command(WORKLOAD_PLACEHOLDER))
     try:
-        gateway = None if args.offline else BatchGateway(options.conn_id, options.region_name)
+        gateway = None if args.offline else _gateway(options)
         factory = RequestFactory(
             options,
-            api_url=execution_api_url(conf),
+            api_url=execution_api_url(_conf(args)),
             default_queue=conf.get("operators", "default_queue", fallback="default"),
             catalog=PlacementCatalog(gateway) if gateway is not None else None,
         )
@@ -195,13 +210,13 @@ def render(args: argparse.Namespace) -> None:
 def prune_definitions(args: argparse.Namespace) -> None:
     """List (or, with ``--yes``, deregister) the derived definitions nothing needs any more."""
     quiet_library_logging(args)
-    options = _options()
+    options = _options(args)
     try:
         older_than = parse_duration(args.older_than)
     except ValueError as error:
         print(f"--older-than {error}")
         raise SystemExit(1) from None
-    gateway = BatchGateway(options.conn_id, options.region_name)
+    gateway = _gateway(options)
     verdicts = prune_verdicts(gateway, older_than, time.time())
     pruned = 0
     for verdict in verdicts:

@@ -24,6 +24,12 @@ ARG_TASK_ID = Arg(("task_id",), help="The task id")
 ARG_RUN_ID = Arg(("--run-id",), help="Run id used for the job name and tags", default="manual__render")
 ARG_MAP_INDEX = Arg(("--map-index",), help="Map index of a mapped task", type=int, default=-1)
 ARG_TRY = Arg(("--try-number",), help="Try number used for the job name and tags", type=int, default=1)
+ARG_TEAM = Arg(
+    ("--team",),
+    help="Use this team's executor settings (multi-team mode: the team's own "
+    f"AIRFLOW__<TEAM>___AWS_BATCH_EXECUTOR__* variables or [<team>={SECTION_IN_HELP[2:]}] section); "
+    "default: the global executor's",
+)
 ARG_VERBOSE = Arg(
     ("-v", "--verbose"),
     help="Also show the log messages of Airflow and the AWS libraries at Airflow's logging level "
@@ -57,19 +63,19 @@ def get_cli_commands() -> list[GroupCommand]:
                     name="check",
                     help="Run the start-up health check now, printing each check with its fix",
                     func=lazy_load_command(f"{COMMANDS}.check"),
-                    args=(ARG_VERBOSE,),
+                    args=(ARG_TEAM, ARG_VERBOSE),
                 ),
                 ActionCommand(
                     name="options",
                     help=f"List every {SECTION_IN_HELP} option with its description, default and value",
                     func=lazy_load_command(f"{COMMANDS}.options"),
-                    args=(ARG_VERBOSE,),
+                    args=(ARG_TEAM, ARG_VERBOSE),
                 ),
                 ActionCommand(
                     name="jobs",
                     help="List this deployment's Batch jobs with their Airflow task, status and age",
                     func=lazy_load_command(f"{COMMANDS}.jobs"),
-                    args=(ARG_DAG_ID_FILTER, ARG_STATE, ARG_QUEUE, ARG_LIMIT, ARG_VERBOSE),
+                    args=(ARG_DAG_ID_FILTER, ARG_STATE, ARG_QUEUE, ARG_LIMIT, ARG_TEAM, ARG_VERBOSE),
                 ),
                 ActionCommand(
                     name="render",
@@ -83,6 +89,7 @@ def get_cli_commands() -> list[GroupCommand]:
                         ARG_MAP_INDEX,
                         ARG_TRY,
                         ARG_OFFLINE,
+                        ARG_TEAM,
                         ARG_VERBOSE,
                     ),
                 ),

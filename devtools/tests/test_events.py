@@ -120,3 +120,34 @@ def test_held_jobs_publish_without_being_read(events_on: LocalBatch) -> None:
     job_id = run(events_on, "events-held")
     statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
     assert statuses[0] == "SUBMITTED" and statuses[-2:] == ["RUNNING", "SUCCEEDED"]
+
+
+def test_held_jobs_publish_each_status_as_it_begins_and_when_they_exit(events_on: LocalBatch) -> None:
+    events_on.settings.job_mode = "hold"
+    events_on.settings.step_delay = 0.2
+    job_id = run(events_on, "events-held-steps")
+    messages = drain(events_on, lambda got: "RUNNING" in statuses_of(got, job_id))
+    assert statuses_of(messages, job_id) == PLAIN[:5]
+    running = next(m for m in messages if m["detail"]["status"] == "RUNNING")["detail"]
+    stopped = LocalBatchControl(events_on.endpoint_url).exit_jobs([job_id])[job_id]
+    assert stopped is not None and stopped >= running["startedAt"]
+    ended_event = drain(events_on, ended(job_id))[-1]["detail"]
+    assert (ended_event["status"], ended_event["stoppedAt"]) == ("SUCCEEDED", stopped)
+
+
+def test_many_held_running_jobs_leave_the_publisher_idle(events_on: LocalBatch) -> None:
+    events_on.settings.job_mode = "hold"
+    events_on.settings.step_delay = 0
+    control = LocalBatchControl(events_on.endpoint_url)
+    request = {"jobQueue": events_on.job_queue, "jobDefinition": events_on.job_definition}
+    ids = control.create_jobs([{**request, "jobName": f"events-idle-{index}"} for index in range(100)])
+
+    def all_running(got: list[dict[str, Any]]) -> bool:
+        return {m["detail"]["jobId"] for m in got if m["detail"]["status"] == "RUNNING"} >= set(ids)
+
+    assert all_running(drain(events_on, all_running, timeout=30))
+    publisher = events_on.runtime.events
+    assert publisher is not None and publisher.pending_changes == 0
+    batch = events_on.client("batch")
+    for job_id in ids:
+        batch.terminate_job(jobId=job_id, reason="cleanup")

@@ -88,6 +88,20 @@ def test_stuck_and_failing_plans_never_reach_running() -> None:
     assert failing.status_at(103.5) == "STARTING" and failing.status_at(104.0) == "FAILED"
 
 
+def test_a_plan_tells_when_its_status_next_changes() -> None:
+    plan = _plan()
+    changes, after = [], 100.0
+    while (after := plan.next_change(after)) is not None:
+        changes.append(after)
+    assert changes == [101.0, 102.0, 103.0, 104.0]  # then RUNNING until terminated: no change to wait for
+    ends = _plan(hold_seconds=2)
+    assert ends.next_change(104.0) == 106.0 and ends.next_change(106.0) is None
+    assert _plan(stuck_reason="capacity").next_change(101.5) == 102.0
+    assert _plan(stuck_reason="capacity").next_change(102.0) is None
+    assert _plan(fail_to_start_reason="pull").next_change(103.0) == 104.0
+    assert _plan(step_delay=0).next_change(0.0) is None
+
+
 def test_job_mode_is_validated_and_offered_on_the_command_line() -> None:
     with pytest.raises(ValueError, match="job_mode"):
         JobSettings(job_mode="docker")
@@ -189,3 +203,43 @@ def test_api_calls_are_counted_per_operation(local_batch: LocalBatch, batch: Any
     assert local_batch.api_calls() == control.calls()
     control.clear_calls()
     assert control.calls() == {}
+
+
+def test_jobs_created_in_bulk_are_held_like_submitted_ones_and_not_counted(
+    hold: LocalBatch, batch: Any
+) -> None:
+    control = LocalBatchControl(hold.endpoint_url)
+    control.clear_calls()
+    control.clear_submitted_requests()
+    request = {"jobQueue": hold.job_queue, "jobDefinition": hold.job_definition, "tags": {"load": "yes"}}
+    ids = control.create_jobs([{**request, "jobName": f"bulk-{index}"} for index in range(3)])
+    assert len(set(ids)) == 3
+    assert (control.calls(), control.submitted_requests()) == ({}, [])
+    job = wait_for(batch, ids[0], "RUNNING")
+    assert (job["jobName"], job["tags"]) == ("bulk-0", {"load": "yes"})
+    with pytest.raises(ValueError, match="cannot create the jobs"):
+        control.create_jobs([{**request, "jobName": "x", "jobQueue": "no-such-queue"}])
+    for job_id in ids:
+        batch.terminate_job(jobId=job_id, reason="cleanup")
+
+
+def test_held_running_jobs_exit_on_demand_at_a_known_moment(hold: LocalBatch, batch: Any) -> None:
+    control = LocalBatchControl(hold.endpoint_url)
+    ids = [submit(batch, hold, f"held-exit-{index}") for index in range(3)]
+    for job_id in ids[:2]:
+        wait_for(batch, job_id, "RUNNING")
+    batch.terminate_job(jobId=ids[1], reason="gone")
+    before = int(time.time() * 1000)
+    stopped = control.exit_jobs([ids[0], ids[1], "no-such-job"])
+    assert stopped[ids[1]] is None and stopped["no-such-job"] is None
+    assert before <= stopped[ids[0]] <= int(time.time() * 1000)
+    job = describe(batch, ids[0])
+    assert (job["status"], job["stoppedAt"], job["container"]["exitCode"]) == (
+        "SUCCEEDED",
+        stopped[ids[0]],
+        0,
+    )
+    wait_for(batch, ids[2], "RUNNING")
+    control.exit_jobs([ids[2]], exit_code=3)
+    failed = describe(batch, ids[2])
+    assert (failed["status"], failed["container"]["exitCode"]) == ("FAILED", 3)

@@ -73,3 +73,58 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
     # the S3 run wrote one workload object per job (and its health check one probe)
     assert runs["ours-s3"]["api_calls"]["putobject"] == 21
     assert "putobject" not in runs["ours"]["api_calls"]
+
+
+def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--scenario",
+            "status",
+            "--sizes",
+            "30",
+            "--latency",
+            "0.005",
+            "--ramp-seconds",
+            "0.5",
+            "--adopt-chunk",
+            "10",
+            "--settle-seconds",
+            "0.5",
+            "--window",
+            "2",
+            "--latency-jobs",
+            "5",
+            "--latency-spread",
+            "0.5",
+            "--latency-timeout",
+            "20",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "status.json").read_text())
+    runs = {run["executor"]: run for run in results["runs"]}
+    assert set(runs) == {"ours-events", "ours-polling", "amazon"}
+    for name, run in runs.items():
+        assert run["finished"] and (run["adopted"], run["not_adopted"]) == (30, 0), name
+        assert [item["adopted"] for item in run["adoptions"]] == [10, 10, 10], name
+        assert run["window"]["seconds"] >= 2 and run["heartbeat_phases"]["window"]["count"] >= 3, name
+        # every sampled job's exit reached the scheduler as a success, and nothing else ended
+        assert (run["latency_sample"], run["latency_seen"]) == (5, 5), name
+        assert 0 < run["latency_median"] <= run["latency_p95"] < 20, name
+        assert run["other_final_events"] == {}, name
+    # events: the exits' events were received and deleted; without a status queue nothing reads SQS
+    total = runs["ours-events"]["calls_total"]
+    assert total["receivemessage"] >= 1 and total["deletemessagebatch"] >= 1
+    for name in ("ours-polling", "amazon"):
+        assert "receivemessage" not in runs[name]["calls_total"], name
+        assert runs[name]["window"]["calls"]["describejobs"] >= 1, name
+    assert "DescribeJobs calls / min" in completed.stdout and "ours-events" in completed.stdout

@@ -7,6 +7,7 @@ so a module costs one stack start-up plus its slowest run, not the sum of its ru
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -56,6 +57,22 @@ class FinishedRun:
             f"expected one SubmitJob for {task_id} try {try_number}, got {len(matching)}"
         )
         return matching[0]
+
+
+def airflow_has(module: str) -> bool:
+    """Whether the installed Airflow has a module: how e2e tests tell which features it offers."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def log_events(answer: dict[str, Any]) -> list[str]:
+    """The lines of a task log as Airflow's REST API answers it (``ApiClient.task_log``)."""
+    return [
+        str(entry.get("event", "")) if isinstance(entry, dict) else str(entry) for entry in answer["content"]
+    ]
 
 
 def job_ids_by_name(stack: DevStack, job_name: str) -> list[str]:

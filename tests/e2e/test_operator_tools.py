@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, Runs
+from tests.e2e.harness import DAGS_FOLDER, Runs, log_events
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +27,6 @@ def runs() -> Iterator[Runs]:
         yield Runs(stack, [LIVE_DAG, TIMEOUT_DAG])
 
 
-def _events(answer: dict[str, Any]) -> list[str]:
-    return [
-        str(entry.get("event", "")) if isinstance(entry, dict) else str(entry) for entry in answer["content"]
-    ]
-
-
 def test_live_log_of_a_running_task_is_served_from_its_batch_job(runs: Runs) -> None:
     stack, run_id = runs.stack, runs.run_ids[LIVE_DAG]
     deadline = time.monotonic() + 60
@@ -43,7 +36,7 @@ def test_live_log_of_a_running_task_is_served_from_its_batch_job(runs: Runs) -> 
         ti = {row.key: row for row in stack.task_instances(LIVE_DAG, run_id)}.get(("chatty", -1))
         if ti is not None and ti.state == "running" and ti.external_executor_id:
             job_id = ti.external_executor_id
-            events = _events(stack.api.task_log(LIVE_DAG, run_id, "chatty", 1))
+            events = log_events(stack.api.task_log(LIVE_DAG, run_id, "chatty", 1))
             if all(any(line in event for event in events) for line in LIVE_LINES):
                 break
         assert ti is None or ti.state not in ("success", "failed"), (

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, Runs, job_id_of
+from batch_devtools.devstack import CallbackRow, DevStack
+from tests.e2e.harness import DAGS_FOLDER, Runs, airflow_has, job_id_of
 
 pytestmark = pytest.mark.e2e
 
-SCENARIOS = ("e2e_success", "e2e_failure", "e2e_retry", "e2e_mapped", "e2e_overrides", "e2e_queue")
+CALLBACKS = airflow_has("airflow.executors.workloads.callback")
+CONNECTION_TESTS = airflow_has("airflow.executors.workloads.connection_test")
+SCENARIOS = (
+    "e2e_success",
+    "e2e_failure",
+    "e2e_retry",
+    "e2e_mapped",
+    "e2e_overrides",
+    "e2e_queue",
+    *(["e2e_callback", "e2e_callback_failing"] if CALLBACKS else []),
+)
+CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.callback_runner", "--json-string"]
 
 
 @pytest.fixture(scope="module", params=["polling", "events"])
@@ -95,3 +110,80 @@ def test_job_status_comes_from_events_when_a_status_queue_is_set(runs: Runs) -> 
         assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
     else:
         assert calls["describejobs"] > 0 and "receivemessage" not in calls
+
+
+def callbacks_ended(stack: DevStack, ids: list[str], timeout: float = 60.0) -> dict[str, CallbackRow]:
+    """The callbacks once the scheduler has recorded an outcome for each."""
+    deadline = time.monotonic() + timeout
+    while (rows := stack.metadata.callbacks(ids)) and not all(
+        row.state in ("success", "failed") for row in rows.values()
+    ):
+        assert time.monotonic() < deadline, f"callbacks still running after {timeout}s: {rows}"
+        time.sleep(0.5)
+    assert len(rows) == len(ids), f"callbacks {ids} are not all in the database: {rows}"
+    return rows
+
+
+def callback_jobs(stack: DevStack, dag_id: str) -> list[dict[str, Any]]:
+    """The SubmitJob requests of a DAG's deadline callbacks."""
+    return [
+        request
+        for request in stack.submitted_requests()
+        if request["tags"].get("airflow.dag_id") == dag_id and "airflow.callback_id" in request["tags"]
+    ]
+
+
+@pytest.mark.skipif(not CALLBACKS, reason="Airflow hands deadline callbacks to executors since 3.2")
+def test_deadline_callbacks_run_as_batch_jobs_and_report_their_outcome(runs: Runs) -> None:
+    recorded_run, failing_run = runs.finish("e2e_callback"), runs.finish("e2e_callback_failing")
+    assert (recorded_run.state, failing_run.state) == ("success", "success"), "a missed deadline fails no run"
+
+    [recorded_job] = callback_jobs(runs.stack, "e2e_callback")
+    [failing_job] = callback_jobs(runs.stack, "e2e_callback_failing")
+    assert recorded_job["containerOverrides"]["command"][:4] == CALLBACK_RUNNER
+    ids = [job["tags"]["airflow.callback_id"] for job in (recorded_job, failing_job)]
+    rows = callbacks_ended(runs.stack, ids)
+    recorded, failed = rows[str(uuid.UUID(ids[0]))], rows[str(uuid.UUID(ids[1]))]
+    assert recorded.state == "success"
+    mark = runs.stack.stack_dir / "airflow-home" / "e2e-callbacks" / recorded_run.run_id.replace(":", "_")
+    assert mark.read_text() == "deadline missed", "the callback itself ran inside its job"
+    assert failed.state == "failed" and "exit code 1" in (failed.output or ""), failed
+
+
+@pytest.mark.skipif(not CONNECTION_TESTS, reason="Airflow runs connection tests on executors since 3.3")
+def test_connection_tests_run_in_batch_jobs_and_report_their_outcome(runs: Runs) -> None:
+    stack = runs.stack
+    for dag_id in SCENARIOS:  # SQLite takes one writer at a time: let the runs' writes settle first
+        runs.finish(dag_id)
+    secret = "only-the-execution-api-may-hand-this-out"
+
+    def aws(connection_id: str, endpoint_url: str) -> dict[str, str]:
+        """An AWS connection; its test calls STS GetCallerIdentity at ``endpoint_url`` from the job."""
+        extra = {
+            "region_name": stack.environment.region,
+            "service_config": {"sts": {"endpoint_url": endpoint_url}},
+        }
+        return {
+            "connection_id": connection_id,
+            "conn_type": "aws",
+            "login": "AKIAEXAMPLE",
+            "password": secret,
+            "extra": json.dumps(extra),
+        }
+
+    good = stack.test_connection(aws("e2e_reachable", stack.environment.endpoint_url))
+    bad = stack.test_connection(aws("e2e_unreachable", "http://127.0.0.1:9"))
+    stack.batch.add_fault("fail_before_start", pattern="connection-test-e2e_no_image-*", permanent=True)
+    never_ran = stack.test_connection(aws("e2e_no_image", stack.environment.endpoint_url))
+
+    assert good["state"] == "success", good
+    assert bad["state"] == "failed" and "127.0.0.1:9" in (bad["result_message"] or ""), bad
+    assert never_ran["state"] == "failed", never_ran
+    assert "CannotPullContainerError" in (never_ran["result_message"] or ""), "the Batch reason, at once"
+    jobs = [r for r in stack.submitted_requests() if "airflow.connection_id" in r["tags"]]
+    assert sorted(job["tags"]["airflow.connection_id"] for job in jobs) == [
+        "e2e_no_image",
+        "e2e_reachable",
+        "e2e_unreachable",
+    ]
+    assert not [job for job in jobs if secret in json.dumps(job)], "the password stays in Airflow"

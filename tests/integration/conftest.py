@@ -72,8 +72,8 @@ def make_executor(batch_env: LocalBatch) -> Iterator[Callable[..., Any]]:
 
     made: list[AwsBatchExecutor] = []
 
-    def make(start: bool = True) -> AwsBatchExecutor:
-        executor = AwsBatchExecutor()
+    def make(start: bool = True, team: str | None = None) -> AwsBatchExecutor:
+        executor = AwsBatchExecutor(team_name=team)
         if start:
             executor.start()
         made.append(executor)
@@ -82,6 +82,17 @@ def make_executor(batch_env: LocalBatch) -> Iterator[Callable[..., Any]]:
     yield make
     for executor in made:
         executor._stop(terminate_jobs=False)
+
+
+def configure_team(
+    monkeypatch: pytest.MonkeyPatch, team: str, source: dict[str, str], **options: str
+) -> None:
+    """Give ``team``'s executor its own ``[aws_batch_executor]`` options (Airflow's team variables):
+    every executor option of ``source`` (environment variables), then ``options``."""
+    prefix = "AIRFLOW__AWS_BATCH_EXECUTOR__"
+    values = {name[len(prefix) :].lower(): value for name, value in source.items() if name.startswith(prefix)}
+    for option, value in {**values, **options}.items():
+        monkeypatch.setenv(f"AIRFLOW__{team.upper()}___AWS_BATCH_EXECUTOR__{option.upper()}", value)
 
 
 def python_command(code: str) -> list[str]:

@@ -90,14 +90,14 @@ def test_jobs_lists_this_deployments_jobs_with_filters(make_executor, batch_env,
     )
     capsys.readouterr()
 
-    commands.jobs(argparse.Namespace(job_queue=None, state=None, dag_id="etl", limit=100))
+    commands.jobs(argparse.Namespace(job_queue=None, state=None, dag_id="etl", limit=100, team=None))
     out = capsys.readouterr().out
     [row] = [line for line in out.splitlines() if "listed" in line]
     assert "etl" in row and "  2  " in row and "r1" in row
     assert "reports" not in out and "not-airflow" not in out
     assert out.strip().endswith(f"1 job(s) in {batch_env.job_queue}")
 
-    commands.jobs(argparse.Namespace(job_queue=None, state="FAILED", dag_id=None, limit=100))
+    commands.jobs(argparse.Namespace(job_queue=None, state="FAILED", dag_id=None, limit=100, team=None))
     assert "0 job(s)" in capsys.readouterr().out
 
 

@@ -65,7 +65,11 @@ def test_library_warnings_go_to_stderr(batch_env):
     assert result.returncode == 0, result.stdout + result.stderr
     result_lines(result)
     assert "no_such_conn" in result.stderr
-    assert "[info" not in result.stderr.lower() and "Found credentials" not in result.stderr
+    # Airflow 3.1 imports alembic while its CLI starts, before any command runs, and alembic logs the
+    # set-up of its plugins at info then: out of the command's reach, and on stderr already.
+    info = [line for line in result.stderr.lower().splitlines() if "[info" in line]
+    assert [line for line in info if "[alembic.runtime.plugins]" not in line] == []
+    assert "Found credentials" not in result.stderr
 
 
 @pytest.mark.parametrize("flag", ["--verbose", "-v"])

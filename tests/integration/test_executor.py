@@ -64,7 +64,8 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
         assert sent["token"] == "workload-token"
     else:  # the executor signs a fresh token for the submission instead of sending the scheduler's
         claims = jwt.decode(sent["token"], options={"verify_signature": False})
-        assert claims["sub"] == str(item.ti.id) and claims["scope"] == "workload"
+        assert claims["sub"] == str(item.ti.id)
+        assert claims.get("scope", "workload") == "workload"  # Airflow 3.2.0 signs no scope
     environment = {e["name"]: e["value"] for e in request["containerOverrides"]["environment"]}
     assert environment == {
         "MY_SETTING": "42",
@@ -145,33 +146,56 @@ def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scri
     assert len(batch_env.submitted_requests()) == 1
 
 
-def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+def callback_event_key(callback):
+    """The key of a callback's events: ``ExecuteCallback.key`` is Airflow 3.3's only, and Airflow 3.2's
+    scheduler needs the id as a UUID (``airflow_compat.scheduler_event_key``)."""
+    return airflow_compat.scheduler_event_key(callback.callback.key)
+
+
+def callback_workload(callback_id, data):
+    """An ExecuteCallback as the scheduler queues it (skips the test before Airflow 3.2)."""
     callback_module = pytest.importorskip(
         "airflow.executors.workloads.callback", reason="callbacks arrived in Airflow 3.2"
     )
     from airflow.executors.workloads import BundleInfo, ExecuteCallback
 
-    CallbackDTO = callback_module.CallbackDTO
-
-    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
-    executor = make_executor()
-    callback = ExecuteCallback(
-        callback=CallbackDTO(
-            id="9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b",
-            fetch_method="import_path",
-            data={"path": "x.y", "dag_id": "dag"},
-        ),
+    return ExecuteCallback(
+        callback=callback_module.CallbackDTO(id=callback_id, fetch_method="import_path", data=data),
         dag_rel_path="dags/x.py",
         bundle_info=BundleInfo(name="dags-folder"),
         log_path=None,
         token="t",
     )
+
+
+def test_executor_callback_runs_as_a_job(make_executor, batch_env, monkeypatch):
+    callback = callback_workload("9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b", {"path": "x.y", "dag_id": "dag"})
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["ok"]))
+    executor = make_executor()
     queue(executor, callback)
-    events = pump(executor, finished(callback.key))
-    assert final_states(events)[callback.key] == "success"
+    key = callback_event_key(callback)
+    events = pump(executor, finished(key))
+    assert final_states(events)[key] == "success"
+    assert not executor.running, "its slot is free again"
     [request] = batch_env.submitted_requests()
     assert request["jobName"].startswith("dag-callback-")
     assert request["tags"]["airflow.callback_id"] == "9b2e7c5e-6a1f-4a59-9d3e-0f4f0d1d2c3b"
+
+
+def test_a_failed_callbacks_reason_goes_with_its_failure_not_to_a_task_event_log(
+    make_executor, batch_env, monkeypatch
+):
+    callback = callback_workload("5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", {"path": "x.y"})
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command(SCRIPTS["boom"]))
+    executor = make_executor()
+    queue(executor, callback)
+    event_key = callback_event_key(callback)
+    events = pump(executor, finished(event_key))
+    [(state, reason)] = [
+        (state, info) for key, state, info in events if key == event_key and state != "running"
+    ]
+    assert state == "failed" and "exit code 3" in reason
+    assert not executor._task_event_logs
 
 
 def ti_for(item, external_executor_id=None):

@@ -149,7 +149,11 @@ def test_an_unexpected_error_preparing_a_job_fails_only_that_task(
     monkeypatch.setattr(
         executor_module,
         "workload_spec",
-        lambda w: (_ for _ in ()).throw(TypeError("odd")) if w.ti.run_id == "unbuildable" else real_spec(w),
+        lambda w, timeouts: (
+            (_ for _ in ()).throw(TypeError("odd"))
+            if w.ti.run_id == "unbuildable"
+            else real_spec(w, timeouts)
+        ),
     )
     queue(executor, broken, fine)
     events = pump(executor, finished(broken.ti.key, fine.ti.key))

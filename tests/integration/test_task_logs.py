@@ -23,7 +23,8 @@ def running_job(make_executor, monkeypatch, run_id):
 
 def read(make_executor, job_id):
     api_server_executor = make_executor(start=False)
-    return api_server_executor.get_task_log(SimpleNamespace(external_executor_id=job_id), 1)
+    ti = SimpleNamespace(dag_id="dag", external_executor_id=job_id)  # what get_task_log reads of a ti
+    return api_server_executor.get_task_log(ti, 1)
 
 
 def test_running_task_log_comes_from_cloudwatch(make_executor, batch_env, monkeypatch):
@@ -60,4 +61,23 @@ def test_no_stream_yet_and_unknown_job_are_one_line_messages(make_executor, batc
     sources, lines = read(make_executor, "00000000-0000-0000-0000-000000000000")
     assert lines == [] and "no longer exists" in sources[0]
     assert read(make_executor, None) == ([], [])
+    batch_env.client("batch").terminate_job(jobId=job_id, reason="test done")
+
+
+def test_a_teams_task_log_is_read_with_the_teams_settings(make_executor, batch_env, monkeypatch):
+    """The api-server's executor has no team: it finds the task's team from its DAG (multi-team mode)."""
+    from airflow_batch_executor import airflow_compat
+
+    from .conftest import configure_team
+
+    job_id = running_job(make_executor, monkeypatch, "team-log")
+    configure_team(monkeypatch, "team_a", batch_env.settings_env(), task_log_lines="1")
+    monkeypatch.setattr(airflow_compat, "team_of_dag", lambda dag_id: "team_a" if dag_id == "dag" else None)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        _, lines = read(make_executor, job_id)
+        if lines == ["line 4"]:
+            break
+        time.sleep(0.2)
+    assert lines == ["line 4"], "team_a's task_log_lines (1), not the global default (500)"
     batch_env.client("batch").terminate_job(jobId=job_id, reason="test done")

@@ -114,3 +114,21 @@ def test_any_tag_value_is_acceptable(value):
     cleaned = sanitize_tag_value(value)
     assert len(cleaned) <= MAX_TAG_VALUE
     assert BATCH_TAG_VALUE.match(cleaned)
+
+
+def test_a_connection_test_job_is_named_and_tagged_for_its_connection():
+    from airflow_batch_executor.naming import team_tags
+
+    test_identity = WorkloadIdentity(
+        dag_id="", connection_id="warehouse.pg", connection_test_id="0190c2f6-2a1b-7c3d-9e4f-5a6b7c8d9e0f"
+    )
+    name = job_name(test_identity, prefix="prod")
+    assert name.startswith("prod-connection-test-warehouse_pg-") and BATCH_NAME.match(name)
+    other = WorkloadIdentity(dag_id="", connection_id="warehouse.pg", connection_test_id="another-test")
+    assert job_name(other, prefix="prod") != name, "each test of a connection gets its own job name"
+    assert identity_tags(test_identity) == {
+        "airflow.connection_id": "warehouse.pg",
+        "airflow.connection_test_id": "0190c2f6-2a1b-7c3d-9e4f-5a6b7c8d9e0f",
+    }
+    assert team_tags("team_a") == {"airflow.team": "team_a"}
+    assert team_tags(None) == {}

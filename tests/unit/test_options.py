@@ -8,7 +8,8 @@ from airflow_batch_executor.provider_info import get_provider_info, load_config_
 
 
 class FakeConf:
-    def __init__(self, **values: str) -> None:
+    def __init__(self, team_name: str | None = None, **values: str) -> None:
+        self.team_name = team_name
         self.values = values
 
     def get(self, section, key, fallback=None):
@@ -40,7 +41,8 @@ def test_a_status_queue_url_is_taken_as_given():
 def test_every_documented_option_is_read():
     documented = set(load_config_description()[SECTION]["options"])
     assert documented == set(option_defaults())
-    assert documented == set(load_options(FakeConf(**REQUIRED)).__dataclass_fields__)
+    read = set(load_options(FakeConf(**REQUIRED)).__dataclass_fields__) - {"team_name"}
+    assert documented == read, "team_name is the executor's team, not an option"
 
 
 def test_each_option_has_description_type_example_and_default():
@@ -149,3 +151,44 @@ def test_the_section_is_registered_where_airflow_accepts_a_shared_section(
     info = get_provider_info()
     assert ("config" in info) is registers_section
     assert info["executors"] == ["airflow_batch_executor.AwsBatchExecutor"]
+
+
+def test_a_teams_bad_option_names_the_team_and_its_own_variable():
+    with pytest.raises(OptionError) as err:
+        load_options(FakeConf(team_name="team_a", job_definition="jd"))
+    message = str(err.value)
+    assert err.value.option == "job_queue" and err.value.team == "team_a"
+    assert "[aws_batch_executor] job_queue of team 'team_a' is not set" in message
+    assert "AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__JOB_QUEUE" in message
+    assert "[team_a=aws_batch_executor]" in message
+
+
+def test_a_teams_options_are_its_own(monkeypatch):
+    from airflow.executors.base_executor import ExecutorConf
+
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE", "global-queue")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_DEFINITION", "global-jd")
+    monkeypatch.setenv("AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__JOB_QUEUE", "team-a-queue")
+    monkeypatch.setenv("AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__JOB_DEFINITION", "team-a-jd")
+    monkeypatch.setenv("AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__SUBMIT_RATE_LIMIT", "5")
+    team = load_options(ExecutorConf("team_a"))
+    assert (team.job_queue, team.job_definition, team.submit_rate_limit) == ("team-a-queue", "team-a-jd", 5)
+    assert team.team_name == "team_a"
+    everyone = load_options(ExecutorConf())
+    assert (everyone.job_queue, everyone.submit_rate_limit, everyone.team_name) == ("global-queue", 40, None)
+    with pytest.raises(OptionError, match="of team 'team_b'"):
+        load_options(ExecutorConf("team_b"))
+
+
+def test_a_team_without_its_own_execution_api_url_uses_the_deployments(monkeypatch):
+    from airflow.executors.base_executor import ExecutorConf
+
+    from airflow_batch_executor.airflow_compat import execution_api_url
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "https://airflow.internal/execution/")
+    assert execution_api_url(ExecutorConf("team_a")) == "https://airflow.internal/execution/"
+    monkeypatch.setenv("AIRFLOW__TEAM_A___API__BASE_URL", "https://team-a.internal/")
+    assert execution_api_url(ExecutorConf("team_a")) == "https://team-a.internal/execution/"
+    monkeypatch.setenv("AIRFLOW__TEAM_A___CORE__EXECUTION_API_SERVER_URL", "https://a.internal/execution/")
+    assert execution_api_url(ExecutorConf("team_a")) == "https://a.internal/execution/"
+    assert execution_api_url(ExecutorConf()) == "https://airflow.internal/execution/"

@@ -231,3 +231,13 @@ def test_execution_timeout_becomes_the_attempt_duration_with_a_margin():
 def test_an_explicit_timeout_wins_over_execution_timeout():
     request = build_with_timeout(3600, executor_config={"timeout": {"attemptDurationSeconds": 90}})
     assert request["timeout"] == {"attemptDurationSeconds": 90}
+
+
+def test_a_teams_jobs_carry_the_team_tag_and_a_teams_bad_kwargs_name_the_team():
+    request = build(base_opts=options(team_name="team_a", submit_job_kwargs={"tags": {"airflow.team": "x"}}))
+    assert request["tags"]["airflow.team"] == "team_a", "the executor's team wins over configuration"
+    assert "airflow.team" not in build()["tags"]
+    with pytest.raises(OptionError) as err:
+        base_request(options(team_name="team_b", submit_job_kwargs={"Tags": []}))
+    assert "submit_job_kwargs of team 'team_b'" in str(err.value)
+    assert "AIRFLOW__TEAM_B___AWS_BATCH_EXECUTOR__SUBMIT_JOB_KWARGS" in str(err.value)

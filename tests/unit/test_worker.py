@@ -143,3 +143,9 @@ def test_sigterm_is_forwarded_to_the_task_sdk(fake_task_sdk):
     out, _ = process.communicate(timeout=30)
     assert "got SIGTERM" in out
     assert process.returncode == 42
+
+
+def test_a_callback_workload_runs_with_the_callback_runner_and_anything_else_with_the_task_sdk():
+    assert worker.runner_module(b'{"type": "ExecuteCallback", "callback": {}}') == worker.CALLBACK_MODULE
+    assert worker.runner_module(b'{"type": "ExecuteTask"}') == worker.TASK_SDK_MODULE
+    assert worker.runner_module(b"not json") == worker.TASK_SDK_MODULE

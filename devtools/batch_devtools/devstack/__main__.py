@@ -37,15 +37,36 @@ def _parser() -> argparse.ArgumentParser:
             help="metadata database; postgres creates a fresh database "
             "(server from DEVSTACK_POSTGRES_URL, default 127.0.0.1:5432)",
         )
+        if name == "up":
+            command.add_argument(
+                "--team",
+                dest="teams",
+                action="append",
+                type=_team,
+                default=[],
+                metavar="NAME=FOLDER",
+                help="Airflow's multi-team mode: a team and the folder of its DAG bundle (repeatable); "
+                "--dags-folder is then the global bundle",
+            )
     return parser
 
 
-def _serve(dags_folder: Path, database: str) -> int:
+def _team(value: str) -> tuple[str, Path]:
+    name, separator, folder = value.partition("=")
+    if not (name and separator and folder):
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=FOLDER, e.g. team_a=dags/team_a")
+    return name, Path(folder)
+
+
+def _serve(dags_folder: Path, database: str, teams: dict[str, Path]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with DevStack(dags_folder, database=database) as stack:
+    with DevStack(dags_folder, database=database, teams=teams) as stack:
         print(f"Airflow UI and API: {stack.api.base_url} (all users are admins)")
+        for team in teams:
+            resources = stack.team_resources(team)
+            print(f"Team {team}: job queue {resources.job_queue}, job definition {resources.job_definition}")
         print(f"Local Batch: {stack.environment.endpoint_url}; component logs in {stack.stack_dir}")
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()
@@ -57,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "demo":
         return run_demo(args.dags_folder, args.database)
-    return _serve(args.dags_folder, args.database)
+    return _serve(args.dags_folder, args.database, dict(args.teams))
 
 
 if __name__ == "__main__":

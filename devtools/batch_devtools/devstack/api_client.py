@@ -1,4 +1,5 @@
-"""The few calls the stack makes to Airflow's REST API: health and triggering DAG runs.
+"""The few calls the stack makes to Airflow's REST API: health, triggering DAG runs, task logs and
+connection tests.
 
 Triggering goes through the API server (not ``airflow dags trigger``) because it answers in
 milliseconds, where each CLI call pays Airflow's import time again.
@@ -42,16 +43,35 @@ class ApiClient:
         )
         return self._request("GET", path)
 
+    def enqueue_connection_test(self, connection: dict[str, Any]) -> str:
+        """Ask for a connection test on a worker (Airflow 3.3); returns the token to poll it with."""
+        return str(self._request("POST", "/api/v2/connections/enqueue-test", connection)["token"])
+
+    def connection_test(self, token: str) -> Any:
+        """A connection test's ``state`` and ``result_message``, as the UI polls them."""
+        return self._request(
+            "GET", "/api/v2/connections/enqueue-test", headers={"Airflow-Connection-Test-Token": token}
+        )
+
     def _token_header(self) -> dict[str, str]:
         if self._token is None:
             self._token = str(self._request("GET", "/auth/token", authenticated=False)["access_token"])
         return {"Authorization": f"Bearer {self._token}"}
 
-    def _request(self, method: str, path: str, body: Any = None, *, authenticated: bool = True) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        authenticated: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             **(self._token_header() if authenticated else {}),
+            **(headers or {}),
         }
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)

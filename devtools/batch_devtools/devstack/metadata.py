@@ -7,6 +7,7 @@ of the test process's own Airflow configuration.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,17 @@ class TaskEvent:
     try_number: int | None
     event: str
     extra: str | None
+
+
+@dataclass(frozen=True)
+class CallbackRow:
+    """One executor callback (a deadline alert's), as the scheduler recorded its outcome."""
+
+    id: str
+    state: str | None
+    output: str | None
+    data: str
+    """The callback's data as stored (Airflow's serialized JSON): its path, kwargs, dag_id, run."""
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -90,6 +102,13 @@ class MetadataReader:
         )
         return [TaskEvent(*row) for row in rows]
 
+    def callbacks(self, ids: list[str]) -> dict[str, CallbackRow]:
+        """Callbacks by id (a UUID, however the database stores it)."""
+        wanted = {str(uuid.UUID(value)) for value in ids}
+        rows = self._rows("SELECT id, state, output, data FROM callback")
+        found = (CallbackRow(str(uuid.UUID(str(row[0]))), row[1], row[2], str(row[3])) for row in rows)
+        return {row.id: row for row in found if row.id in wanted}
+
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         rows = self._rows(
             "SELECT state FROM dag_run WHERE dag_id = :dag_id AND run_id = :run_id",
@@ -105,6 +124,14 @@ class MetadataReader:
             "WHERE NOT dag.is_stale"
         )
         return {row[0] for row in rows}
+
+    def dag_teams(self) -> dict[str, str | None]:
+        """The team owning each DAG (multi-team mode), as the scheduler resolves it: DAG → bundle → team."""
+        rows = self._rows(
+            "SELECT dag.dag_id, dag_bundle_team.team_name FROM dag "
+            "LEFT JOIN dag_bundle_team ON dag_bundle_team.dag_bundle_name = dag.bundle_name"
+        )
+        return {dag_id: team for dag_id, team in rows}
 
     def import_errors(self) -> list[str]:
         rows = self._rows("SELECT filename, stacktrace FROM import_error")

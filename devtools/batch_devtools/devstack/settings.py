@@ -7,13 +7,18 @@ Airflow or AWS configuration: a test process (or a developer's shell) may carry 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_devtools.local_batch.environment import TeamResources
+
 EXECUTOR = "airflow_batch_executor.AwsBatchExecutor"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+LOCAL_DAG_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+GLOBAL_BUNDLE = "dags-folder"
 _INHERITED_PREFIXES = ("AIRFLOW_", "AWS_", "_AIRFLOW", "PYTHONSTARTUP")
 
 
@@ -58,6 +63,7 @@ def airflow_environment(
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
             "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
             "AIRFLOW__API__SECRET_KEY": jwt_secret,
@@ -79,3 +85,47 @@ def airflow_environment(
     )
     env.update(timing.extra)
     return env
+
+
+def team_bundle(team: str) -> str:
+    """The name of the DAG bundle that holds ``team``'s DAGs."""
+    return f"{team}-dags"
+
+
+def multi_team_environment(dags_folder: Path, teams: Mapping[str, Path]) -> dict[str, str]:
+    """Airflow's multi-team mode (3.2+): one executor and one DAG bundle per team, plus global ones.
+
+    A DAG belongs to a team through its bundle, and the scheduler sends a team's tasks to the team's
+    executor, so each team gets a bundle of its own; ``dags_folder`` stays the global bundle. The local
+    Batch's jobs need the bundle list too: a job finds its DAG file through the bundle its workload names.
+    """
+    executors = ";".join([EXECUTOR, *(f"{team}={EXECUTOR}" for team in teams)])
+    bundles = [
+        {"name": GLOBAL_BUNDLE, "classpath": LOCAL_DAG_BUNDLE, "kwargs": {"path": str(dags_folder)}},
+        *(
+            {
+                "name": team_bundle(team),
+                "classpath": LOCAL_DAG_BUNDLE,
+                "kwargs": {"path": str(folder)},
+                "team_name": team,
+            }
+            for team, folder in teams.items()
+        ),
+    ]
+    return {
+        "AIRFLOW__CORE__MULTI_TEAM": "True",
+        "AIRFLOW__CORE__EXECUTOR": executors,
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+    }
+
+
+def team_executor_environment(resources: TeamResources, timing: Timing) -> dict[str, str]:
+    """One team's executor options: its own queue and definition, and the stack's poll interval.
+
+    A team's executor reads nothing from the global ``[aws_batch_executor]`` section, so whatever the
+    global executor gets from the stack, a team must be given under its own variables.
+    """
+    return {
+        **resources.settings(),
+        resources.variable("status_poll_interval"): str(timing.status_poll_interval),
+    }

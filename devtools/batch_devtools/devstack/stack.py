@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -30,14 +30,27 @@ from batch_devtools.devstack.errors import StackError
 from batch_devtools.devstack.metadata import MetadataReader, TaskEvent, TaskInstanceRow, TaskKey
 from batch_devtools.devstack.network import free_port
 from batch_devtools.devstack.processes import ManagedProcess, kill_process_groups, stop_all
-from batch_devtools.devstack.settings import Timing, airflow_environment
+from batch_devtools.devstack.settings import (
+    Timing,
+    airflow_environment,
+    multi_team_environment,
+    team_executor_environment,
+)
 from batch_devtools.local_batch import LocalBatchControl
-from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ReadyEnvironment
+from batch_devtools.local_batch.environment import (
+    FAKE_ACCESS_KEY,
+    FAKE_SECRET_KEY,
+    ReadyEnvironment,
+    TeamResources,
+    create_team_resources,
+)
 
 log = logging.getLogger(__name__)
 
-FINISHED_RUN_STATES = frozenset({"success", "failed"})
-MIGRATE_TIMEOUT = 180.0
+FINISHED_STATES = frozenset({"success", "failed"})
+"""Where a DAG run, or a connection test, has ended."""
+COMMAND_TIMEOUT = 180.0
+"""For one-off set-up commands (``airflow db migrate``, ``airflow teams create``) started together."""
 COMPONENT_TIMEOUT = 90.0
 STOP_GRACE_SECONDS = 10.0
 SCHEDULER_STOP_GRACE_SECONDS = 5.0
@@ -50,6 +63,12 @@ class DevStack:
 
     ``status_events``: the local Batch publishes job state-change events to its status queue, and the
     schedulers read job status from it (``status_queue_url``).
+
+    ``teams``: Airflow's multi-team mode, team name → the folder of that team's DAG bundle
+    (``dags_folder`` is then the global bundle). Each team gets its own executor, configured only
+    through the team's own variables, with its own job queue and job definition in the local Batch.
+    The global executor alone reads the status queue: one SQS queue read by several executors
+    hands each of them the others' events.
     """
 
     def __init__(
@@ -62,12 +81,10 @@ class DevStack:
         stack_dir: Path | str | None = None,
         keep_dir: bool = False,
         status_events: bool = False,
+        teams: Mapping[str, Path | str] | None = None,
     ) -> None:
-        self.dags_folder = Path(dags_folder).resolve()
-        if not self.dags_folder.is_dir():
-            raise StackError(
-                f"DAGs folder {self.dags_folder} does not exist; pass the folder with your DAG files"
-            )
+        self.dags_folder = _existing_folder(dags_folder)
+        self.teams = {team: _existing_folder(folder) for team, folder in (teams or {}).items()}
         self.database_kind = database
         self.scheduler_count = schedulers
         self.status_events = status_events
@@ -78,6 +95,7 @@ class DevStack:
         self.startup_seconds: float | None = None
         self._database: MetadataDatabase | None = None
         self._environment: ReadyEnvironment | None = None
+        self._team_resources: dict[str, TeamResources] = {}
         self._env: dict[str, str] = {}
         self._processes: list[ManagedProcess] = []
         self._schedulers: list[ManagedProcess] = []
@@ -121,20 +139,25 @@ class DevStack:
             jwt_secret=secret,
             timing=self.timing,
         )
+        if self.teams:
+            base_env.update(multi_team_environment(self.dags_folder, self.teams))
         batch, ready_file = start_local_batch(self.stack_dir, base_env, publish_events=self.status_events)
         self._processes.append(batch)
-        migrate = self._spawn("db-migrate", ["db", "migrate"], base_env)
-        code = migrate.wait(MIGRATE_TIMEOUT)
-        if code != 0:
-            raise StackError(
-                f"`airflow db migrate` {'timed out' if code is None else f'exited with {code}'}:\n"
-                f"{migrate.tail()}"
-            )
-        self._processes.remove(migrate)
+        self._finish([self._spawn("db-migrate", ["db", "migrate"], base_env)], "migrate the database")
+        # Teams exist before any component starts: the scheduler refuses executors of unknown teams, the
+        # DAG processor bundles of unknown teams. Airflow's own command creates them, as an operator would.
+        team_creation = [
+            self._spawn(f"teams-create-{team}", ["teams", "create", team], base_env) for team in self.teams
+        ]
         self._environment = wait_until_ready(batch, ready_file, COMPONENT_TIMEOUT)
         self._env = {**base_env, **self._environment.settings()}
         if self.status_events:
             self._env["AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL"] = self._environment.status_queue_url
+        for team in self.teams:
+            resources = create_team_resources(self._client, self._environment, team)
+            self._team_resources[team] = resources
+            self._env.update(team_executor_environment(resources, self.timing))
+        self._finish(team_creation, "create the teams")
         self._metadata = MetadataReader(self._database.engine())
         self._api = ApiClient(f"http://127.0.0.1:{api_port}")
         self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port)], self._env)
@@ -147,6 +170,18 @@ class DevStack:
             f"{self.scheduler_count} scheduler(s) to start",
             lambda: len(self.metadata.running_jobs("SchedulerJob")) >= self.scheduler_count,
         )
+
+    def _finish(self, commands: list[ManagedProcess], what: str) -> None:
+        """Wait for one-off ``airflow`` commands started together; each must succeed."""
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        for command in commands:
+            code = command.wait(max(0.0, deadline - time.monotonic()))
+            if code != 0:
+                raise StackError(
+                    f"{command.name} (to {what}) {'timed out' if code is None else f'exited with {code}'}:\n"
+                    f"{command.tail()}"
+                )
+            self._processes.remove(command)
 
     def stop(self, failed: bool = False) -> None:
         """Stop every component; job processes of the local Batch die with it or are killed here."""
@@ -225,11 +260,17 @@ class DevStack:
             )
         return code
 
-    def airflow_cli(self, *args: str, timeout: float = COMPONENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        """Run ``airflow <args>`` with the stack's environment; returns it finished, output captured."""
+    def airflow_cli(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = COMPONENT_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` with the stack's environment; returns it finished, output captured.
+
+        ``env`` changes that environment for this command alone, e.g. to start one more scheduler with
+        a team's setting broken and see it refuse to start.
+        """
         return subprocess.run(
             [sys.executable, "-m", "airflow", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=self.stack_dir,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -273,6 +314,12 @@ class DevStack:
             raise StackError("the stack is not running; call start() or use it as a context manager")
         return self._environment
 
+    def team_resources(self, team: str) -> TeamResources:
+        """``team``'s own job queue and job definition in the local Batch (multi-team stacks)."""
+        if team not in self._team_resources:
+            raise StackError(f"the stack has no team {team!r}; its teams: {sorted(self._team_resources)}")
+        return self._team_resources[team]
+
     @property
     def metadata(self) -> MetadataReader:
         if self._metadata is None:
@@ -292,9 +339,12 @@ class DevStack:
 
     def batch_client(self) -> Any:
         """A boto3 Batch client on the local Batch, e.g. for DescribeJobs."""
+        return self._client("batch")
+
+    def _client(self, service: str) -> Any:
         env = self.environment
         return boto3.client(
-            "batch",
+            service,
             endpoint_url=env.endpoint_url,
             region_name=env.region,
             aws_access_key_id=FAKE_ACCESS_KEY,
@@ -349,7 +399,7 @@ class DevStack:
         try:
             return self._wait(
                 f"run {run_id} of {dag_id} to finish",
-                lambda: (state := self.metadata.run_state(dag_id, run_id)) in FINISHED_RUN_STATES and state,
+                lambda: (state := self.metadata.run_state(dag_id, run_id)) in FINISHED_STATES and state,
                 timeout,
             )
         except StackError as error:
@@ -364,6 +414,15 @@ class DevStack:
 
     def task_states(self, dag_id: str, run_id: str) -> dict[TaskKey, str | None]:
         return {row.key: row.state for row in self.task_instances(dag_id, run_id)}
+
+    def test_connection(self, connection: dict[str, Any], timeout: float = COMPONENT_TIMEOUT) -> Any:
+        """Run a connection test through the API server (Airflow 3.3) and wait for its outcome."""
+        token = self.api.enqueue_connection_test(connection)
+        return self._wait(
+            f"the test of connection {connection.get('connection_id')} to finish",
+            lambda: (answer := self.api.connection_test(token))["state"] in FINISHED_STATES and answer,
+            timeout,
+        )
 
     # -- diagnostics ------------------------------------------------------------------------------
 
@@ -384,3 +443,10 @@ class DevStack:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"----- {path.name} (last {len(text)} lines) -----\n" + "\n".join(text))
         return "\n".join(parts)
+
+
+def _existing_folder(folder: Path | str) -> Path:
+    path = Path(folder).resolve()
+    if not path.is_dir():
+        raise StackError(f"DAGs folder {path} does not exist; pass the folder with your DAG files")
+    return path

@@ -44,6 +44,14 @@ class LocalBatchControl:
     def jobs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/jobs")["jobs"]
 
+    def create_jobs(self, requests: list[dict[str, Any]]) -> list[str]:
+        """Create jobs from SubmitJob bodies in one call (load tests; not counted as API calls)."""
+        return self._call("POST", "/jobs", {"requests": requests})["jobIds"]
+
+    def exit_jobs(self, job_ids: list[str], exit_code: int = 0) -> dict[str, int | None]:
+        """End these held RUNNING jobs now, as if their container exited; job id → stoppedAt (ms)."""
+        return self._call("POST", "/jobs/exit", {"jobIds": job_ids, "exitCode": exit_code})["stoppedAt"]
+
     def calls(self) -> dict[str, int]:
         """API calls received so far, per lower-cased operation name (``submitjob``)."""
         return self._call("GET", "/calls")["calls"]

@@ -155,6 +155,55 @@ def create_environment(client: ClientFactory, endpoint_url: str, region: str) ->
     )
 
 
+@dataclass(frozen=True)
+class TeamResources:
+    """A team's own job queue and job definition (for multi-team Airflow)."""
+
+    team: str
+    job_queue: str
+    job_definition: str
+
+    def variable(self, option: str) -> str:
+        """The environment variable Airflow reads this team's executor ``option`` from."""
+        return f"AIRFLOW__{self.team.upper()}___AWS_BATCH_EXECUTOR__{option.upper()}"
+
+    def settings(self) -> dict[str, str]:
+        """The team's own executor options, as Airflow's team environment variables."""
+        return {
+            self.variable("job_queue"): self.job_queue,
+            self.variable("job_definition"): self.job_definition,
+        }
+
+
+TEAM_ENV = "LOCAL_BATCH_TEAM"
+"""Set in a team's job definition to the team's name, so a job can tell whose definition it runs."""
+
+
+def create_team_resources(client: ClientFactory, environment: ReadyEnvironment, team: str) -> TeamResources:
+    """A job queue on the shared compute environment and a copy of the job definition, for ``team``."""
+    batch = client("batch")
+    queue = f"airflow-local-{team}-queue"
+    definition = f"airflow-local-{team}-job"
+    batch.create_job_queue(
+        jobQueueName=queue,
+        state="ENABLED",
+        priority=10,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment.compute_environment_arn}],
+    )
+    [base] = batch.describe_job_definitions(jobDefinitionName=environment.job_definition, status="ACTIVE")[
+        "jobDefinitions"
+    ]
+    properties = dict(base["containerProperties"])
+    properties["environment"] = [*properties.get("environment", []), {"name": TEAM_ENV, "value": team}]
+    batch.register_job_definition(
+        jobDefinitionName=definition,
+        type="container",
+        platformCapabilities=base["platformCapabilities"],
+        containerProperties=properties,
+    )
+    return TeamResources(team=team, job_queue=queue, job_definition=definition)
+
+
 def _create_role(iam: Any, name: str, service: str) -> str:
     trust = {
         "Version": "2012-10-17",

@@ -6,8 +6,10 @@ DescribeJobs record at that moment). The event faults (drop, duplicate, delay, r
 ``faults.py``) make delivery as unreliable as EventBridge's is allowed to be. Messages go straight
 into moto's SQS backend, so publishing costs no HTTP call and is never hit by API faults.
 
-Held jobs (``hold`` mode) move on only when read, so while publishing is on, a thread reads each
-unfinished held job every ``HELD_TICK_SECONDS``: their events may skip a status that lasted less.
+Held jobs (``hold`` mode) move on only when read, so while publishing is on, the publisher's thread
+catches each one up at the moments its plan changes its status (``watch``): a held job that stays
+RUNNING costs nothing, so tens of thousands of them leave the thread idle. A status that lasts less
+than the thread's wake-up period (``WAKE_SECONDS``) may be skipped.
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from moto.sqs.models import sqs_backends
+from moto.sqs.models import Message, sqs_backends
 
 from batch_devtools.local_batch.runtime import Runtime
 
+if TYPE_CHECKING:
+    from batch_devtools.local_batch.job import LocalJob
+
 DETAIL_TYPE = "Batch Job State Change"
 SOURCE = "aws.batch"
-HELD_TICK_SECONDS = 0.2
+WAKE_SECONDS = 0.02
+CHANGE_MARGIN_SECONDS = 0.001
+"""Held jobs are caught up this long after a planned change, so the clock has surely passed it."""
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,8 @@ class EventPublisher:
         self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._due: list[tuple[float, int, str, str]] = []
         self._held_back: dict[str, list[str]] = {}
+        self._watching: queue.SimpleQueue[LocalJob] = queue.SimpleQueue()
+        self._changes: list[tuple[float, int, LocalJob]] = []
         self._order = itertools.count()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-batch-events", daemon=True)
@@ -80,16 +89,21 @@ class EventPublisher:
         """Queue the event of one status change; call only when ``enabled``."""
         self._inbox.put(detail)
 
+    def watch(self, job: LocalJob) -> None:
+        """Catch this held job up at each of its planned status changes (call from any thread)."""
+        self._watching.put(job)
+
     def _run(self) -> None:
-        next_tick = 0.0
         while not self._stopping.is_set():
             try:
-                self._route(self._inbox.get(timeout=0.02))
+                self._route(self._inbox.get(timeout=WAKE_SECONDS))
+                while True:
+                    self._route(self._inbox.get_nowait())
             except queue.Empty:
                 pass
             self._send_due()
-            if self.enabled and time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + HELD_TICK_SECONDS
+            self._plan_watched_jobs()
+            if self.enabled:
                 self._advance_held_jobs()
 
     def _route(self, detail: dict[str, Any]) -> None:
@@ -116,13 +130,43 @@ class EventPublisher:
                 self._send(held)
 
     def _send(self, body: str) -> None:
+        """Add the message to the queue as moto's ``send_message`` does for a standard queue.
+
+        ``send_message`` reads the queue's attributes, which counts every message in the queue: each
+        send would cost as much as the backlog is long (seconds per event behind 100,000 events).
+        """
         try:
-            sqs_backends[self._account][self._region].send_message(self._queue_name, body)
+            queue = sqs_backends[self._account][self._region].get_queue(self._queue_name)
+            message = Message(str(uuid.uuid4()), body)
+            message.mark_sent(delay_seconds=queue.delay_seconds)
+            queue.add_message(message)
             self.published += 1
         except Exception:
             logger.exception("Could not publish a job state-change event to %s", self._queue_name)
 
+    @property
+    def pending_changes(self) -> int:
+        """Planned status changes of held jobs still to catch up (none for jobs that stay RUNNING)."""
+        return len(self._changes)
+
+    def _plan_watched_jobs(self) -> None:
+        """A newly watched job is caught up at once: it may have moved on since it was submitted."""
+        while True:
+            try:
+                job = self._watching.get_nowait()
+            except queue.Empty:
+                return
+            heapq.heappush(self._changes, (time.time(), next(self._order), job))
+
+    def _plan_next_change(self, job: LocalJob, after: float) -> None:
+        when = job.next_change(after)
+        if when is not None:
+            heapq.heappush(self._changes, (when + CHANGE_MARGIN_SECONDS, next(self._order), job))
+
     def _advance_held_jobs(self) -> None:
-        for job in self._runtime.jobs.all():
-            if job.held and not job.finished:
-                job.catch_up()
+        """Catch up the held jobs whose status has changed since; their changes publish the events."""
+        now = time.time()
+        while self._changes and self._changes[0][0] <= now:
+            _, _, job = heapq.heappop(self._changes)
+            job.catch_up()
+            self._plan_next_change(job, now)

@@ -52,6 +52,26 @@ class HoldPlan:
             return None
         return self.created + len(STEPS_BEFORE_RUNNING) * self.step_delay
 
+    def next_change(self, after: float) -> float | None:
+        """When the status next changes on its own, later than ``after``; None when it never does.
+
+        The event publisher catches a held job up at these moments, so each status is published as
+        it begins, and a job that only stays RUNNING costs nothing until it ends.
+        """
+        if self.end is not None and after >= self.end.at:
+            return None
+        if self.stuck_reason is not None:
+            last_step = STEPS_BEFORE_RUNNING.index(RUNNABLE)
+        elif self.end is not None and not self.end.started:
+            last_step = STEPS_BEFORE_RUNNING.index(STARTING)
+        else:
+            last_step = len(STEPS_BEFORE_RUNNING)
+        steps = range(1, last_step + 1) if self.step_delay > 0 else range(0)
+        changes = [self.created + step * self.step_delay for step in steps]
+        if self.end is not None:
+            changes = [at for at in changes if at < self.end.at] + [self.end.at]
+        return next((at for at in changes if at > after), None)
+
     def status_at(self, now: float) -> str:
         """The status before any termination; an ended job reports the end's status."""
         if self.end is not None and now >= self.end.at:

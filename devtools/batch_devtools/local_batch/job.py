@@ -134,6 +134,8 @@ class LocalJob(Job):
                 timed_out=TIMED_OUT,
             )
             self._status = SUBMITTED
+        if self.runtime.events is not None:
+            self.runtime.events.watch(self)
 
     @property
     def held(self) -> bool:
@@ -173,6 +175,29 @@ class LocalJob(Job):
     def catch_up(self) -> None:
         """Bring a held job's status up to the clock now, not at the next read."""
         self._advance()
+
+    def next_change(self, after: float) -> float | None:
+        """When a held job's status next changes on its own, later than ``after`` (wall clock).
+
+        None for a process-mode job, a finished one, or one that stays where it is until terminated.
+        """
+        plan = self._hold
+        if plan is None or self.finished:
+            return None
+        return plan.next_change(after)
+
+    def exit_now(self, exit_code: int = 0) -> int | None:
+        """End a held RUNNING job now, as if its container exited with ``exit_code``; its stoppedAt.
+
+        Load tests use it to make chosen jobs end at a known moment (SUCCEEDED for 0, else FAILED).
+        None when the job is not held or not RUNNING (not started yet, or already ended).
+        """
+        with self._lock:
+            self._advance()
+            if self._hold is None or self._status != RUNNING:
+                return None
+            self._finish(SUCCEEDED if exit_code == 0 else FAILED, CONTAINER_EXITED, exit_code)
+            return self._stopped_ms
 
     def _enter_running(self, started_ms: int) -> None:
         props = self.job_definition.container_properties or {}

@@ -14,6 +14,12 @@ Control endpoints (JSON in, JSON out):
 * ``GET    /_local_batch/environment`` — names, ARNs and endpoint of the ready environment
 * ``GET    /_local_batch/jobs``        — ``{"jobs": [{"jobId", "jobName", "status", "pid",
   "jobDefinition", "image"}]}``: which definition (and image) each job ran with
+* ``POST   /_local_batch/jobs``        — ``{"requests": [<SubmitJob body>, ...]}`` → ``{"jobIds": [...]}``:
+  load tests create thousands of jobs in one call, through moto's own ``submit_job`` (same
+  validation), neither counted as API calls nor recorded as submissions, and without faults
+* ``POST   /_local_batch/jobs/exit``   — ``{"jobIds": [...], "exitCode": 0}`` → ``{"stoppedAt": {<jobId>:
+  <ms or null>}}``: held RUNNING jobs end now as if their container exited (null: not held or not
+  RUNNING), so a load test knows when each status change happened
 * ``GET    /_local_batch/calls``       — ``{"calls": {"<operation>": <count>, ...}}``, every API
   call received (throttled ones included), counted before latency and faults apply
 * ``DELETE /_local_batch/calls``       — reset the counts
@@ -28,6 +34,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from moto.batch.exceptions import ClientException
+from moto.batch.models import batch_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 
 from batch_devtools.local_batch.runtime import Runtime
 
@@ -96,6 +106,26 @@ def _respond(
     return [body]
 
 
+def _create_jobs(runtime: Runtime, requests: list[dict[str, Any]]) -> list[str]:
+    """Submit these SubmitJob bodies straight to moto's backend; their job ids, in order."""
+    backend = batch_backends[DEFAULT_ACCOUNT_ID][runtime.environment["region"]]
+    job_ids = []
+    for request in requests:
+        _, job_id, _ = backend.submit_job(
+            request["jobName"],
+            request["jobDefinition"],
+            request["jobQueue"],
+            array_properties=request.get("arrayProperties") or {},
+            depends_on=request.get("dependsOn"),
+            container_overrides=request.get("containerOverrides"),
+            timeout=request.get("timeout"),
+            parameters=request.get("parameters"),
+            tags=request.get("tags"),
+        )
+        job_ids.append(job_id)
+    return job_ids
+
+
 class LocalBatchMiddleware:
     """Wraps moto's WSGI app; everything that is not a control call or a fault reaches moto."""
 
@@ -155,6 +185,24 @@ class LocalBatchMiddleware:
             return _respond(start_response, 200, {"requests": runtime.submissions.all()})
         if name == "environment":
             return _respond(start_response, 200, runtime.environment)
+        if name == "jobs" and method == "POST":
+            try:
+                job_ids = _create_jobs(runtime, json.loads(_read_body(environ) or b"{}").get("requests", []))
+            except (ValueError, KeyError, TypeError, ClientException) as err:
+                return _respond(start_response, 400, {"message": f"cannot create the jobs: {err}"})
+            return _respond(start_response, 200, {"jobIds": job_ids})
+        if name == "jobs/exit":
+            if method != "POST":
+                return _respond(start_response, 405, {"message": "use POST"})
+            try:
+                payload = json.loads(_read_body(environ) or b"{}")
+            except ValueError as err:
+                return _respond(start_response, 400, {"message": f"the body is not JSON: {err}"})
+            stopped = {}
+            for job_id in payload.get("jobIds", []):
+                job = runtime.jobs.get(job_id)
+                stopped[job_id] = job.exit_now(int(payload.get("exitCode", 0))) if job is not None else None
+            return _respond(start_response, 200, {"stoppedAt": stopped})
         if name == "jobs":
             jobs = [
                 {
@@ -179,6 +227,6 @@ class LocalBatchMiddleware:
             404,
             {
                 "message": f"unknown control endpoint {name!r}; "
-                "use faults, submitted, environment, jobs or calls"
+                "use faults, submitted, environment, jobs, jobs/exit or calls"
             },
         )

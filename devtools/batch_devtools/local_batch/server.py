@@ -25,7 +25,9 @@ from batch_devtools.local_batch.environment import (
     FAKE_SECRET_KEY,
     STATUS_QUEUE,
     ReadyEnvironment,
+    TeamResources,
     create_environment,
+    create_team_resources,
 )
 from batch_devtools.local_batch.events import EventPublisher
 from batch_devtools.local_batch.faults import Faults
@@ -182,6 +184,10 @@ class LocalBatch:
             aws_secret_access_key=FAKE_SECRET_KEY,
             region_name=self.region,
         ).client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def add_team(self, team: str) -> TeamResources:
+        """Create ``team``'s own job queue and job definition (multi-team Airflow)."""
+        return create_team_resources(self.client, self.environment, team)
 
     def settings_env(self) -> dict[str, str]:
         """Environment variables pointing Airflow's executor and boto3 at this local Batch."""
