@@ -12,12 +12,13 @@ import pytest
 
 from batch_devtools.devstack import DevStack
 from batch_devtools.devstack.database import postgres_reachable
-from tests.e2e.harness import DAGS_FOLDER, Runs
+from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, finished_run
 
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "e2e_two_schedulers"
 WIDTH = 12
+MAX_RUNS = 3
 RECONCILE_MARGIN_SECONDS = 180.0
 """How long executor events may take: the default status_reconcile_interval (120 s) and some slack.
 
@@ -74,25 +75,40 @@ def test_each_job_outcome_reaches_the_scheduler_that_submitted_it(runs: Runs) ->
 
     A task reports its own state to the API server, so the run succeeds even if an executor never hears
     of its job's end; this checks what the executors themselves reported, as the schedulers logged it.
+    Which scheduler queues a task is a race, and now and then one scheduler wins all of a run's tasks;
+    the check needs jobs of both, so such a run is checked and then followed by another, up to
+    ``MAX_RUNS`` in all.
     """
     run = runs.finish(DAG_ID)
-    deadline = time.monotonic() + RECONCILE_MARGIN_SECONDS
+    tried: list[dict[str, int]] = []
     while True:
-        events = executor_events(runs.stack, run.run_id)
+        events = reported_events(runs.stack, run)
         finished = sorted(
             (task_id, index)
             for lines in events.values()
             for task_id, index, state in lines
             if state == "success"
         )
-        if len(finished) >= len(run.task_instances) or time.monotonic() > deadline:
+        assert finished == sorted(run.task_instances), "one success event per task instance, in all"
+        tried.append({name: len(lines) for name, lines in events.items()})
+        if all(tried[-1].values()) or len(tried) == MAX_RUNS:
             break
-        time.sleep(2)
-    assert finished == sorted(run.task_instances), "one success event per task instance, in all"
-    schedulers_with_events = [name for name, lines in events.items() if lines]
-    assert len(schedulers_with_events) == 2, f"both schedulers ran tasks: {events}"
+        run = finished_run(runs.stack, DAG_ID, runs.stack.trigger(DAG_ID))
+    assert all(tried[-1].values()), f"both schedulers ran tasks in one of {len(tried)} runs: {tried}"
     calls = runs.stack.batch.calls()
     if runs.stack.status_events:
         assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
     else:
         assert "receivemessage" not in calls
+
+
+def reported_events(stack: DevStack, run: FinishedRun) -> dict[str, list[tuple[str, int, str]]]:
+    """The run's executor events per scheduler, once every task's success is among them or the margin
+    for reconciliation has passed."""
+    deadline = time.monotonic() + RECONCILE_MARGIN_SECONDS
+    while True:
+        events = executor_events(stack, run.run_id)
+        successes = sum(1 for lines in events.values() for _, _, state in lines if state == "success")
+        if successes >= len(run.task_instances) or time.monotonic() > deadline:
+            return events
+        time.sleep(2)
