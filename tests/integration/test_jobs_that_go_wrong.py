@@ -116,9 +116,16 @@ def test_capacity_wait_is_left_alone_unless_a_pending_limit_is_set(
     executor = make_executor()
     waiting = workload("ok", run_id="capacity")
     queue(executor, waiting)
-    events = pump(executor, lambda ev: "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" in caplog.text, timeout=20)
+
+    def waiting_for_capacity(_events: list) -> bool:
+        # Wait on this job's own state: the log may still hold a line about an earlier test's job.
+        job = executor.jobs.tracker.for_key(waiting.ti.key)
+        return job is not None and job.status == "RUNNABLE" and CAPACITY_REASON in (job.status_reason or "")
+
+    events = pump(executor, waiting_for_capacity, timeout=20)
     assert final_states(events) == {}
-    assert executor.jobs.tracker.for_key(waiting.ti.key).status == "RUNNABLE"
+    job = executor.jobs.tracker.for_key(waiting.ti.key)
+    assert f"Batch job {job.job_id} for {waiting.ti.key} is RUNNABLE: {CAPACITY_REASON}" in caplog.text
 
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__MAX_PENDING_SECONDS", "1")
     limited = make_executor()
