@@ -87,9 +87,12 @@ def test_duplicate_and_unknown_records_are_handled(make_executor, batch_env, fau
         for job in parsed["jobs"]:
             job["status"] = "HIBERNATING"
 
-    faults.rewrite("DescribeJobs", duplicate, count=2)
+    # Unknown statuses first: they keep the job unfinished, so the duplicated answers that follow are
+    # still asked for however fast the job runs.
     faults.rewrite("DescribeJobs", unknown, count=2)
+    faults.rewrite("DescribeJobs", duplicate, count=2)
     events = pump(executor, finished(item.ti.key))
+    assert faults.injected.count(("DescribeJobs", "after-call")) >= 3
     assert final_states(events) == {item.ti.key: "success"}
     assert [state for key, state, _ in events if key == item.ti.key].count("success") == 1
     assert "reported 'HIBERNATING', which this executor does not know" in caplog.text
