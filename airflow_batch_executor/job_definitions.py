@@ -10,6 +10,9 @@ The derived definition's name is the base name plus a hash of its whole content,
 always has the same name: two schedulers converge on one definition, a restarted scheduler finds it,
 and a new base revision (different content) yields a new name. Its tags say the executor manages it,
 which is all ``prune-definitions`` ever deletes.
+
+Which fields a task may set at all, and to what, is :mod:`~airflow_batch_executor.author_policy`'s
+to say; this module reads them and derives the definition.
 """
 
 from __future__ import annotations
@@ -113,25 +116,6 @@ def definition_overrides(executor_config: Any) -> dict[str, Any]:
             "(https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html)",
         )
     return copy.deepcopy(dict(properties))
-
-
-def _matches(pattern: str, arn: str) -> bool:
-    return arn.startswith(pattern[:-1]) if pattern.endswith("*") else arn == pattern
-
-
-def role_problems(overrides: Mapping[str, Any], allowed_roles: tuple[str, ...]) -> list[str]:
-    """Roles a task sets that ``allowed_job_role_arns`` does not allow (the scheduler could pass any)."""
-    problems = []
-    for field in ("jobRoleArn", "executionRoleArn"):
-        arn = overrides.get(field)
-        if arn is None or any(_matches(pattern, arn) for pattern in allowed_roles):
-            continue
-        allowed = ", ".join(allowed_roles) if allowed_roles else "none: the option is empty"
-        problems.append(
-            f"{field} {arn!r} is not allowed by [aws_batch_executor] allowed_job_role_arns "
-            f"(allowed: {allowed})"
-        )
-    return problems
 
 
 @dataclass(frozen=True)

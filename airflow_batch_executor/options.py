@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
+from airflow_batch_executor.author_policy import normal_path
 from airflow_batch_executor.errors import SECTION, OptionError
 from airflow_batch_executor.provider_info import load_config_description
 
 _QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_DEFINITION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}|[A-Za-z0-9_-]{0,127}\*")
 
 
 class ConfigSource(Protocol):
@@ -51,6 +53,11 @@ class ExecutorOptions:
     share_identifier: str | None
     task_log_lines: int
     allowed_job_role_arns: tuple[str, ...] = ()
+    allowed_job_definitions: tuple[str, ...] = ()
+    allow_privileged_containers: bool = False
+    allowed_host_paths: tuple[str, ...] = ()
+    allowed_devices: tuple[str, ...] = ()
+    allow_root_user: bool = False
     workload_transport: S3Location | None = None
     workload_kms_key_id: str | None = None
 
@@ -148,6 +155,38 @@ def _allowed_roles(conf: ConfigSource) -> tuple[str, ...]:
     return tuple(filter(None, entries))
 
 
+def _entries(conf: ConfigSource, name: str) -> list[str]:
+    return [entry for entry in (part.strip() for part in (_raw(conf, name) or "").split(",")) if entry]
+
+
+def _allowed_definitions(conf: ConfigSource) -> tuple[str, ...]:
+    entries = _entries(conf, "allowed_job_definitions")
+    for entry in entries:
+        if not _DEFINITION_PATTERN.fullmatch(entry):
+            raise OptionError(
+                "allowed_job_definitions",
+                f"contains {entry!r}, which is neither a job definition name nor a name prefix ending in *",
+                "list names without revision or ARN, such as airflow-gpu, or prefixes such as airflow-*, "
+                "separated by commas",
+            )
+    return tuple(dict.fromkeys(entries))
+
+
+def _absolute_paths(conf: ConfigSource, name: str, example: str) -> tuple[str, ...]:
+    """Normal absolute paths; a relative path or one with ``..`` stops start-up."""
+    paths = []
+    for entry in _entries(conf, name):
+        path = normal_path(entry)
+        if path is None:
+            raise OptionError(
+                name,
+                f"contains {entry!r}, which is not an absolute path without '..'",
+                f"list absolute paths such as {example}, separated by commas",
+            )
+        paths.append(path)
+    return tuple(dict.fromkeys(paths))
+
+
 _TRANSPORT_FIX = (
     "set it to command, or to s3://bucket/prefix with an existing bucket in the executor's region"
 )
@@ -232,6 +271,11 @@ def _load_options(conf: ConfigSource) -> ExecutorOptions:
         share_identifier=_raw(conf, "share_identifier"),
         task_log_lines=task_log_lines(conf),
         allowed_job_role_arns=_allowed_roles(conf),
+        allowed_job_definitions=_allowed_definitions(conf),
+        allow_privileged_containers=_boolean(conf, "allow_privileged_containers"),
+        allowed_host_paths=_absolute_paths(conf, "allowed_host_paths", "/data/shared"),
+        allowed_devices=_absolute_paths(conf, "allowed_devices", "/dev/fuse"),
+        allow_root_user=_boolean(conf, "allow_root_user"),
         workload_transport=(transport := _workload_transport(conf)),
         workload_kms_key_id=_kms_key_id(conf, transport),
         status_queue_url=_queue_url(conf),

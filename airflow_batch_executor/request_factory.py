@@ -16,8 +16,12 @@ The command, the job name and the identity tags are set after the merge: they ar
 the right workload and how it is found again, so no configuration may change them.
 
 ``executor_config["jobDefinitionOverrides"]`` (fields only a job definition holds) is never merged into
-the request: its roles are checked against ``allowed_job_role_arns`` when the request is built, and
-``place`` swaps the job definition for the one derived from it (see ``job_definitions``).
+the request; ``place`` swaps the job definition for the one derived from it (see ``job_definitions``).
+
+What a task may ask for at all is :mod:`~airflow_batch_executor.author_policy`'s to say: ``build``
+applies every part of it that needs no AWS call, ``place`` the rest (the roles of a job definition the
+task chose), before anything is registered or submitted. Every job is submitted with
+``retryStrategy.attempts`` 1, so no job definition's retry strategy can run a try twice.
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ from botocore.model import Shape
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from airflow_batch_executor.author_policy import (
+    chosen_definition_refusals,
+    definition_refusals,
+    definition_roles,
+    job_definition_refusals,
+    operator_definitions,
+    refusal_error,
+    request_refusals,
+)
 from airflow_batch_executor.batch_facts import (
     MAX_SUBMIT_PAYLOAD_BYTES,
     MAX_TAGS_PER_JOB,
@@ -45,7 +58,6 @@ from airflow_batch_executor.job_definitions import (
     definition_overrides,
     definition_problems,
     derive,
-    role_problems,
 )
 from airflow_batch_executor.merging import deep_merge
 from airflow_batch_executor.naming import identity_tags, job_name, team_tags
@@ -57,6 +69,7 @@ from airflow_batch_executor.workload_transport import job_command
 STARTUP_MARGIN_SECONDS = 120
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
 EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+ONE_ATTEMPT = {"retryStrategy": {"attempts": 1}}
 _PLACEHOLDER_NAME = "placeholder"
 
 
@@ -96,7 +109,14 @@ def base_request(options: ExecutorOptions) -> dict[str, Any]:
             "remove containerOverrides.command from submit_job_kwargs",
             options.team_name,
         )
-    defaults: dict[str, Any] = {"containerOverrides": {}}
+    if refusals := request_refusals(kwargs, "submit_job_kwargs"):
+        raise OptionError(
+            "submit_job_kwargs",
+            "asks Batch to run a job more than once: " + "; ".join(map(str, refusals)),
+            "; ".join(refusal.fix for refusal in refusals),
+            options.team_name,
+        )
+    defaults: dict[str, Any] = {"containerOverrides": {}, **ONE_ATTEMPT}
     from_options = {"jobQueue": options.job_queue, "jobDefinition": options.job_definition}
     request = deep_merge(deep_merge(defaults, from_options), kwargs)
     probe = deep_merge(request, {"jobName": _PLACEHOLDER_NAME})
@@ -189,6 +209,11 @@ class RequestFactory:
 
     def build(self, spec: JobSpec) -> dict[str, Any]:
         """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
+        config = _task_config(spec)
+        refusals = request_refusals(config) + job_definition_refusals(config, self.options)
+        refusals += definition_refusals(definition_overrides(spec.executor_config), self.options)
+        if refusals:
+            raise refusal_error(refusals)
         request = self._merged(spec)
         if spec.execution_timeout and "timeout" not in request:
             seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
@@ -206,13 +231,6 @@ class RequestFactory:
             raise TaskConfigError(
                 "the SubmitJob request built from executor_config is invalid: " + "; ".join(problems),
                 "correct the task's executor_config (boto3 SubmitJob parameter names and types)",
-            )
-        roles = role_problems(definition_overrides(spec.executor_config), self.options.allowed_job_role_arns)
-        if roles:
-            raise TaskConfigError(
-                "the task asks for a role the scheduler may not pass: " + "; ".join(roles),
-                "add the role to [aws_batch_executor] allowed_job_role_arns (and the scheduler's "
-                "iam:PassRole), or remove it from the task",
             )
         size = len(json.dumps(request, separators=(",", ":")).encode())
         if size > MAX_SUBMIT_PAYLOAD_BYTES:
@@ -232,7 +250,10 @@ class RequestFactory:
         overrides = definition_overrides(spec.executor_config)
         if not overrides or self.catalog is None:
             return None
-        derived = derive(self.catalog.definition(request["jobDefinition"]), overrides)
+        base = self.catalog.definition(request["jobDefinition"])
+        derived = derive(base, overrides)
+        if refusals := definition_refusals(overrides, self.options, base=base["containerProperties"]):
+            raise refusal_error(refusals)
         if problems := definition_problems(derived):
             raise TaskConfigError(
                 f"the job definition derived from {derived.base_name!r} for this task cannot run: "
@@ -242,13 +263,28 @@ class RequestFactory:
             )
         return derived
 
+    def _check_chosen_definition(self, reference: str, *, derived: bool) -> None:
+        """Refuse a definition the task chose whose roles are neither allowed nor the default's own."""
+        assert self.catalog is not None
+        if reference in operator_definitions(self.options):
+            return
+        default = self.catalog.definition(self.base["jobDefinition"])
+        allowed = self.options.allowed_job_role_arns + tuple(arn for _, arn in definition_roles(default))
+        chosen = self.catalog.definition(reference)
+        if refusals := chosen_definition_refusals(chosen, allowed, derived=derived):
+            raise refusal_error(refusals)
+
     def place(self, request: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
         """The request adjusted to its queue and definition, or TaskConfigError naming what cannot run.
 
-        A task with its own job definition fields gets the derived definition, registered once.
+        A task with its own job definition fields gets the derived definition, registered once. A job
+        definition the task chose (to run on or to derive from) must give its jobs only allowed roles.
         """
         if self.catalog is None:
             return request
+        self._check_chosen_definition(
+            request["jobDefinition"], derived=bool(definition_overrides(spec.executor_config))
+        )
         if (derived := self.derived_definition(request, spec)) is not None:
             placement = self.catalog.placement_with(request["jobQueue"], derived.description)
         else:

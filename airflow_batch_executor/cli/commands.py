@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from airflow_batch_executor.airflow_compat import execution_api_url, executor_conf
+from airflow_batch_executor.author_policy import operator_definitions
 from airflow_batch_executor.cli.output import quiet_library_logging
 from airflow_batch_executor.definition_pruning import parse_duration, prune_verdicts
 from airflow_batch_executor.definition_registry import DefinitionRegistry
@@ -183,6 +184,11 @@ def render(args: argparse.Namespace) -> None:
     except (TaskConfigError, OptionError) as error:
         print(f"The executor would not submit {args.dag_id}.{args.task_id}: {error}")
         raise SystemExit(1) from None
+    if gateway is None and request["jobDefinition"] not in operator_definitions(options):
+        print(
+            f"(--offline: the roles of job definition {request['jobDefinition']!r} are not checked)",
+            file=sys.stderr,
+        )
     if derived is None or gateway is None:
         if definition_overrides(spec.executor_config):
             print("(--offline: the task's own job definition fields are not shown)", file=sys.stderr)

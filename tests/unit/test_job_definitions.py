@@ -22,7 +22,6 @@ from airflow_batch_executor.job_definitions import (
     definition_problems,
     derive,
     derived_name,
-    role_problems,
 )
 from airflow_batch_executor.options import load_options
 from airflow_batch_executor.request_factory import RequestFactory
@@ -366,31 +365,6 @@ def test_ec2_takes_ulimits_shared_memory_and_host_volumes_but_no_ephemeral_stora
 
 
 # ---------------------------------------------------------------- the role allow-list
-
-
-@pytest.mark.parametrize(
-    "allowed, arn, ok",
-    [
-        ((ROLE,), ROLE, True),
-        ((ROLE,), ROLE + "-admin", False),
-        (("arn:aws:iam::123456789012:role/airflow-*",), ROLE, True),
-        (("arn:aws:iam::123456789012:role/airflow-*",), "arn:aws:iam::123456789012:role/admin", False),
-        (("arn:aws:iam::123456789012:role/airflow-*",), "arn:aws:iam::999999999999:role/airflow-etl", False),
-        ((), ROLE, False),
-    ],
-)
-def test_roles_outside_the_allow_list_are_refused(allowed, arn, ok):
-    for field in ("jobRoleArn", "executionRoleArn"):
-        problems = role_problems({field: arn}, allowed)
-        assert (problems == []) is ok
-        if not ok:
-            assert (
-                f"{field} {arn!r} is not allowed by [aws_batch_executor] allowed_job_role_arns" in problems[0]
-            )
-
-
-def test_fields_other_than_roles_need_no_allow_list():
-    assert role_problems({"image": "x"}, ()) == []
 
 
 def test_allowed_roles_option():

@@ -78,7 +78,7 @@ def test_precedence_options_then_kwargs_then_executor_config():
     opts = options(
         submit_job_kwargs={
             "jobQueue": "q-kwargs",
-            "retryStrategy": {"attempts": 2},
+            "retryStrategy": {"evaluateOnExit": [{"onExitCode": "137", "action": "EXIT"}]},
             "containerOverrides": {
                 "environment": [{"name": "A", "value": "kwargs"}],
                 "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
@@ -94,7 +94,10 @@ def test_precedence_options_then_kwargs_then_executor_config():
         base_opts=opts,
     )
     assert request["jobQueue"] == "q-kwargs"
-    assert request["retryStrategy"] == {"attempts": 2}
+    assert request["retryStrategy"] == {
+        "attempts": 1,
+        "evaluateOnExit": [{"onExitCode": "137", "action": "EXIT"}],
+    }, "merged over the executor's one attempt"
     assert request["containerOverrides"]["resourceRequirements"] == [{"type": "MEMORY", "value": "4096"}]
     assert env(request)["A"] == "kwargs"
     assert request["tags"]["team"] == "data" and request["tags"]["cost"] == "x"
