@@ -256,7 +256,7 @@ def _linux_refusals(linux: Any, options: ExecutorOptions) -> Iterator[Refusal]:
             f"{PROPERTIES}.linuxParameters.devices[{index}].hostPath",
             f"{path!r} is a host device [aws_batch_executor] allowed_devices does not list "
             f"({_listed(options.allowed_devices)})",
-            "allowed_devices",
+            LINUX_PARAMETERS_GATED["devices"],
             "drop the device, or add its exact path to [aws_batch_executor] allowed_devices if every DAG "
             "author may use it on the instances",
         )
@@ -312,7 +312,7 @@ def definition_refusals(
                 f"{PROPERTIES}.privileged",
                 "is true: a privileged container controls its host, and [aws_batch_executor] "
                 "allow_privileged_containers is False",
-                "allow_privileged_containers",
+                GATED_FIELDS["privileged"],
                 "drop privileged, or set [aws_batch_executor] allow_privileged_containers = True if every "
                 "DAG author may control the instances",
             )
@@ -323,7 +323,7 @@ def definition_refusals(
             Refusal(
                 f"{PROPERTIES}.user",
                 f"{user!r} runs the container as root, and [aws_batch_executor] allow_root_user is False",
-                "allow_root_user",
+                GATED_FIELDS["user"],
                 'run as another user (e.g. "1000"), or set [aws_batch_executor] allow_root_user = True',
             )
         )
@@ -398,6 +398,9 @@ def chosen_definition_refusals(
     """Roles of a job definition a task chose (to run on, or to derive from) that are not allowed.
 
     ``allowed_roles``: ``allowed_job_role_arns`` plus the roles of the operator's own definitions.
+    Role ARNs are found in every property kind (container, ECS task, multi-node); an EKS definition's
+    service account is no role ARN and is not checked here: list EKS definitions only when theirs is
+    fit for every DAG author.
     """
     allowed = tuple(allowed_roles)
     name = definition.get("jobDefinitionName") or definition.get("jobDefinitionArn")

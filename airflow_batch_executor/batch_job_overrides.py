@@ -174,7 +174,11 @@ class EfsVolume:
 
 @dataclass(frozen=True)
 class HostVolume:
-    """A path of the EC2 host (``source_path``), or without it a scratch volume (Fargate too)."""
+    """A path of the EC2 host (``source_path``), or without it a scratch volume (Fargate too).
+
+    A host path runs only where ``[aws_batch_executor] allowed_host_paths`` lists it (or a directory
+    above it): the executor refuses it otherwise, since a host path can give a job its instance.
+    """
 
     name: str
     container_path: str
@@ -320,11 +324,17 @@ class BatchJobOverrides(dict):
     - ``job_role_arn`` / ``execution_role_arn``: IAM role ARNs; the scheduler passes only those listed
       in ``[aws_batch_executor] allowed_job_role_arns``.
     - ``volumes``: ``EfsVolume(...)`` / ``HostVolume(...)`` items, each with its mount point; they
-      replace the definition's volumes and mount points.
+      replace the definition's volumes and mount points. A ``HostVolume`` with a ``source_path`` needs
+      ``[aws_batch_executor] allowed_host_paths``.
     - ``shared_memory_mib`` (``/dev/shm``) and ``ulimits`` (``{"nofile": 65536}`` or a ``(soft, hard)``
       pair): EC2 only.
     - ``ephemeral_storage_gib``: 21–200 GiB, Fargate only.
     - ``log_driver`` and ``log_options``: merged into the definition's ``logConfiguration``.
+
+    ``job_definition`` names a job definition other than the configured one; the executor takes only
+    those ``[aws_batch_executor] allowed_job_definitions`` lists. What any task may ask for is
+    :mod:`~airflow_batch_executor.author_policy`'s to say; this class checks values, not permissions,
+    since it cannot know the operator's options.
 
     Booleans and strings are not accepted where a number is expected.
     """
