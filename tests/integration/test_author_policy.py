@@ -230,6 +230,10 @@ def test_a_listed_definition_whose_role_is_not_allowed_is_refused_before_anythin
         assert f"jobRoleArn '{ADMIN}'" in reasons[key]
         assert "[aws_batch_executor] allowed_job_role_arns" in reasons[key] and "Fix:" in reasons[key]
     assert "the base of the task's derived definition" in reasons[derived_admin.ti.key]
+    logged = {
+        log.task_id: log.extra for log in executor._task_event_logs if log.event == "batch job not submitted"
+    }
+    assert f"jobRoleArn '{ADMIN}'" in logged["admin"] and f"jobRoleArn '{ADMIN}'" in logged["derived_admin"]
     [submitted] = batch_env.submitted_requests()
     assert submitted["jobDefinition"] == listed_definitions["etl"]
     assert batch_env.api_calls().get("registerjobdefinition", 0) == 0
