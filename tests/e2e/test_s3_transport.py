@@ -1,10 +1,12 @@
 """The example DAGs through a real scheduler with ``workload_transport = s3://...``: every task runs
 with the real Task SDK from a workload its job fetched out of band, and no token is left anywhere an
-operator with Batch (or bucket) read access could find it."""
+operator with Batch (or bucket) read access could find it, nor in any job's log or task log (Airflow
+3.1's Task SDK prints the token when it starts; the job's bootstrap hides it)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,30 +14,45 @@ from typing import Any
 
 import boto3
 import pytest
+from airflow.executors.workloads import ExecuteTask
 
 from batch_devtools.devstack import DevStack
 from batch_devtools.devstack.demo import DEMO_DAGS, RunResult, outcome_problems
 from batch_devtools.devstack.settings import Timing
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, WORKLOAD_BUCKET
 
+from .harness import log_events
+
 pytestmark = pytest.mark.e2e
+
+PRINTS_TOKEN = ExecuteTask.model_fields["token"].repr
+"""Whether this Airflow's workload model prints its token (3.1) or hides it (3.2 and later)."""
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PREFIX = "e2e-workloads"
 RUN_TIMEOUT_SECONDS = 240.0
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+TOKEN_VALUE = re.compile(r"""\btoken["']?\s*[:=]\s*["']([^"']*)["']""")
+"""A token field as a JSON log line or a repr prints it: ``"token": "..."`` or ``token='...'``."""
+TASK_SDK_START = "Executing workload"
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    transport = {"AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": f"s3://{WORKLOAD_BUCKET}/{PREFIX}"}
+    transport = {
+        "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": f"s3://{WORKLOAD_BUCKET}/{PREFIX}",
+        # Airflow 3.1.2's API server signs its login tokens with ``iss: []`` when no issuer is set,
+        # which PyJWT 2.10+ refuses; Airflow recommends setting one anyway.
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-batch-executor-e2e",
+    }
     with DevStack(EXAMPLES, timing=Timing(extra=transport)) as running:
         yield running
 
 
-def s3_client(stack: DevStack) -> Any:
+def aws_client(stack: DevStack, service: str) -> Any:
     env = stack.environment
     return boto3.client(
-        "s3",
+        service,
         endpoint_url=env.endpoint_url,
         region_name=env.region,
         aws_access_key_id=FAKE_ACCESS_KEY,
@@ -71,7 +88,7 @@ def test_example_dags_succeed_and_no_token_is_left_in_batch_or_s3(stack: DevStac
     assert "eyJ" not in dumped and '"token"' not in dumped
 
     # The jobs consumed their objects; whatever the executor still had to remove is gone shortly.
-    s3 = s3_client(stack)
+    s3 = aws_client(stack, "s3")
     deadline = time.monotonic() + 15
     while (left := s3.list_objects_v2(Bucket=WORKLOAD_BUCKET, Prefix=f"{PREFIX}/").get("Contents")) and (
         time.monotonic() < deadline
@@ -81,6 +98,51 @@ def test_example_dags_succeed_and_no_token_is_left_in_batch_or_s3(stack: DevStac
         body = s3.get_object(Bucket=WORKLOAD_BUCKET, Key=item["Key"])["Body"].read()
         assert b"eyJ" not in body and b'"token"' not in body, item["Key"]
     assert not left
+
+    # Every job's whole log (the live task log in the UI) and every try's log as the API serves it.
+    logs = aws_client(stack, "logs")
+    for record in every_job.values():
+        lines = whole_job_log(logs, record)
+        assert any(TASK_SDK_START in line for line in lines), f"no Task SDK start in {record['jobName']}"
+        assert_no_token(lines, f"the log of job {record['jobName']}")
+    for result in results:
+        for ti in result.task_instances:
+            for try_number in range(1, ti.try_number + 1):
+                answer = stack.api.task_log(
+                    result.dag_id, result.run_id, ti.task_id, try_number, ti.map_index
+                )
+                lines = log_events(answer)
+                assert lines, f"no task log for {ti.task_id} try {try_number}"
+                assert_no_token(
+                    [*lines, json.dumps(answer)], f"the task log of {ti.task_id} try {try_number}"
+                )
+
+
+def assert_no_token(lines: list[str], where: str) -> None:
+    text = "\n".join(lines)
+    assert (found := JWT_SHAPED.search(text)) is None, f"a JWT in {where}: {found}"
+    values = set(TOKEN_VALUE.findall(text))
+    assert values <= {"***"}, f"a token value in {where}: {values}"
+    if PRINTS_TOKEN and TASK_SDK_START in text:  # the start line had the token: the bootstrap hid it
+        assert "token='***'" in text, where
+
+
+def whole_job_log(logs: Any, record: dict[str, Any]) -> list[str]:
+    """Every line of an ended job's CloudWatch Logs stream, oldest first."""
+    container = record["container"]
+    options = (container.get("logConfiguration") or {}).get("options") or {}
+    arguments = {
+        "logGroupName": options.get("awslogs-group", "/aws/batch/job"),
+        "logStreamName": container["logStreamName"],
+    }
+    lines: list[str] = []
+    token = None
+    while True:
+        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
+        lines += [event["message"] for event in page["events"]]
+        if not page["events"] or page["nextForwardToken"] == token:
+            return lines
+        token = page["nextForwardToken"]
 
 
 def request_job_ids(stack: DevStack, requests: list[dict[str, Any]]) -> list[str]:

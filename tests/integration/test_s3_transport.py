@@ -5,12 +5,14 @@ deletes the object from moto's S3 on the same endpoint. The Task SDK it then sta
 api-server, so these jobs get a stand-in (``fake_task_sdk.py``, put in place of
 ``airflow.sdk.execution_time.execute_workload`` by a ``sitecustomize`` on the jobs' PYTHONPATH) that
 prints what it was handed: the task, the file's mode and the token's claims (or, where Airflow does
-not let the executor sign tokens, the scheduler's token as it came). The real Task SDK runs the
-workload in tests/e2e/test_s3_transport.py.
+not let the executor sign tokens, the SHA-256 of the scheduler's token as it came: the bootstrap
+shows the token itself as ``***`` in the job's log). The real Task SDK runs the workload in
+test_s3_job_log_token.py and tests/e2e/test_s3_transport.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -48,7 +50,7 @@ sys.meta_path.insert(0, _FakeTaskSdk())
 """
 
 FAKE_TASK_SDK = """
-import base64, json, os, stat, sys, time
+import base64, hashlib, json, os, stat, sys, time
 
 path = sys.argv[sys.argv.index("--json-path") + 1]
 workload = json.load(open(path))
@@ -61,7 +63,7 @@ report = {
     "task_id": workload["ti"]["task_id"],
     "ti_id": workload["ti"]["id"],
     "mode": oct(stat.S_IMODE(os.stat(path).st_mode)),
-    "token": None if claims else token,
+    "token_sha256": None if claims else hashlib.sha256(token.encode()).hexdigest(),
     **{name: claims.get(name) for name in ("sub", "iat", "exp")},
     "now": time.time(),
 }
@@ -143,7 +145,7 @@ def test_the_job_fetches_deletes_and_runs_its_workload_and_no_token_reaches_batc
     if MINTS:  # a token signed for this submission, for this task instance
         assert report["sub"] == str(item.ti.id) and report["exp"] > report["now"]
     else:  # the scheduler's token, kept
-        assert report["token"] == "workload-token"
+        assert report["token_sha256"] == hashlib.sha256(b"workload-token").hexdigest()
     assert s3_mode.objects() == []
 
 

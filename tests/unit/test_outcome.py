@@ -565,3 +565,15 @@ def test_the_same_exit_code_of_a_task_is_not_blamed_on_the_bootstrap() -> None:
     job = record("FAILED", ESSENTIAL_EXITED, exit_code=66, started_at=STARTED_AT)
     job["container"]["command"] = ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
     assert "bootstrap" not in classify(job).reason
+
+
+def test_a_task_code_the_bootstrap_remapped_is_reported_as_the_tasks_failure() -> None:
+    from airflow_batch_executor.worker import EXIT_TASK_USED_RESERVED_CODE, FAILURES
+
+    assert EXIT_TASK_USED_RESERVED_CODE not in FAILURES
+    job = record("FAILED", ESSENTIAL_EXITED, exit_code=EXIT_TASK_USED_RESERVED_CODE, started_at=STARTED_AT)
+    job["container"]["command"] = BOOTSTRAP
+    outcome = classify(job)
+    assert outcome.verdict is Verdict.FAIL and outcome.reason_class == "after_start"
+    assert f"exit code {EXIT_TASK_USED_RESERVED_CODE}" in outcome.reason
+    assert "bootstrap" not in outcome.reason

@@ -1,0 +1,115 @@
+"""S3 mode with the installed Airflow's real Task SDK: the token a job receives never reaches its log.
+
+Airflow 3.1's Task SDK logs ``Executing workload`` with the whole workload at start, and 3.1's
+workload model prints the token (3.2 and later hide it). The job's bootstrap hides the token on every
+version. Here the job runs the real bootstrap and the real Task SDK, which logs its start line and
+then fails to reach the execution API (nothing listens at the test's 127.0.0.1:9): the task fails,
+and what matters is the job's log, read whole from CloudWatch Logs and as the UI reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from types import SimpleNamespace
+
+import jwt
+import pytest
+
+from airflow_batch_executor.gateway import BatchGateway
+from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
+
+from .conftest import final_states, finished, pump, queue, workload
+
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+TASK_SDK_RUN_SECONDS = 180.0
+"""An upper bound for the Task SDK to start, retry the unreachable API and give up."""
+
+
+@pytest.fixture
+def s3_mode(batch_env, monkeypatch):
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", f"s3://{WORKLOAD_BUCKET}/{prefix}")
+    return prefix
+
+
+@pytest.fixture
+def written_tokens(monkeypatch) -> list[str]:
+    """The token of every workload object the executor writes, as the job will read it."""
+    tokens: list[str] = []
+    real_put = BatchGateway.put_object
+
+    def spy(self, bucket: str, key: str, body: bytes, kms_key_id: str | None = None) -> None:
+        if "token" in (written := json.loads(body)):  # a workload, not the health check's probe
+            tokens.append(written["token"])
+        real_put(self, bucket, key, body, kms_key_id)
+
+    monkeypatch.setattr(BatchGateway, "put_object", spy)
+    return tokens
+
+
+def whole_log(batch_env, job_id: str) -> list[str]:
+    """Every line of the job's CloudWatch Logs stream, oldest first (complete once the job ended)."""
+    record = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+    assert record["status"] in ("SUCCEEDED", "FAILED"), record["status"]
+    logs = batch_env.client("logs")
+    lines: list[str] = []
+    arguments = {"logGroupName": batch_env.log_group, "logStreamName": record["container"]["logStreamName"]}
+    token = None
+    while True:
+        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
+        lines += [event["message"] for event in page["events"]]
+        if not page["events"] or page["nextForwardToken"] == token:
+            return lines
+        token = page["nextForwardToken"]
+
+
+def test_the_real_task_sdk_runs_and_its_job_log_shows_no_token(
+    make_executor, batch_env, s3_mode, written_tokens
+):
+    item = workload("tokened")
+    # A token shaped like the ones Airflow signs (3.1 keeps the scheduler's; later versions re-sign).
+    item = item.model_copy(update={"token": jwt.encode({"sub": str(item.ti.id)}, "k" * 32, "HS256")})
+    model_prints_token = item.token in repr(item)
+    executor = make_executor()
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key), timeout=TASK_SDK_RUN_SECONDS)
+    assert final_states(events) == {item.ti.key: "failed"}  # the execution API is unreachable
+    job_id = next(info for _, state, info in events if state == "running")
+    assert written_tokens and all(JWT_SHAPED.fullmatch(token) for token in written_tokens)
+
+    lines = whole_log(batch_env, job_id)
+    [start] = [line for line in lines if "Executing workload" in line]  # the Task SDK really ran
+    assert str(item.ti.id) in start  # it printed this workload
+    text = "\n".join(lines)
+    for token in {item.token, *written_tokens}:
+        assert token not in text
+    assert JWT_SHAPED.search(text) is None, JWT_SHAPED.search(text)
+    if model_prints_token:  # Airflow 3.1: the line had the token, the bootstrap replaced it
+        assert "token='***'" in start
+    else:
+        assert "token=" not in start
+
+    api_server_executor = make_executor(start=False)
+    ti = SimpleNamespace(dag_id="dag", external_executor_id=job_id)
+    _, shown = api_server_executor.get_task_log(ti, 1)  # what the UI shows
+    assert shown and JWT_SHAPED.search("\n".join(shown)) is None
+    assert not any(token in line for token in written_tokens for line in shown)
+
+
+def test_whole_log_reads_every_page_of_a_long_log(batch_env):
+    """The check above reads the whole stream, not just its first page."""
+    batch = batch_env.client("batch")
+    job_id = batch.submit_job(
+        jobName=f"log-lines-{uuid.uuid4().hex[:8]}",
+        jobQueue=batch_env.job_queue,
+        jobDefinition=batch_env.job_definition,
+        containerOverrides={"command": ["python", "-c", "for i in range(30000): print(i)"]},
+    )["jobId"]
+    deadline = time.monotonic() + 60
+    while batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.1)
+    assert whole_log(batch_env, job_id) == [str(i) for i in range(30000)]
