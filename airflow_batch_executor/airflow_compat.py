@@ -132,6 +132,15 @@ def with_fresh_token(workload: Any, generator: Any) -> Any:
     )
 
 
+def parse_workload(body: bytes) -> Any:
+    """A workload from its JSON (an adopted job's object, to re-sign its token; Airflow 3.2+, the
+    versions that can sign tokens, have ``workloads.All``)."""
+    from airflow.executors.workloads import All
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(All).validate_json(body)
+
+
 def supports_connection_tests() -> bool:
     """Airflow 3.3 hands connection tests (``TestConnection`` workloads) to executors that opt in."""
     from airflow.executors.base_executor import BaseExecutor

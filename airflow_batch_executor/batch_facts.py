@@ -6,6 +6,8 @@ every module that needs one imports it from here, so a limit that changes change
 
 from __future__ import annotations
 
+import re
+
 JOB_STATUSES: tuple[str, ...] = (
     "SUBMITTED",
     "PENDING",
@@ -32,3 +34,9 @@ MAX_SCHEDULING_PRIORITY = 9999
 def batch_reason(text: str) -> str:
     """A reason TerminateJob accepts: Batch rejects longer ones instead of truncating them."""
     return text[:MAX_REASON_CHARS]
+
+
+DEFINITION_NOT_ACTIVE = re.compile(r"is not in ACTIVE status|does not exist or is not in ACTIVE status")
+"""How SubmitJob words its refusal of a job definition that is not (or no longer) ACTIVE:
+``JobDefinition arn:... is not in ACTIVE status`` / ``JobDefinition name X does not exist or is not in
+ACTIVE status`` (HTTP 400 ClientException)."""

@@ -2,9 +2,12 @@
 
 Every change of a base definition or of a task's image leaves the previous derived definitions
 behind. Only definitions this executor registered (tagged ``airflow-batch-executor.managed``) are ever
-candidates, and of those only the ones registered longer ago than the cut-off that no waiting or
-running job of any job queue still uses: deregistering a definition under a live job's feet is
-harmless to that job, but a scheduler that cached it would submit against an INACTIVE revision.
+candidates, and of those only the ones of this executor's team (a team's executor tags its own; untagged
+ones are the global executor's), last used longer ago than the cut-off, and used by no waiting or
+running job of any job queue. "Last used" is the ``last-used`` tag the registry refreshes whenever it
+looks a definition up again (every 10 minutes while tasks use it), else the registration time. A
+scheduler that still remembers a definition pruned under it is refused by SubmitJob and registers it
+anew (see ``definition_registry``), so pruning never fails a task.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from typing import Any
 
 from airflow_batch_executor.batch_facts import WAITING_STATUSES
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.job_definitions import BASE_TAG, MANAGED_TAG, REGISTERED_TAG
+from airflow_batch_executor.job_definitions import (
+    BASE_TAG,
+    LAST_USED_TAG,
+    MANAGED_TAG,
+    REGISTERED_TAG,
+    TEAM_TAG,
+)
 
 LIVE_STATUSES = (*sorted(WAITING_STATUSES), "RUNNING")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -44,31 +53,46 @@ class Verdict:
     reason: str
 
 
-def _registered_at(definition: Mapping[str, Any]) -> int | None:
+def _tag_time(definition: Mapping[str, Any], tag: str) -> int | None:
     try:
-        return int((definition.get("tags") or {})[REGISTERED_TAG])
+        return int((definition.get("tags") or {})[tag])
     except (KeyError, TypeError, ValueError):
         return None
 
 
+def _last_used(definition: Mapping[str, Any]) -> int | None:
+    """When the definition was last used, as far as its tags tell (its registration at the latest)."""
+    times = [t for tag in (LAST_USED_TAG, REGISTERED_TAG) if (t := _tag_time(definition, tag)) is not None]
+    return max(times, default=None)
+
+
 def judge(
-    definitions: Iterable[Mapping[str, Any]], in_use: set[str], older_than_seconds: int, now: float
+    definitions: Iterable[Mapping[str, Any]],
+    in_use: set[str],
+    older_than_seconds: int,
+    now: float,
+    team: str | None = None,
 ) -> list[Verdict]:
-    """A verdict for each managed ACTIVE definition; others are not even listed (pure)."""
+    """A verdict for each managed ACTIVE definition of ``team``; others are not even listed (pure).
+
+    ``age_seconds`` is the time since the definition was last used.
+    """
     verdicts = []
     for definition in definitions:
         tags = definition.get("tags") or {}
         if tags.get(MANAGED_TAG) != "true" or definition.get("status", "ACTIVE") != "ACTIVE":
             continue
-        registered = _registered_at(definition)
-        age = int(now - registered) if registered is not None else None
+        if tags.get(TEAM_TAG) != team:
+            continue
+        last_used = _last_used(definition)
+        age = int(now - last_used) if last_used is not None else None
         arn = definition["jobDefinitionArn"]
         if arn in in_use:
             prune, reason = False, "used by a waiting or running job"
         elif age is None:
-            prune, reason = False, f"no readable {REGISTERED_TAG} tag"
+            prune, reason = False, f"no readable {LAST_USED_TAG} or {REGISTERED_TAG} tag"
         elif age < older_than_seconds:
-            prune, reason = False, "registered more recently than --older-than"
+            prune, reason = False, "used more recently than --older-than"
         else:
             prune, reason = True, "unused and older than --older-than"
         verdicts.append(
@@ -96,7 +120,10 @@ def definitions_in_use(gateway: BatchGateway) -> set[str]:
     }
 
 
-def prune_verdicts(gateway: BatchGateway, older_than_seconds: int, now: float) -> list[Verdict]:
-    """The verdicts for the account's managed definitions, from live AWS answers."""
+def prune_verdicts(
+    gateway: BatchGateway, older_than_seconds: int, now: float, team: str | None = None
+) -> list[Verdict]:
+    """The verdicts for ``team``'s managed definitions (the global executor's for None), from live
+    AWS answers."""
     in_use = definitions_in_use(gateway)
-    return judge(gateway.job_definitions(), in_use, older_than_seconds, now)
+    return judge(gateway.job_definitions(), in_use, older_than_seconds, now, team)

@@ -3,8 +3,10 @@
 RegisterJobDefinition makes a new revision on every call, even for identical content, so each derived
 definition is looked up first (its name is a hash of its content; its ``hash`` tag must match) and
 registered only when no ACTIVE revision exists. The answer is remembered for ``ttl`` seconds, then
-checked again, so a definition deregistered meanwhile (``prune-definitions``) is registered anew
-instead of being submitted against for good.
+checked again; each check also tags the definition with when it was last used, which is what
+``prune-definitions`` judges by. A definition deregistered within the remembered window is refused by
+SubmitJob ("... is not in ACTIVE status"): the submitter then has the registry ``forget`` it and
+places the request again, which registers the definition anew, so a prune never fails a task.
 
 Many submit threads may need the same new definition at once (fifty tasks with one new image): a lock
 per name makes one of them look up and register while the others wait for its answer, so exactly one
@@ -24,9 +26,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.batch_facts import DEFINITION_NOT_ACTIVE
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.job_definitions import HASH_TAG, REGISTERED_TAG, DerivedDefinition
+from airflow_batch_executor.job_definitions import HASH_TAG, LAST_USED_TAG, REGISTERED_TAG, DerivedDefinition
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.rate_limit import RateLimiter
 
@@ -35,6 +38,15 @@ REGISTER_BURST = 2.0
 RECHECK_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
+
+
+def definition_not_active(error: ClientError) -> bool:
+    """Whether AWS Batch refused a request because its job definition is not (or no longer) ACTIVE."""
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return (
+        classify_api_error(error) is ApiErrorKind.REJECTED
+        and DEFINITION_NOT_ACTIVE.search(message) is not None
+    )
 
 
 class RegistryStopped(RuntimeError):
@@ -80,15 +92,39 @@ class DefinitionRegistry:
                 return arn
             if (arn := self.find(derived)) is not None:
                 self._metrics.incr("job_definition.found")
+                self._mark_used(arn)
             else:
                 arn = self._register(derived)
                 self._metrics.incr("job_definition.registered")
                 log.info("Registered job definition %s, derived from %s", arn, derived.base_name)
-            self._known[derived.name] = (time.monotonic(), arn)
+            with self._guard:
+                self._known[derived.name] = (time.monotonic(), arn)
             return arn
 
+    def forget(self, arn: str) -> bool:
+        """Stop remembering the definition with this ARN (Batch says it is not ACTIVE); True if it was
+        remembered, so the caller knows a new look-up can help."""
+        with self._guard:
+            names = [name for name, (_, known) in self._known.items() if known == arn]
+            for name in names:
+                del self._known[name]
+        return bool(names)
+
+    def _mark_used(self, arn: str) -> None:
+        """Tag the definition with now as its last use (best effort: pruning falls back on its age)."""
+        try:
+            self._gateway.tag_resource(arn, {LAST_USED_TAG: str(int(self._clock()))})
+        except Exception as error:  # noqa: BLE001 - a missing tag never stops a submission
+            log.warning(
+                "Could not tag job definition %s with its last use (%s); prune-definitions then judges it "
+                "by its registration time. The scheduler needs batch:TagResource on it.",
+                arn,
+                describe_api_error(error),
+            )
+
     def _remembered(self, name: str) -> str | None:
-        known = self._known.get(name)
+        with self._guard:
+            known = self._known.get(name)
         return known[1] if known is not None and time.monotonic() - known[0] < self._ttl else None
 
     def find(self, derived: DerivedDefinition) -> str | None:
@@ -105,7 +141,8 @@ class DefinitionRegistry:
         if not self.limiter.acquire(self._stop):
             raise RegistryStopped("executor shutting down; job definition not registered")
         request: dict[str, Any] = dict(derived.register_request)
-        request["tags"] = {**request["tags"], REGISTERED_TAG: str(int(self._clock()))}
+        now = str(int(self._clock()))
+        request["tags"] = {**request["tags"], REGISTERED_TAG: now, LAST_USED_TAG: now}
         try:
             return self._gateway.register_job_definition(request)
         except ClientError as error:

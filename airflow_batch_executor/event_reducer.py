@@ -62,7 +62,7 @@ def parse_event(body: str) -> StatusEvent | None:
     if message.get("detail-type") != EVENT_DETAIL_TYPE or not isinstance(detail, dict):
         return None
     job_id, status = detail.get("jobId"), detail.get("status")
-    if not isinstance(job_id, str) or status not in _RANK:
+    if not isinstance(job_id, str) or not isinstance(status, str) or status not in _RANK:
         return None
     return StatusEvent(job_id, status, detail)
 

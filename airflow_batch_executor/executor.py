@@ -17,12 +17,12 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow.models.taskinstancekey import TaskInstanceKey
 
 from airflow_batch_executor import airflow_compat
+from airflow_batch_executor.adoption import Orphan
 from airflow_batch_executor.airflow_compat import KeepsEventLogRows
 from airflow_batch_executor.definition_registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import require_healthy, run_health_checks
-from airflow_batch_executor.job_lookup import find_adoptable_jobs
 from airflow_batch_executor.job_supervisor import CONNECTION_TEST_REAPED_REASON, JobSupervisor, TaskEvent
 from airflow_batch_executor.metrics import Metrics
 from airflow_batch_executor.options import ExecutorOptions, connection_options, load_options, task_log_lines
@@ -210,24 +210,39 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         return read_task_log(gateway, ti.external_executor_id, limit)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
-        """Adopt every task instance whose Batch job still exists, found by id or by its name."""
-        assert self.gateway is not None and self.factory is not None and self.jobs is not None
-        try:
-            adopted = find_adoptable_jobs(self.gateway, tis, self.factory.locate)
-        except Exception as error:  # noqa: BLE001 - the scheduler resets the tasks instead
-            self.log.warning(
-                "Could not look up Batch jobs to adopt (%s); the scheduler will reset them", error
+        """Adopt every task instance that may still have a Batch job; hand back only those proven to
+        have none (found neither by the job id Airflow stored nor by the job's name).
+
+        Waits a few seconds at most: a task instance whose look-up AWS has not answered by then is
+        adopted, and its job is looked up in the background (see ``JobSupervisor.adopt``).
+        """
+        assert self.jobs is not None
+        orphans = [self._orphan(ti) for ti in tis]
+        found, searching, handed_back = self.jobs.adopt(orphans)
+        for ti in tis:
+            if ti.key in found or ti.key in searching:
+                self.running.add(ti.key)
+            if ti.key in found and ti.external_executor_id != found[ti.key]:
+                self.running_state(ti.key, found[ti.key])
+        if found or searching:
+            self.log.info(
+                "Adopted %d task instance(s) with Batch jobs (%d still being looked up); handed back %d "
+                "with none",
+                len(found) + len(searching),
+                len(searching),
+                len(handed_back),
             )
-            return tis
-        self.jobs.adopt((tis[index].key, found) for index, found in adopted.items())
-        for index, found in adopted.items():
-            self.running.add(tis[index].key)
-            if tis[index].external_executor_id != found.job_id:
-                self.running_state(tis[index].key, found.job_id)
-        self.metrics.incr("adopted", len(adopted))
-        if adopted:
-            self.log.info("Adopted %d task instance(s) with live Batch jobs", len(adopted))
-        return [ti for index, ti in enumerate(tis) if index not in adopted]
+        back = set(handed_back)
+        return [ti for ti in tis if ti.key in back]
+
+    def _orphan(self, ti: TaskInstance) -> Orphan:
+        """What adoption needs of a task instance, read here on the scheduler's thread."""
+        assert self.factory is not None
+        try:
+            job_queue, job_name = self.factory.locate(ti)
+        except TaskConfigError:
+            job_queue = job_name = None
+        return Orphan(ti.key, ti.external_executor_id or None, job_queue, job_name)
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Forget the task wherever it is, without events; terminate its job if one exists or appears.

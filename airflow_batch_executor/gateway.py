@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_PAUSE = 1.0
 RECONNECT_MAX_PAUSE = 60.0
+DELETE_OBJECTS_MAX_KEYS = 1000
 
 
 def _client_config(max_attempts: int) -> Config:
@@ -159,6 +160,9 @@ class BatchGateway:
         """Register a job definition revision, once (every call makes a new revision); returns its ARN."""
         return self._call("submit", "register_job_definition", **request)["jobDefinitionArn"]
 
+    def tag_resource(self, arn: str, tags: Mapping[str, str]) -> None:
+        self._call("batch", "tag_resource", resourceArn=arn, tags=dict(tags))
+
     def deregister_job_definition(self, job_definition: str) -> None:
         self._call("batch", "deregister_job_definition", jobDefinition=job_definition)
 
@@ -179,16 +183,50 @@ class BatchGateway:
         )["events"]
         return [event["message"] for event in events]
 
-    def put_object(self, bucket: str, key: str, body: bytes, kms_key_id: str | None = None) -> None:
-        """Write one private object, encrypted at rest: with the KMS key when given, else SSE-S3."""
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        kms_key_id: str | None = None,
+        *,
+        if_match: str | None = None,
+    ) -> str:
+        """Write one private object, encrypted at rest (the KMS key when given, else SSE-S3); its ETag.
+
+        With ``if_match`` S3 writes only over the object of that ETag: 412 when it changed, 404 when it
+        is gone, so a write can never bring back an object someone else consumed.
+        """
         encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
         if kms_key_id:
             encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-        self._call("s3", "put_object", Bucket=bucket, Key=key, Body=body, **encryption)
+        condition = {"IfMatch": if_match} if if_match else {}
+        answer = self._call("s3", "put_object", Bucket=bucket, Key=key, Body=body, **encryption, **condition)
+        return str(answer.get("ETag", ""))
+
+    def get_object(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """One object's body and ETag; ClientError ``NoSuchKey`` when it does not exist."""
+        answer = self._call("s3", "get_object", Bucket=bucket, Key=key)
+        return answer["Body"].read(), str(answer.get("ETag", ""))
 
     def delete_object(self, bucket: str, key: str) -> None:
         """Delete one object; S3 answers a missing object with success, so this is idempotent."""
         self._call("s3", "delete_object", Bucket=bucket, Key=key)
+
+    def delete_objects(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        """Delete up to 1,000 objects in one call; the keys S3 could not delete (missing ones count
+        as deleted)."""
+        if len(keys) > DELETE_OBJECTS_MAX_KEYS:
+            raise ValueError(f"delete_objects takes at most {DELETE_OBJECTS_MAX_KEYS} keys, got {len(keys)}")
+        if not keys:
+            return []
+        answer = self._call(
+            "s3",
+            "delete_objects",
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+        )
+        return [str(error.get("Key")) for error in answer.get("Errors", [])]
 
     def bucket_region(self, bucket: str) -> str:
         """The region a bucket lives in, from HeadBucket; ClientError when it does not exist (404).

@@ -39,7 +39,9 @@ MANAGED_TAG = "airflow-batch-executor.managed"
 BASE_TAG = "airflow-batch-executor.base"
 HASH_TAG = "airflow-batch-executor.hash"
 REGISTERED_TAG = "airflow-batch-executor.registered-at"
-MANAGED_TAGS = frozenset({MANAGED_TAG, BASE_TAG, HASH_TAG, REGISTERED_TAG})
+LAST_USED_TAG = "airflow-batch-executor.last-used"
+TEAM_TAG = "airflow-batch-executor.team"
+MANAGED_TAGS = frozenset({MANAGED_TAG, BASE_TAG, HASH_TAG, REGISTERED_TAG, LAST_USED_TAG, TEAM_TAG})
 HASH_LENGTH = 12
 MIN_EFS_PLATFORM_VERSION = (1, 4, 0)
 
@@ -144,8 +146,14 @@ def content_digest(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
-def derive(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> DerivedDefinition:
-    """The definition a task runs on: ``base`` (a DescribeJobDefinitions record) with ``overrides``."""
+def derive(
+    base: Mapping[str, Any], overrides: Mapping[str, Any], team: str | None = None
+) -> DerivedDefinition:
+    """The definition a task runs on: ``base`` (a DescribeJobDefinitions record) with ``overrides``.
+
+    A team's executor derives definitions of its own (the team is part of the content hash, and a
+    tag), so pruning one team's unused definitions never touches another's.
+    """
     base_name = base["jobDefinitionName"]
     properties = base.get("containerProperties")
     if not isinstance(properties, Mapping):
@@ -163,7 +171,7 @@ def derive(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> DerivedDefi
     user_tags = {k: v for k, v in (base.get("tags") or {}).items() if k not in MANAGED_TAGS}
     if user_tags:
         content["tags"] = user_tags
-    digest = content_digest({"base": base_name, **content})
+    digest = content_digest({"base": base_name, **content, **({"team": team} if team else {})})
     if len(user_tags) + len(MANAGED_TAGS) > MAX_TAGS_PER_JOB:
         raise TaskConfigError(
             f"the job definition {base_name!r} has {len(user_tags)} tags; a derived definition adds "
@@ -172,6 +180,8 @@ def derive(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> DerivedDefi
         )
     name = derived_name(base_name, digest)
     tags = {**user_tags, MANAGED_TAG: "true", BASE_TAG: base_name, HASH_TAG: digest}
+    if team:
+        tags[TEAM_TAG] = team
     return DerivedDefinition(base_name, name, digest, {"jobDefinitionName": name, **content, "tags": tags})
 
 

@@ -10,13 +10,16 @@ before retrying a SubmitJob whose answer was lost, and the CLI to list a deploym
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, JOB_STATUSES
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.naming import TEAM_TAG, team_tags
+from airflow_batch_executor.naming import SUBMISSION_TAG, TEAM_TAG, team_tags
+
+REVOKED_PREFIX = "Revoked by the Airflow scheduler"
+"""How every reason the executor gives Batch when it revokes a task begins (see ``REVOKE_REASON``)."""
 
 log = logging.getLogger(__name__)
 
@@ -31,49 +34,57 @@ def jobs_by_id(gateway: BatchGateway, job_ids: Iterable[str]) -> dict[str, dict[
     return found
 
 
+def jobs_named(
+    gateway: BatchGateway, job_queue: str, job_name: str, submission: str | None = None
+) -> list[dict[str, Any]]:
+    """Jobs with exactly this name, newest first, in every status but revoked.
+
+    ``submission`` keeps only the jobs of that queueing (its ``airflow.submission`` tag, read with
+    DescribeJobs): a try requeued after a revoke keeps its try number, hence its name, so the job of
+    the earlier queueing is a namesake. Jobs the scheduler revoked are left out: their try was queued
+    again and waits for a job of its own.
+    """
+    jobs = [job for job in gateway.find_jobs_by_name(job_queue, job_name) if not revoked(job)]
+    if submission is not None and jobs:
+        tagged = jobs_by_id(gateway, [job["jobId"] for job in jobs])
+        jobs = [
+            job
+            for job in jobs
+            if ((tagged.get(job["jobId"]) or {}).get("tags") or {}).get(SUBMISSION_TAG) == submission
+        ]
+    return jobs
+
+
 def find_job_by_name(
-    gateway: BatchGateway, job_queue: str, job_name: str, *, live_only: bool = False
+    gateway: BatchGateway,
+    job_queue: str,
+    job_name: str,
+    *,
+    live_only: bool = False,
+    submission: str | None = None,
 ) -> dict[str, Any] | None:
-    """The newest job with this exact name, preferring one that has not failed.
+    """The newest job with this exact name (see :func:`jobs_named`), preferring one that has not failed.
 
     ``live_only`` ignores failed jobs altogether: a job that failed before starting keeps its name
     when it is resubmitted, so a failed namesake is no proof that the current request reached Batch.
     """
-    jobs = gateway.find_jobs_by_name(job_queue, job_name)
+    jobs = jobs_named(gateway, job_queue, job_name, submission)
     live = [job for job in jobs if job.get("status") != "FAILED"]
     return (live or ([] if live_only else jobs) or [None])[0]
 
 
+def revoked(job: Mapping[str, Any]) -> bool:
+    """Whether the scheduler terminated this job because it revoked its task (the reason says so)."""
+    return str(job.get("statusReason") or "").startswith(REVOKED_PREFIX)
+
+
 @dataclass(frozen=True)
 class FoundJob:
-    """A live job of a task instance, with the name and queue the task's job is submitted under."""
+    """The job of a task instance try, with the name and queue the task's job is submitted under."""
 
     job_id: str
     job_name: str
     job_queue: str
-
-
-def find_adoptable_jobs(
-    gateway: BatchGateway, tis: Sequence[Any], locate: Callable[[Any], tuple[str, str]]
-) -> dict[int, FoundJob]:
-    """Map ``index in tis`` → its job, for every task instance whose Batch job still exists.
-
-    ``locate(ti)`` gives the (job queue, job name) the task instance's job was submitted with.
-    """
-    adopted: dict[int, FoundJob] = {}
-    with_id = {i: ti.external_executor_id for i, ti in enumerate(tis) if ti.external_executor_id}
-    known = jobs_by_id(gateway, with_id.values()) if with_id else {}
-    for index, ti in enumerate(tis):
-        job_queue, job_name = locate(ti)
-        job_id = with_id.get(index)
-        if job_id not in known:
-            job = find_job_by_name(gateway, job_queue, job_name)
-            if job is None:
-                continue
-            job_id = job["jobId"]
-            log.info("Found Batch job %s for %s by its name %s", job_id, ti, job_name)
-        adopted[index] = FoundJob(job_id=job_id, job_name=job_name, job_queue=job_queue)
-    return adopted
 
 
 def deployment_jobs(

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_batch_executor.adoption import AdoptionSearch, Lookup, Orphan
 from airflow_batch_executor.aws_errors import ApiErrorKind
 from airflow_batch_executor.batch_facts import WAITING_STATUSES, batch_reason
 from airflow_batch_executor.event_reducer import Novelty, novelty, progress_of
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.job_lookup import FoundJob
+from airflow_batch_executor.job_lookup import REVOKED_PREFIX
 from airflow_batch_executor.lifecycle import (
     Action,
     Decision,
@@ -38,19 +39,29 @@ from airflow_batch_executor.status_events import ReceivedEvent, StatusEventRecei
 from airflow_batch_executor.submitter import Submission, SubmitResult, Submitter, backoff_delay
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import JobTracker, TrackedJob, WorkloadKey
-from airflow_batch_executor.workload_transport import WorkloadHandoff, record_object_uri
+from airflow_batch_executor.workload_handoff import WorkloadHandoff
+from airflow_batch_executor.workload_objects import WorkloadObject
+from airflow_batch_executor.workload_transport import record_object_uri
 
 SHUTDOWN_REASON = (
     "Terminated by the Airflow scheduler on shutdown ([aws_batch_executor] terminate_jobs_on_shutdown)"
 )
-REVOKE_REASON = (
-    "Revoked by the Airflow scheduler: the task stayed queued past [scheduler] task_queued_timeout"
+REVOKE_REASON = f"{REVOKED_PREFIX}: the task stayed queued past [scheduler] task_queued_timeout"
+GIVEN_UP_REASON = "Stopped by the Airflow scheduler: the AWS Batch executor could no longer track its task"
+LATE_ADOPTION_REASON = (
+    "Stopped by the Airflow scheduler: this task instance try was handed back when a new scheduler "
+    "found no job for it, and a new try was scheduled"
 )
 CONNECTION_TEST_REAPED_REASON = (
     "Stopped by the Airflow scheduler: the connection test ran out of time ([connection_test] timeout)"
 )
 # Waiting for capacity: the bootstrap has not fetched the object yet (STARTING is about to).
 TOKEN_REFRESH_STATUSES = WAITING_STATUSES - {"STARTING"}
+TOKEN_CHECK_SECONDS = 1.0
+"""How often waiting jobs' tokens are checked (in memory) for a refresh; Batch sends no event while a
+job waits, so this clock, not Batch's news, keeps them fresh."""
+ADOPTION_WAIT_SECONDS = 5.0
+"""How long ``try_adopt_task_instances`` waits for AWS before adopting the unanswered provisionally."""
 
 UNTRACKED_EVENT_RECEIVES = 10
 """An event for a job this scheduler does not track is left on the queue (for the scheduler that
@@ -101,7 +112,7 @@ class JobSupervisor:
         self._factory = factory
         self._limits = Limits.from_options(options)
         self._handoff = WorkloadHandoff(
-            gateway, kms_key_id=options.workload_kms_key_id, generator=token_generator
+            gateway, kms_key_id=options.workload_kms_key_id, generator=token_generator, metrics=metrics
         )
         self._submitter = Submitter(
             gateway,
@@ -112,6 +123,8 @@ class JobSupervisor:
             metrics=metrics,
         )
         self._poller = StatusPoller(gateway, options.status_poll_interval)
+        self._adoption = AdoptionSearch(gateway)
+        self._next_token_check = 0.0
         self._reconcile_interval = options.status_reconcile_interval
         self._receiver: StatusEventReceiver | None = None
         if options.status_queue_url:
@@ -123,6 +136,7 @@ class JobSupervisor:
             )
 
     def start(self) -> None:
+        self._handoff.start()
         self._submitter.start()
         self._poller.start()
         if self._receiver is not None:
@@ -130,8 +144,8 @@ class JobSupervisor:
 
     @property
     def busy(self) -> bool:
-        """True while any job is tracked or any submission is under way."""
-        return bool(self.tracker) or bool(self._submitter)
+        """True while any job is tracked, any submission is under way or any adoption is searched."""
+        return bool(self.tracker) or bool(self._submitter) or bool(self._adoption)
 
     @property
     def submit_rate(self) -> float:
@@ -142,7 +156,7 @@ class JobSupervisor:
         earlier = self.tracker.supersede(key)
         if earlier is not None:
             log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
-            self._handoff.remove_later(earlier.workload_uri)
+            self._handoff.remove_later(earlier.workload)
         self._submitter.submit(Submission(key=key, request=request, spec=spec))
         return earlier.key if earlier is not None else None
 
@@ -157,6 +171,10 @@ class JobSupervisor:
             events += self._on_chunk(chunk)
         if self._poller.due() and self.tracker:
             self._poller.poll(self._jobs_to_describe())
+        for lookup in self._adoption.results():
+            events += self._isolated(lookup.orphan.key, self._on_late_lookup, lookup)
+        self._poller.hunt()
+        self._refresh_waiting_tokens()
         self._metrics.gauge("jobs.tracked", len(self.tracker))
         self._metrics.gauge("jobs.submitting", len(self._submitter))
         return events
@@ -171,7 +189,9 @@ class JobSupervisor:
                     key,
                 )
                 self._poller.terminate(result.job_id, REVOKE_REASON)
-            self._handoff.remove_later(submission.workload_uri)
+            elif submission.maybe_submitted:
+                self._hunt(submission, REVOKE_REASON)
+            self._handoff.remove_later(submission.workload)
             return []
         decision = after_submit(result, self._limits)
         if decision.action is Action.RESUBMIT:
@@ -185,7 +205,9 @@ class JobSupervisor:
         self._submitter.done(submission)
         if decision.action is Action.FAIL:
             self._metrics.incr("submit.failed")
-            self._handoff.remove_later(submission.workload_uri)
+            if submission.maybe_submitted:
+                self._hunt(submission, GIVEN_UP_REASON)
+            self._handoff.remove_later(submission.workload)
             return [_failed(key, decision)]
         assert result.job_id is not None
         self._metrics.incr("submit.ok")
@@ -263,23 +285,31 @@ class JobSupervisor:
             decision = after_record(job, record, self._limits, time.time())
             if decision.reason_class == "unknown_status":
                 log.warning("%s", decision.reason)
-            if job.workload_uri is None:
-                job.workload_uri = record_object_uri(record)
+            if job.workload is None and (uri := record_object_uri(record)) is not None:
+                job.workload = WorkloadObject(uri, adopted=True)
         return self._carry_out(job, decision)
+
+    def _refresh_waiting_tokens(self) -> None:
+        """Queue a token refresh for each waiting job whose token has half its lifetime left."""
+        now = time.monotonic()
+        if now < self._next_token_check or not self._handoff.signs_tokens:
+            return
+        self._next_token_check = now + TOKEN_CHECK_SECONDS
+        wall = time.time()
+        for job in self.tracker:
+            obj = job.workload
+            if obj is None or job.started or job.status not in TOKEN_REFRESH_STATUSES:
+                continue
+            if obj.refresh_due(wall):
+                spec = job.submission.spec if job.submission is not None else None
+                self._handoff.refresh_later(obj, spec.workload if spec is not None else None)
 
     def _carry_out(self, job: TrackedJob, decision: Decision) -> list[TaskEvent]:
         if decision.action is Action.WAIT:
-            if (
-                job.workload_uri
-                and job.status in TOKEN_REFRESH_STATUSES
-                and self._handoff.refresh_due(job.submission, time.time())
-            ):
-                assert job.submission is not None
-                self._handoff.refresh_later(job.submission, job.workload_uri)
             return []
         self.tracker.pop(job.job_id)
         if decision.action is not Action.RESUBMIT:
-            self._handoff.remove_later(job.workload_uri)
+            self._handoff.remove_later(job.workload)
         if decision.action is Action.SUCCEED:
             log.info("Batch job %s for %s succeeded", job.job_id, job.key)
             return [TaskEvent(job.key, "success", job.job_id)]
@@ -306,34 +336,107 @@ class JobSupervisor:
             return handler(*args)
         except Exception as error:
             log.exception("Handling the Batch job of %s failed", key)
-            self.forget(key)
-            reason = f"The AWS Batch executor could not track this task: {error!r}"
+            self.revoke(key, None, GIVEN_UP_REASON)
+            reason = (
+                f"The AWS Batch executor could not track this task ({error!r}), so it stopped its Batch "
+                "job and failed this try; Airflow's retries decide what happens next."
+            )
             return [_failed(key, Decision(Action.FAIL, reason, "batch job lost"))]
 
-    def forget(self, key: WorkloadKey) -> TrackedJob | None:
-        """Stop submitting and tracking this workload, wherever it is; returns its job if tracked."""
-        if (submission := self._submitter.forget(key)) is not None:
-            self._handoff.remove_later(submission.workload_uri)
-        job = self.tracker.for_key(key)
-        if job is None:
-            return None
-        self._handoff.remove_later(job.workload_uri)
-        return self.tracker.pop(job.job_id)
+    def _hunt(self, submission: Submission, reason: str) -> None:
+        """Terminate the job a SubmitJob with a lost answer may have made, once ListJobs shows it."""
+        self._poller.terminate_by_name(
+            submission.job_queue, submission.job_name, reason, submission.submission_id
+        )
 
     def revoke(self, key: WorkloadKey, known_job_id: str | None, reason: str = REVOKE_REASON) -> None:
-        """Forget the workload and terminate its job: the tracked one, or the id Airflow stored.
+        """Stop submitting, tracking and searching for this workload, and terminate its job wherever it
+        may be: the tracked one, the id Airflow stored, or one only its name can find.
 
         A job whose SubmitJob is still on the wire is terminated when its answer arrives.
         """
-        job = self.forget(key)
+        submission, in_flight = self._submitter.forget(key)
+        if submission is not None:
+            self._handoff.remove_later(submission.workload)
+            if submission.maybe_submitted and not in_flight:
+                self._hunt(submission, reason)
+        if (orphan := self._adoption.cancel(key)) is not None:
+            self._hunt_orphan(orphan, reason)
+        job = self.tracker.for_key(key)
+        if job is not None:
+            self._handoff.remove_later(job.workload)
+            self.tracker.pop(job.job_id)
         job_id = job.job_id if job is not None else known_job_id
         if job_id:
-            log.info("Revoking %s: terminating Batch job %s", key, job_id)
+            log.info("Stopping Batch job %s of %s: %s", job_id, key, reason)
             self._poller.terminate(job_id, reason)
 
-    def adopt(self, adopted: Iterable[tuple[WorkloadKey, FoundJob]]) -> None:
-        for key, found in adopted:
-            self.tracker.add(TrackedJob(found.job_id, key, found.job_name, found.job_queue, 1, time.time()))
+    def _hunt_orphan(self, orphan: Orphan, reason: str) -> None:
+        if orphan.job_queue is not None and orphan.job_name is not None:
+            self._poller.terminate_by_name(orphan.job_queue, orphan.job_name, reason)
+
+    def adopt(
+        self, orphans: list[Orphan]
+    ) -> tuple[dict[WorkloadKey, str], list[WorkloadKey], list[WorkloadKey]]:
+        """Adopt a dead scheduler's task instances: the job id of each one whose job was found, the
+        keys adopted while their job is still searched for, and the keys handed back.
+
+        Waits at most ``ADOPTION_WAIT_SECONDS`` for AWS. An orphan whose look-up is not answered by
+        then is adopted all the same, and searched for in the background (see :mod:`adoption`); only
+        one proven to have no job is handed back.
+        """
+        answered, searching = self._adoption.search(orphans, ADOPTION_WAIT_SECONDS)
+        adopted: dict[WorkloadKey, str] = {}
+        handed_back: list[WorkloadKey] = []
+        for lookup in answered:
+            if lookup.job is None:
+                handed_back.append(lookup.orphan.key)
+                self._hunt_orphan(lookup.orphan, LATE_ADOPTION_REASON)
+            else:
+                adopted[lookup.orphan.key] = self._track_adopted(lookup).job_id
+        if searching:
+            log.warning(
+                "AWS did not answer in time for %d adopted task instance(s); they stay adopted while "
+                "their Batch jobs are looked up in the background",
+                len(searching),
+            )
+        self._metrics.incr("adopted", len(adopted) + len(searching))
+        self._metrics.incr("adoption.handed_back", len(handed_back))
+        return adopted, [orphan.key for orphan in searching], handed_back
+
+    def _track_adopted(self, lookup: Lookup) -> TrackedJob:
+        assert lookup.job is not None
+        found = lookup.job
+        job = TrackedJob(found.job_id, lookup.orphan.key, found.job_name, found.job_queue, 1, time.time())
+        self.tracker.add(job)
+        return job
+
+    def _on_late_lookup(self, lookup: Lookup) -> list[TaskEvent]:
+        """A background adoption look-up answered: track the job found, or fail the try that has none."""
+        key = lookup.orphan.key
+        if lookup.job is not None:
+            job = self._track_adopted(lookup)
+            log.info("Found Batch job %s of adopted %s", job.job_id, key)
+            return [TaskEvent(key, "running", job.job_id)] if job.job_id != lookup.orphan.external_id else []
+        self._hunt_orphan(lookup.orphan, LATE_ADOPTION_REASON)
+        self._metrics.incr("adoption.not_found")
+        where = (
+            f"by its job name {lookup.orphan.job_name} in {lookup.orphan.job_queue}"
+            if lookup.orphan.job_name
+            else "by the job id Airflow stored"
+        )
+        return [
+            _failed(
+                key,
+                Decision(
+                    Action.FAIL,
+                    f"This task instance was adopted from a scheduler that stopped, and no AWS Batch job "
+                    f"exists for this try (looked up {where}): the old scheduler stopped before "
+                    "submitting it. This try is failed; Airflow's retries decide what happens next.",
+                    "batch job lost",
+                ),
+            )
+        ]
 
     def stop(self, *, terminate_jobs: bool) -> None:
         """Stop submitting; terminate the tracked jobs, or leave them for the next scheduler."""
@@ -348,6 +451,7 @@ class JobSupervisor:
         elif self.tracker:
             log.info("Shutting down: %d Batch job(s) keep running for the next scheduler", len(self.tracker))
         self._factory.close()
+        self._adoption.stop()
         self._submitter.stop()
         self._poller.stop()
         self._handoff.stop()

@@ -35,6 +35,23 @@ METRICS: dict[str, str] = {
     "status_events.missed": "counter: reconciliations (DescribeJobs) that found a state no event had told",
     "status_events.queue_failed": "counter: times the status queue stopped answering (polling took over)",
     "job_definition.found": "counter: derived job definitions found already registered (no new revision)",
+    "status_events.unreadable": (
+        "counter: status queue messages that are not Batch job state-change events "
+        "(left for the dead-letter queue)"
+    ),
+    "adoption.handed_back": "counter: task instances handed back at adoption, proven to have no Batch job",
+    "adoption.not_found": (
+        "counter: adopted task instances whose background look-up found no job (the try is failed)"
+    ),
+    "workload_objects.refreshed": (
+        "counter: workload objects rewritten with a new token while their job waited"
+    ),
+    "workload_objects.not_removed": (
+        "counter: workload objects S3 did not remove (left to the bucket's lifecycle rule)"
+    ),
+    "background.restarted.<thread>": (
+        "counter: background threads restarted after their loop crashed (submit, status events, objects)"
+    ),
 }
 
 

@@ -102,6 +102,9 @@ def identity_tags(identity: WorkloadIdentity) -> dict[str, str]:
 
 
 TEAM_TAG = "airflow.team"
+SUBMISSION_TAG = "airflow.submission"
+"""A random id per queueing of a workload: tells the job of this queueing from a namesake (the job of an
+earlier queueing of the same try, which the scheduler revoked and queued again)."""
 
 
 def team_tags(team: str | None) -> dict[str, str]:

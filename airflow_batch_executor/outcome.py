@@ -258,6 +258,16 @@ def _matches(patterns: Sequence[re.Pattern[str]], reasons: Sequence[str]) -> boo
     return any(p.search(r) for p in patterns for r in reasons)
 
 
+def container_started(job: Mapping[str, Any]) -> bool:
+    """Whether any attempt of this job ever started its container: the one test of "started".
+
+    Batch's top-level fields describe the latest attempt only; after a Batch-level retry the job is
+    RUNNABLE again with no top-level ``startedAt``, yet its first attempt ran the task.
+    """
+    job = _mapping(job)
+    return str(job.get("status")) == "RUNNING" or _container_started(job, _all_reasons(job))
+
+
 def _container_started(job: Mapping[str, Any], reasons: Sequence[str]) -> bool:
     if job.get("startedAt") is not None:
         return True

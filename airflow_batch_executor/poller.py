@@ -1,5 +1,10 @@
 """Job status off the scheduler's thread: DescribeJobs in chunks of 100, and TerminateJob calls.
 
+A job known only by its name (a SubmitJob whose answer was lost, for a task since revoked; a try
+handed back at adoption whose job shows up late) is hunted down by name: ListJobs lists a new job
+only after a delay, so the name is looked up again a few times over a few minutes, and every live
+job of that name (and queueing, when known) is terminated.
+
 Shaped like the submitter: the scheduler thread asks whether a round is ``due``, starts one with
 ``poll(job_ids)``, and drains finished chunks with ``results()``; the calls run on a small pool.
 A round starts only when the previous one has fully come back, so a slow Batch API slows polling
@@ -16,12 +21,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_executor.aws_errors import classify_api_error, describe_api_error
-from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS
+from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, FINAL_STATUSES
 from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.job_lookup import jobs_named
 
 DESCRIBE_THREADS = 4
+NAME_CHECKS_AFTER_SECONDS = (0.0, 15.0, 60.0, 180.0)
+"""When a job to be terminated by name is looked for, counted from the request."""
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NameHunt:
+    """Terminate every live job named ``job_name`` in ``job_queue`` (of queueing ``submission`` only,
+    when given), looking at each of ``due`` (monotonic times)."""
+
+    job_queue: str
+    job_name: str
+    submission: str | None
+    reason: str
+    due: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,7 @@ class StatusPoller:
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: dict[Future[list[dict[str, Any]]], list[str]] = {}
         self._next_round = 0.0
+        self._hunts: list[NameHunt] = []
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="batch-describe")
@@ -83,6 +104,48 @@ class StatusPoller:
                 and log.warning("Could not terminate Batch job %s: %s", job_id, done.exception())
             )
         )
+
+    def terminate_by_name(
+        self, job_queue: str, job_name: str, reason: str, submission: str | None = None
+    ) -> None:
+        """Terminate the live jobs of this name (and queueing) now and at the later checks."""
+        now = time.monotonic()
+        due = tuple(now + delay for delay in NAME_CHECKS_AFTER_SECONDS)
+        self._hunts.append(NameHunt(job_queue, job_name, submission, reason, due))
+
+    @property
+    def hunting(self) -> int:
+        return len(self._hunts)
+
+    def hunt(self) -> None:
+        """Start the name look-ups that are due (from the scheduler's thread, every heartbeat)."""
+        assert self._pool is not None
+        now = time.monotonic()
+        later = []
+        for hunt in self._hunts:
+            if hunt.due[0] > now:
+                later.append(hunt)
+                continue
+            self._pool.submit(self._hunt_once, hunt)
+            if len(hunt.due) > 1:
+                later.append(
+                    NameHunt(hunt.job_queue, hunt.job_name, hunt.submission, hunt.reason, hunt.due[1:])
+                )
+        self._hunts = later
+
+    def _hunt_once(self, hunt: NameHunt) -> None:
+        try:
+            for job in jobs_named(self._gateway, hunt.job_queue, hunt.job_name, hunt.submission):
+                if job.get("status") in FINAL_STATUSES:
+                    continue
+                log.warning("Terminating Batch job %s (%s): %s", job["jobId"], hunt.job_name, hunt.reason)
+                self._gateway.terminate_job(job["jobId"], hunt.reason)
+        except Exception as error:  # noqa: BLE001 - the next check looks again
+            log.warning(
+                "Could not look for Batch jobs named %s to terminate (%s); looking again later",
+                hunt.job_name,
+                describe_api_error(error),
+            )
 
     def stop(self) -> None:
         if self._pool is not None:

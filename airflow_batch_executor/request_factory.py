@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from botocore.exceptions import ClientError
 from botocore.model import Shape
 from botocore.session import get_session
 from botocore.validate import ParamValidator
@@ -50,7 +51,7 @@ from airflow_batch_executor.batch_facts import (
     MAX_TAGS_PER_JOB,
     MIN_ATTEMPT_DURATION_SECONDS,
 )
-from airflow_batch_executor.definition_registry import DefinitionRegistry
+from airflow_batch_executor.definition_registry import DefinitionRegistry, definition_not_active
 from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.job_definitions import (
     OVERRIDES_KEY,
@@ -60,11 +61,11 @@ from airflow_batch_executor.job_definitions import (
     derive,
 )
 from airflow_batch_executor.merging import deep_merge
-from airflow_batch_executor.naming import identity_tags, job_name, team_tags
+from airflow_batch_executor.naming import SUBMISSION_TAG, identity_tags, job_name, team_tags
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.placement import PlacementCatalog, place
 from airflow_batch_executor.task_specs import JobSpec, task_instance_spec
-from airflow_batch_executor.workload_transport import job_command
+from airflow_batch_executor.workload_transport import job_command, submission_id
 
 STARTUP_MARGIN_SECONDS = 120
 EXECUTOR_CONTAINER_ENV = "AIRFLOW_IS_EXECUTOR_CONTAINER"
@@ -219,13 +220,15 @@ class RequestFactory:
             seconds = math.ceil(spec.execution_timeout) + STARTUP_MARGIN_SECONDS
             request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_DURATION_SECONDS, seconds)}
         request["jobName"] = self.job_name(spec)
-        command = job_command(spec, request["jobName"], self.options.workload_transport)
+        nonce = submission_id()
+        command = job_command(spec, request["jobName"], self.options.workload_transport, nonce)
         request.setdefault("containerOverrides", {})["command"] = command
         _with_environment(request, self.api_url)
         request["tags"] = {
             **(request.get("tags") or {}),
             **identity_tags(spec.identity),
             **team_tags(self.options.team_name),
+            SUBMISSION_TAG: nonce,
         }
         if problems := request_problems(request):
             raise TaskConfigError(
@@ -251,7 +254,7 @@ class RequestFactory:
         if not overrides or self.catalog is None:
             return None
         base = self.catalog.definition(request["jobDefinition"])
-        derived = derive(base, overrides)
+        derived = derive(base, overrides, self.options.team_name)
         if refusals := definition_refusals(overrides, self.options, base=base["containerProperties"]):
             raise refusal_error(refusals)
         if problems := definition_problems(derived):
@@ -262,6 +265,15 @@ class RequestFactory:
                 f"{OVERRIDES_KEY}), or route the task to a job queue and definition of the right platform",
             )
         return derived
+
+    def definition_refused(self, request: Mapping[str, Any], error: ClientError) -> bool:
+        """Whether SubmitJob refused a derived definition the registry handed out that is no longer
+        ACTIVE (pruned meanwhile); the registry then forgets it, so placing again registers it anew."""
+        return (
+            self.registry is not None
+            and definition_not_active(error)
+            and self.registry.forget(str(request.get("jobDefinition")))
+        )
 
     def _check_chosen_definition(self, reference: str, *, derived: bool) -> None:
         """Refuse a definition the task chose whose roles are neither allowed nor the default's own."""

@@ -5,8 +5,10 @@ thread drains it with ``results()``; whether an event is news, and whether its m
 deleted, is decided there (only that thread knows which jobs are tracked), and the receipts it hands
 back with ``acknowledge()`` are deleted in batches by a second thread. Nothing here blocks a heartbeat.
 
-While the queue does not answer, ``answering`` is False and the supervisor describes every job at
-the normal poll interval instead; the receiver keeps trying, and events flow again once it answers.
+While the queue does not answer, or the receiver thread crashed and is being restarted, ``answering``
+is False and the supervisor describes every job at the normal poll interval instead; the receiver
+keeps trying, and events flow again once it answers. A message that cannot be read is left on the
+queue, so SQS moves it to the dead-letter queue after its receive limit; it never stops the receiver.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_executor.aws_errors import describe_api_error
+from airflow_batch_executor.background import SupervisedThread
 from airflow_batch_executor.event_reducer import StatusEvent, parse_event
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.queue_gateway import WAIT_SECONDS, StatusQueueGateway
@@ -46,12 +49,14 @@ class StatusEventReceiver:
         self._received: list[ReceivedEvent] = []
         self._acknowledged: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[SupervisedThread] = []
         self.answering = True
 
     def start(self) -> None:
         for name, target in (("batch-status-events", self._receive), ("batch-status-acks", self._delete)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = SupervisedThread(
+                name, target, self._stopping, metrics=self._metrics, on_crash=self._lost
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -92,7 +97,12 @@ class StatusEventReceiver:
     def _keep(self, messages: list[dict[str, Any]]) -> None:
         received = []
         for message in messages:
-            event = parse_event(message.get("Body", ""))
+            try:
+                event = parse_event(message.get("Body", ""))
+                count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+                receipt = message["ReceiptHandle"]
+            except Exception:  # noqa: BLE001 - one unreadable message must never stop the rest
+                event = None
             if event is None:
                 log.warning(
                     "Message %s on the status queue %s is not a Batch Job State Change event; it is left "
@@ -100,14 +110,14 @@ class StatusEventReceiver:
                     message.get("MessageId"),
                     self._url,
                 )
+                self._metrics.incr("status_events.unreadable")
                 continue
-            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-            received.append(ReceivedEvent(message["ReceiptHandle"], count, event))
+            received.append(ReceivedEvent(receipt, count, event))
         self._metrics.incr("status_events.received", len(received))
         with self._lock:
             self._received += received
 
-    def _lost(self, error: Exception) -> None:
+    def _lost(self, error: BaseException) -> None:
         if self.answering:
             self.answering = False
             self._metrics.incr("status_events.queue_failed")

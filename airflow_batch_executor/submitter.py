@@ -8,7 +8,7 @@ A retry after an ambiguous failure (read timeout, dropped connection) first look
 deterministic name: SubmitJob is not idempotent, and a request that did reach Batch must not become
 a second job for the same task instance try.
 
-Handing the workload over (:class:`~airflow_batch_executor.workload_transport.WorkloadHandoff`) is
+Handing the workload over (:class:`~airflow_batch_executor.workload_handoff.WorkloadHandoff`) is
 part of each attempt: a fresh token, and in S3 mode the object the job will read, written before
 SubmitJob and removed again when SubmitJob definitely failed. After an ambiguous failure the object
 stays: the job that may exist needs it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import random
 import threading
@@ -25,19 +26,27 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.background import SupervisedThread
 from airflow_batch_executor.definition_registry import RegistryStopped
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.job_lookup import find_job_by_name
 from airflow_batch_executor.metrics import GLOBAL, Metrics
+from airflow_batch_executor.naming import SUBMISSION_TAG
 from airflow_batch_executor.rate_limit import RateLimiter
 from airflow_batch_executor.task_specs import JobSpec
 from airflow_batch_executor.tracker import WorkloadKey
-from airflow_batch_executor.workload_transport import WorkloadHandoff, WriteFailed, request_object_uri
+from airflow_batch_executor.workload_handoff import WorkloadConsumed, WorkloadHandoff, WriteFailed
+from airflow_batch_executor.workload_objects import WorkloadObject
+from airflow_batch_executor.workload_transport import request_object_uri
 
 if TYPE_CHECKING:
     from airflow_batch_executor.request_factory import RequestFactory
+
+log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
@@ -50,15 +59,25 @@ def backoff_delay(attempt: int) -> float:
 
 @dataclass(slots=True, eq=False)
 class Submission:
-    """One workload's way to a Batch job, across its attempts; compared and hashed by identity."""
+    """One workload's way to a Batch job, across its attempts; compared and hashed by identity.
+
+    ``key``, ``request`` and ``spec`` never change. ``attempt`` and ``maybe_submitted`` are written
+    by the submit thread making an attempt and read by the scheduler's thread only once that
+    attempt's result came back (the results queue orders the two); a submission is never in two
+    attempts at once. ``workload`` guards its own fields (see
+    :class:`~airflow_batch_executor.workload_objects.WorkloadObject`).
+    """
 
     key: WorkloadKey
     request: dict[str, Any]
     spec: JobSpec | None = None
     attempt: int = 0
     maybe_submitted: bool = False
-    token_window: tuple[float, float] | None = None  # (issued, expires) of the token last handed over
-    refreshing: bool = False
+    workload: WorkloadObject | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        uri = request_object_uri(self.request)
+        self.workload = WorkloadObject(uri) if uri is not None else None
 
     @property
     def job_name(self) -> str:
@@ -69,9 +88,9 @@ class Submission:
         return self.request["jobQueue"]
 
     @property
-    def workload_uri(self) -> str | None:
-        """The S3 object the job reads its workload from (S3 mode only)."""
-        return request_object_uri(self.request)
+    def submission_id(self) -> str | None:
+        """This queueing's id, as its jobs are tagged (see ``naming.SUBMISSION_TAG``)."""
+        return (self.request.get("tags") or {}).get(SUBMISSION_TAG)
 
 
 @dataclass(frozen=True)
@@ -125,11 +144,11 @@ class Submitter:
         self._live: dict[WorkloadKey, Submission] = {}  # touched by the scheduler's thread only
         self._in_flight = 0
         self._results: queue.SimpleQueue[SubmitResult] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[SupervisedThread] = []
 
     def start(self) -> None:
         for index in range(self._concurrency):
-            thread = threading.Thread(target=self._work, name=f"batch-submit-{index}", daemon=True)
+            thread = SupervisedThread(f"batch-submit-{index}", self._work, self._stop, metrics=self._metrics)
             thread.start()
             self._threads.append(thread)
 
@@ -154,23 +173,30 @@ class Submitter:
         if self.is_live(submission):
             del self._live[submission.key]
 
-    def forget(self, key: WorkloadKey) -> Submission | None:
-        """Drop the key's live submission: unsent, it is never sent; in flight, its result is not live."""
-        if (submission := self._live.pop(key, None)) is not None:
-            self._cancel(submission)
-        return submission
+    def forget(self, key: WorkloadKey) -> tuple[Submission | None, bool]:
+        """Drop the key's live submission: unsent, it is never sent; in flight, its result is not live.
+
+        Returns the submission and whether it was in flight (its result will still come back).
+        """
+        if (submission := self._live.pop(key, None)) is None:
+            return None, False
+        return submission, self._cancel(submission)
 
     def __len__(self) -> int:
         """Keys with a live submission: waiting, in flight, or with a result not yet handled."""
         return len(self._live)
 
-    def _cancel(self, submission: Submission) -> None:
+    def _cancel(self, submission: Submission) -> bool:
+        """Take the submission off the heap; True when it was not there (in flight, or its result is
+        waiting to be drained)."""
         with self._cond:
             before = len(self._heap)
             self._heap = [item for item in self._heap if item.submission is not submission]
             heapq.heapify(self._heap)
             if len(self._heap) == before:
                 self._cancelled.add(submission)
+                return True
+            return False
 
     def results(self) -> list[SubmitResult]:
         drained = []
@@ -179,12 +205,6 @@ class Submitter:
                 drained.append(self._results.get_nowait())
             except queue.Empty:
                 return drained
-
-    @property
-    def pending(self) -> int:
-        """Submissions waiting or in flight."""
-        with self._cond:
-            return len(self._heap) + self._in_flight
 
     def drop_waiting(self) -> list[Submission]:
         """Remove and return every submission not yet sent (scheduler shutdown)."""
@@ -233,21 +253,23 @@ class Submitter:
         try:
             if submission.maybe_submitted:
                 existing = find_job_by_name(
-                    self._gateway, submission.job_queue, submission.job_name, live_only=True
+                    self._gateway,
+                    submission.job_queue,
+                    submission.job_name,
+                    live_only=True,
+                    submission=submission.submission_id,
                 )
                 if existing is not None:
                     return SubmitResult(submission, job_id=existing["jobId"], found_existing=True)
-            request = submission.request
-            if self._factory is not None and submission.spec is not None:
-                request = self._factory.place(request, submission.spec)
+            request = self._placed(submission)
             if not self.limiter.acquire(self._stop):
                 return SubmitResult(
                     submission, error_kind=ApiErrorKind.NETWORK, error="executor shutting down"
                 )
             if self._handoff is not None:
                 request = self._handoff.prepare(submission, request)
-            return SubmitResult(submission, job_id=self._send(request))
-        except WriteFailed as error:
+            return SubmitResult(submission, job_id=self._send(submission, request))
+        except (WriteFailed, WorkloadConsumed) as error:
             if error.kind is ApiErrorKind.THROTTLED:
                 self.limiter.throttled()
             return SubmitResult(submission, error_kind=error.kind, error=str(error))
@@ -263,14 +285,34 @@ class Submitter:
                 submission.maybe_submitted = True
             return SubmitResult(submission, error_kind=kind, error=describe_api_error(error))
 
-    def _send(self, request: dict[str, Any]) -> str:
-        """SubmitJob once; the workload object of a request that definitely did not become a job goes."""
+    def _placed(self, submission: Submission) -> dict[str, Any]:
+        if self._factory is None or submission.spec is None:
+            return submission.request
+        return self._factory.place(submission.request, submission.spec)
+
+    def _send(self, submission: Submission, request: dict[str, Any]) -> str:
+        """SubmitJob once, or twice when Batch refuses a derived job definition that was deregistered
+        (``prune-definitions``) since the registry last looked: it is then registered anew.
+
+        The workload object of a request that definitely did not become a job is removed.
+        """
         started = time.monotonic()
         try:
-            job_id = self._gateway.submit_job(request)
+            try:
+                job_id = self._gateway.submit_job(request)
+            except ClientError as error:
+                if self._factory is None or not self._factory.definition_refused(request, error):
+                    raise
+                log.info(
+                    "%s: job definition %s is no longer ACTIVE; registering it again",
+                    submission.key,
+                    request["jobDefinition"],
+                )
+                request = {**self._placed(submission), "containerOverrides": request["containerOverrides"]}
+                job_id = self._gateway.submit_job(request)
         except Exception as error:
             if self._handoff is not None and classify_api_error(error) is not ApiErrorKind.AMBIGUOUS:
-                self._handoff.discard(request)
+                self._handoff.discard(submission)
             raise
         self._metrics.timing("submit.latency", (time.monotonic() - started) * 1000)
         return job_id

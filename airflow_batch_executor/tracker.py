@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_executor.event_reducer import Progress, progress_of
+from airflow_batch_executor.outcome import container_started
 
 if TYPE_CHECKING:
     from airflow_batch_executor.submitter import Submission
+    from airflow_batch_executor.workload_objects import WorkloadObject
 
 WorkloadKey = Hashable
 
@@ -33,7 +35,7 @@ class TrackedJob:
     status_reason: str | None = None
     missing_checks: int = 0
     started: bool = field(default=False)
-    workload_uri: str | None = None  # S3 mode: the object the job reads its workload from
+    workload: WorkloadObject | None = None  # S3 mode: the object the job reads its workload from
     heard_at: float = 0.0  # when Batch last told us of this job (an event or a record); 0: never
     progress: Progress | None = None  # the furthest state applied; None until Batch told us any
 
@@ -47,7 +49,7 @@ class TrackedJob:
             attempt=submission.attempt,
             submitted_at=now,
             submission=submission,
-            workload_uri=submission.workload_uri,
+            workload=submission.workload,
             heard_at=now,
             progress=progress_of({"status": "SUBMITTED"}),
         )
@@ -58,7 +60,7 @@ class TrackedJob:
         changed = (status, reason) != (self.status, self.status_reason)
         self.status, self.status_reason, self.missing_checks = status, reason, 0
         self.progress = max(self.progress or (-1, -1), progress_of(record))
-        if status == "RUNNING" or record.get("startedAt"):
+        if not self.started and container_started(record):
             self.started = True
             self.submission = None
         return changed

@@ -223,7 +223,7 @@ def prune_definitions(args: argparse.Namespace) -> None:
         print(f"--older-than {error}")
         raise SystemExit(1) from None
     gateway = _gateway(options)
-    verdicts = prune_verdicts(gateway, older_than, time.time())
+    verdicts = prune_verdicts(gateway, older_than, time.time(), options.team_name)
     pruned = 0
     for verdict in verdicts:
         if verdict.prune and args.yes:
@@ -234,7 +234,7 @@ def prune_definitions(args: argparse.Namespace) -> None:
             action = "would deregister" if verdict.prune else "keep"
         age = _duration(verdict.age_seconds) if verdict.age_seconds is not None else "?"
         definition = f"{verdict.name}:{verdict.revision}"
-        print(f"{action:16}  {definition}  age {age}  base {verdict.base_name}  ({verdict.reason})")
+        print(f"{action:16}  {definition}  last used {age} ago  base {verdict.base_name}  ({verdict.reason})")
     candidates = sum(verdict.prune for verdict in verdicts)
     if args.yes:
         print(f"{pruned} derived job definition(s) deregistered")

@@ -95,10 +95,12 @@ def get_cli_commands() -> list[GroupCommand]:
                 ),
                 ActionCommand(
                     name="prune-definitions",
-                    help="Deregister the job definitions this executor derived for tasks that no waiting "
-                    "or running job uses (a dry run unless --yes)",
+                    help=(
+                        "Deregister the job definitions this executor (of --team) derived for tasks, "
+                        "unused for --older-than and by every waiting or running job (dry run unless --yes)"
+                    ),
                     func=lazy_load_command(f"{COMMANDS}.prune_definitions"),
-                    args=(ARG_OLDER_THAN, ARG_YES, ARG_VERBOSE),
+                    args=(ARG_OLDER_THAN, ARG_YES, ARG_TEAM, ARG_VERBOSE),
                 ),
             ],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import jwt
@@ -73,6 +74,8 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:9/execution/",
     }
     assert request["containerOverrides"]["resourceRequirements"][1] == {"type": "MEMORY", "value": "1024"}
+    submission_tag = request["tags"].pop("airflow.submission")
+    assert re.fullmatch(r"[0-9a-f]{12}", submission_tag), "a random id per queueing"
     assert request["tags"] == {
         "airflow.dag_id": "dag",
         "airflow.task_id": "real",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airflow_batch_executor import task_specs as task_specs_module
@@ -120,11 +122,14 @@ def test_terminating_finished_or_unknown_jobs_is_harmless(make_executor, batch_e
     assert job["status"] == "SUCCEEDED"
 
 
-def test_an_error_handling_one_result_fails_only_that_task(make_executor, batch_env, faults, monkeypatch):
+def test_an_error_handling_one_result_fails_only_that_task_and_stops_its_job(
+    make_executor, batch_env, faults, monkeypatch
+):
     from airflow_batch_executor import lifecycle
 
+    batch_env.faults.stuck_in_runnable(pattern="dag-waiting-*")
     executor = make_executor()
-    broken, fine = workload("ok", run_id="broken"), workload("ok", run_id="fine")
+    broken, fine = workload("waiting", run_id="broken"), workload("ok", run_id="fine")
     real_classify = lifecycle.classify
 
     def classify(record):
@@ -136,9 +141,15 @@ def test_an_error_handling_one_result_fails_only_that_task(make_executor, batch_
     queue(executor, broken, fine)
     events = pump(executor, finished(broken.ti.key, fine.ti.key))
     assert final_states(events) == {broken.ti.key: "failed", fine.ti.key: "success"}
-    assert "could not track this task: KeyError('surprise')" in next(
-        i for k, s, i in events if k == broken.ti.key and s == "failed"
-    )
+    reason = next(i for k, s, i in events if k == broken.ti.key and s == "failed")
+    assert "could not track this task (KeyError('surprise'))" in reason and "stopped its Batch job" in reason
+    job_id = next(i for k, s, i in events if k == broken.ti.key and s == "running")
+    client = batch_env.client("batch")
+    deadline = time.monotonic() + 30
+    while (job := client.describe_jobs(jobs=[job_id])["jobs"][0])["status"] != "FAILED":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["statusReason"].startswith("Stopped by the Airflow scheduler: the AWS Batch executor could")
 
 
 def test_an_unexpected_error_preparing_a_job_fails_only_that_task(

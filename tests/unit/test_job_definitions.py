@@ -16,8 +16,10 @@ from airflow_batch_executor.errors import OptionError, TaskConfigError
 from airflow_batch_executor.job_definitions import (
     BASE_TAG,
     HASH_TAG,
+    LAST_USED_TAG,
     MANAGED_TAG,
     REGISTERED_TAG,
+    TEAM_TAG,
     definition_overrides,
     definition_problems,
     derive,
@@ -566,16 +568,50 @@ def test_only_managed_old_unused_definitions_are_pruned():
     unreadable = managed("untagged", 1, None)
     hand_made = {**managed("hand", 1, "0"), "tags": {"team": "x"}}
     inactive = {**managed("gone", 1, "0"), "status": "INACTIVE"}
+    used_lately = managed("used", 1, str(now - 3000), **{LAST_USED_TAG: str(now - 60)})
+    other_team = managed("theirs", 1, "0", **{TEAM_TAG: "team_b"})
     verdicts = judge(
-        [old, recent, busy, unreadable, hand_made, inactive], {busy["jobDefinitionArn"]}, 600, now
+        [old, recent, busy, unreadable, hand_made, inactive, used_lately, other_team],
+        {busy["jobDefinitionArn"]},
+        600,
+        now,
     )
     assert {(v.name, v.prune, v.reason) for v in verdicts} == {
         ("old", True, "unused and older than --older-than"),
-        ("new", False, "registered more recently than --older-than"),
+        ("new", False, "used more recently than --older-than"),
+        ("used", False, "used more recently than --older-than"),
         ("busy", False, "used by a waiting or running job"),
-        ("untagged", False, f"no readable {REGISTERED_TAG} tag"),
+        ("untagged", False, f"no readable {LAST_USED_TAG} or {REGISTERED_TAG} tag"),
     }
     assert next(v for v in verdicts if v.name == "old").age_seconds == 3000
+    assert next(v for v in verdicts if v.name == "used").age_seconds == 60, "judged by its last use"
+
+
+def test_a_teams_prune_sees_only_its_own_definitions():
+    now = 1_000_000
+    ours, theirs, global_ = (
+        managed("ours", 1, "0", **{TEAM_TAG: "team_a"}),
+        managed("theirs", 1, "0", **{TEAM_TAG: "team_b"}),
+        managed("global", 1, "0"),
+    )
+    assert [v.name for v in judge([ours, theirs, global_], set(), 600, now, "team_a")] == ["ours"]
+    assert [v.name for v in judge([ours, theirs, global_], set(), 600, now)] == ["global"]
+
+
+def test_a_teams_derived_definition_is_its_own():
+    base = {
+        "jobDefinitionName": "airflow-worker",
+        "type": "container",
+        "containerProperties": {"image": "base:1"},
+    }
+    overrides = {"image": "repo/etl:2"}
+    global_, team_a, team_b = (derive(base, overrides, team) for team in (None, "team_a", "team_b"))
+    assert len({global_.name, team_a.name, team_b.name}) == 3
+    assert (
+        team_a.register_request["tags"][TEAM_TAG] == "team_a"
+        and TEAM_TAG not in global_.register_request["tags"]
+    )
+    assert derive(base, overrides).name == global_.name, "the global executor's names are unchanged"
 
 
 @pytest.mark.parametrize("text, seconds", [("30d", 2_592_000), ("12h", 43_200), ("90m", 5400), ("0s", 0)])

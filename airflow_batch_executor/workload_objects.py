@@ -1,0 +1,191 @@
+"""Workload objects in S3 once written: what the executor knows of each, and the background work on them.
+
+A job's bootstrap reads its workload object and deletes it, so a consumed object must never come
+back: a Batch retry of a job whose container already started, or a second job of the same try, would
+find it and run the try again. Every rewrite the executor makes of an object a job may already hold
+(a token refresh, a retry after a lost SubmitJob answer) is therefore conditional on the ETag of the
+executor's own last write (S3 ``If-Match``): S3 refuses it (412, or 404 for a deleted object) once
+anyone else changed or deleted the object, and the executor then knows the object is consumed.
+
+Background work (token refreshes, removals) runs on a few object worker threads, never in the
+scheduler's heartbeat. Refreshes go first: a removal only tidies up, while a late refresh lets a
+waiting job's token expire. Removals are batched (DeleteObjects, 1,000 keys per call). Shutdown waits
+at most ``SHUTDOWN_SECONDS`` for what is queued; objects still queued for removal then are left to the
+bucket's lifecycle rule (the template's expires them after a day), and the count is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from airflow_batch_executor.aws_errors import describe_api_error
+from airflow_batch_executor.background import SupervisedThread
+from airflow_batch_executor.gateway import DELETE_OBJECTS_MAX_KEYS, BatchGateway
+from airflow_batch_executor.metrics import GLOBAL, Metrics
+
+OBJECT_WORKERS = 2
+SHUTDOWN_SECONDS = 5.0
+"""How long the executor's shutdown waits for queued S3 work (removals) before leaving it."""
+
+log = logging.getLogger(__name__)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+@dataclass(eq=False)
+class WorkloadObject:
+    """One workload object and what the executor knows of it.
+
+    Ownership: ``etag``, ``token_window`` and ``consumed`` are read and written only while holding
+    ``lock`` (by a submit thread writing the object before SubmitJob, or an object worker refreshing
+    it). ``removed`` and ``refresh_queued`` are set by the scheduler's thread without the lock (it must
+    never wait for an S3 call); a writer checks ``removed`` before writing and again after, deleting
+    what it wrote if the object was given up meanwhile.
+    """
+
+    uri: str
+    etag: str | None = None
+    """ETag of the executor's last write; None when it wrote none (yet, or since removing it), or
+    the object was written by another scheduler (adopted) and not read yet."""
+    token_window: tuple[float, float] | None = None
+    """(issued, expires) of the token last written; None when unknown or not signed here."""
+    consumed: bool = False
+    """A conditional write found the object changed or gone: a job read it. Never written again."""
+    removed: bool = False
+    """The job is over or unwanted: the object is (being) removed and never written again."""
+    refresh_queued: bool = False
+    adopted: bool = False
+    """Written by another scheduler: its ETag and token are learnt by reading it once."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def bucket_key(self) -> tuple[str, str]:
+        return split_uri(self.uri)
+
+    def refresh_due(self, now: float) -> bool:
+        """True when its token has less than half of its lifetime left, or (adopted) is unknown yet."""
+        if self.removed or self.consumed or self.refresh_queued:
+            return False
+        if self.token_window is None:
+            return self.adopted and self.etag is None
+        return self.half_gone(now)
+
+    def half_gone(self, now: float) -> bool:
+        """Whether less than half of the written token's lifetime is left."""
+        if self.token_window is None:
+            return False
+        issued, expires = self.token_window
+        return now >= issued + (expires - issued) / 2
+
+
+class ObjectWorker:
+    """Threads for S3 work off the scheduler's thread: refreshes first, then batched removals."""
+
+    def __init__(
+        self, gateway: BatchGateway, *, threads: int = OBJECT_WORKERS, metrics: Metrics = GLOBAL
+    ) -> None:
+        self._gateway = gateway
+        self._metrics = metrics
+        self._cond = threading.Condition()
+        self._refreshes: deque[Callable[[], None]] = deque()
+        self._removals: dict[str, list[str]] = {}
+        self._stopping = threading.Event()
+        self._deadline: float | None = None
+        self._threads = [
+            SupervisedThread(f"batch-workload-objects-{index}", self._work, self._stopping, metrics=metrics)
+            for index in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def refresh(self, task: Callable[[], None]) -> None:
+        """Run ``task`` (a token refresh) before any queued removal."""
+        with self._cond:
+            if self._deadline is None:
+                self._refreshes.append(task)
+                self._cond.notify()
+
+    def remove(self, uri: str) -> None:
+        """Delete the object, in a batch with others of its bucket."""
+        bucket, key = split_uri(uri)
+        with self._cond:
+            self._removals.setdefault(bucket, []).append(key)
+            self._cond.notify()
+
+    def pending(self) -> int:
+        """Refreshes and removals queued, not yet started."""
+        with self._cond:
+            return len(self._refreshes) + sum(len(keys) for keys in self._removals.values())
+
+    def stop(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Finish queued removals for at most ``timeout`` seconds; leave the rest to the lifecycle rule."""
+        with self._cond:
+            self._deadline = time.monotonic() + timeout
+            self._refreshes.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(max(0.0, self._deadline - time.monotonic()))
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+            left = sum(len(keys) for keys in self._removals.values())
+            self._removals.clear()
+        if left:
+            log.warning(
+                "Shutting down: %d workload object(s) not removed within %.0fs; the workload bucket's "
+                "lifecycle rule removes them (their jobs are over or were revoked, so nothing reads them)",
+                left,
+                timeout,
+            )
+
+    def _next(self) -> Callable[[], None] | None:
+        with self._cond:
+            while True:
+                if self._stopping.is_set():
+                    return None
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    return None
+                if self._refreshes:
+                    return self._refreshes.popleft()
+                for bucket, keys in self._removals.items():
+                    batch = keys[:DELETE_OBJECTS_MAX_KEYS]
+                    del keys[:DELETE_OBJECTS_MAX_KEYS]
+                    if not keys:
+                        del self._removals[bucket]
+                    return lambda bucket=bucket, batch=batch: self._delete(bucket, batch)
+                if self._deadline is not None:
+                    return None
+                self._cond.wait()
+
+    def _work(self) -> None:
+        while (task := self._next()) is not None:
+            task()
+
+    def _delete(self, bucket: str, keys: list[str]) -> None:
+        try:
+            failed = self._gateway.delete_objects(bucket, keys)
+        except Exception as error:  # noqa: BLE001 - best effort; the bucket's lifecycle rule is the net
+            failed = keys
+            reason = describe_api_error(error)
+        else:
+            reason = "refused by S3"
+        if failed:
+            self._metrics.incr("workload_objects.not_removed", len(failed))
+            log.warning(
+                "Could not remove %d workload object(s) from s3://%s (%s), e.g. %s; the bucket's lifecycle "
+                "rule will. The scheduler needs s3:DeleteObject under the workload_transport prefix.",
+                len(failed),
+                bucket,
+                reason,
+                failed[0],
+            )
