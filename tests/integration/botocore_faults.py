@@ -75,6 +75,12 @@ class BotocoreFaults:
         with self._lock:
             self._before.append([operation, fault, count])
 
+    def hold(self, operation: str, release: threading.Event, count: int = 1_000_000) -> None:
+        """Hold the next ``count`` calls of ``operation`` until ``release`` is set (a slow or hung API),
+        then let them reach the server."""
+        with self._lock:
+            self._before.append([operation, release, count])
+
     def lose_response(self, operation: str, count: int = 1) -> None:
         """Let the next calls reach the server, then fail them as if the answer never arrived."""
         with self._lock:
@@ -100,7 +106,10 @@ class BotocoreFaults:
         fault = self._claim(self._before, operation)
         if fault is None:
             return None
-        self.injected.append((operation, fault))
+        self.injected.append((operation, fault if isinstance(fault, str) else "held"))
+        if isinstance(fault, threading.Event):
+            fault.wait()
+            return None
         made = FAULTS[fault]()
         if isinstance(made, Exception):
             raise made

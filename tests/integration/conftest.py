@@ -7,12 +7,16 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_batch_executor import status_events, submitter
 from batch_devtools.local_batch import LocalBatch
+from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
+
+from .fake_task_sdk import FAKE_TASK_SDK, SITECUSTOMIZE
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +164,21 @@ def finished(*keys: Any) -> Callable[[list], bool]:
 def queue(executor, *workloads_) -> None:
     for item in workloads_:
         executor.queue_workload(item, session=None)
+
+
+@pytest.fixture
+def s3_mode(batch_env, monkeypatch, tmp_path):
+    """S3 workload transport under a prefix of its own; jobs run the fake Task SDK."""
+    s3 = batch_env.client("s3")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", f"s3://{WORKLOAD_BUCKET}/{prefix}")
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (tmp_path / "fake_task_sdk.py").write_text(FAKE_TASK_SDK)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("FAKE_TASK_SDK", str(tmp_path / "fake_task_sdk.py"))
+
+    def objects() -> list[str]:
+        listed = s3.list_objects_v2(Bucket=WORKLOAD_BUCKET, Prefix=f"{prefix}/")
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    return SimpleNamespace(s3=s3, prefix=prefix, objects=objects)

@@ -29,7 +29,8 @@ TASK_SDK_RUN_SECONDS = 180.0
 
 
 @pytest.fixture
-def s3_mode(batch_env, monkeypatch):
+def real_sdk_s3_mode(batch_env, monkeypatch):
+    """S3 workload transport under a prefix of its own; jobs run the installed Airflow's Task SDK."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", f"s3://{WORKLOAD_BUCKET}/{prefix}")
     return prefix
@@ -41,10 +42,10 @@ def written_tokens(monkeypatch) -> list[str]:
     tokens: list[str] = []
     real_put = BatchGateway.put_object
 
-    def spy(self, bucket: str, key: str, body: bytes, kms_key_id: str | None = None) -> None:
+    def spy(self, bucket: str, key: str, body: bytes, kms_key_id: str | None = None, **condition) -> str:
         if "token" in (written := json.loads(body)):  # a workload, not the health check's probe
             tokens.append(written["token"])
-        real_put(self, bucket, key, body, kms_key_id)
+        return real_put(self, bucket, key, body, kms_key_id, **condition)
 
     monkeypatch.setattr(BatchGateway, "put_object", spy)
     return tokens
@@ -67,7 +68,7 @@ def whole_log(batch_env, job_id: str) -> list[str]:
 
 
 def test_the_real_task_sdk_runs_and_its_job_log_shows_no_token(
-    make_executor, batch_env, s3_mode, written_tokens
+    make_executor, batch_env, real_sdk_s3_mode, written_tokens
 ):
     item = workload("tokened")
     # A token shaped like the ones Airflow signs (3.1 keeps the scheduler's; later versions re-sign).

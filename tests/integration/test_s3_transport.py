@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -32,60 +31,6 @@ from .conftest import final_states, finished, pump, queue, workload
 
 BUCKET = WORKLOAD_BUCKET
 MINTS = airflow_compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
-
-SITECUSTOMIZE = """
-import importlib.abc, importlib.util, os, sys
-
-_FAKE = os.environ.get("FAKE_TASK_SDK")
-
-
-class _FakeTaskSdk(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if _FAKE and name == "airflow.sdk.execution_time.execute_workload":
-            return importlib.util.spec_from_file_location(name, _FAKE)
-        return None
-
-
-sys.meta_path.insert(0, _FakeTaskSdk())
-"""
-
-FAKE_TASK_SDK = """
-import base64, hashlib, json, os, stat, sys, time
-
-path = sys.argv[sys.argv.index("--json-path") + 1]
-workload = json.load(open(path))
-token = workload["token"]
-claims = {}
-if token.count(".") == 2:  # a JWT the executor signed
-    part = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-report = {
-    "task_id": workload["ti"]["task_id"],
-    "ti_id": workload["ti"]["id"],
-    "mode": oct(stat.S_IMODE(os.stat(path).st_mode)),
-    "token_sha256": None if claims else hashlib.sha256(token.encode()).hexdigest(),
-    **{name: claims.get(name) for name in ("sub", "iat", "exp")},
-    "now": time.time(),
-}
-print("FAKE-TASK-SDK " + json.dumps(report), flush=True)
-"""
-
-
-@pytest.fixture
-def s3_mode(batch_env, monkeypatch, tmp_path):
-    s3 = batch_env.client("s3")
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", f"s3://{BUCKET}/{prefix}")
-    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (tmp_path / "fake_task_sdk.py").write_text(FAKE_TASK_SDK)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    monkeypatch.setenv("FAKE_TASK_SDK", str(tmp_path / "fake_task_sdk.py"))
-
-    def objects() -> list[str]:
-        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
-        return [item["Key"] for item in listed.get("Contents", [])]
-
-    return SimpleNamespace(s3=s3, prefix=prefix, objects=objects)
 
 
 def describe(batch_env, job_id: str) -> dict:
