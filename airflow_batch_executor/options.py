@@ -74,6 +74,14 @@ class S3Location:
     bucket: str
     prefix: str
 
+    def scoped(self, team: str | None) -> S3Location:
+        """This executor's own part of the prefix: ``teams/<team>`` for a team's executor, ``global``
+        for the deployment's. Each team's job role can then be limited to its own workloads (a task
+        that learns another waiting job's key could otherwise read its token or delete its workload).
+        """
+        scope = f"teams/{team}" if team else "global"
+        return S3Location(self.bucket, f"{self.prefix}/{scope}" if self.prefix else scope)
+
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
@@ -192,8 +200,8 @@ _TRANSPORT_FIX = (
 )
 
 
-def _workload_transport(conf: ConfigSource) -> S3Location | None:
-    """None for ``command``; the parsed location for ``s3://bucket[/prefix]``."""
+def _workload_transport(conf: ConfigSource, team: str | None) -> S3Location | None:
+    """None for ``command``; for ``s3://bucket[/prefix]``, this executor's own part of it."""
     raw = _raw(conf, "workload_transport") or "command"
     if raw == "command":
         return None
@@ -210,7 +218,7 @@ def _workload_transport(conf: ConfigSource) -> S3Location | None:
             f"names the bucket {bucket!r}, which is not a valid S3 bucket name",
             "use the bucket's name: 3-63 lower-case letters, digits, dots and hyphens",
         )
-    return S3Location(bucket, prefix.strip("/"))
+    return S3Location(bucket, prefix.strip("/")).scoped(team)
 
 
 def _kms_key_id(conf: ConfigSource, transport: S3Location | None) -> str | None:
@@ -276,7 +284,7 @@ def _load_options(conf: ConfigSource) -> ExecutorOptions:
         allowed_host_paths=_absolute_paths(conf, "allowed_host_paths", "/data/shared"),
         allowed_devices=_absolute_paths(conf, "allowed_devices", "/dev/fuse"),
         allow_root_user=_boolean(conf, "allow_root_user"),
-        workload_transport=(transport := _workload_transport(conf)),
+        workload_transport=(transport := _workload_transport(conf, team_of(conf))),
         workload_kms_key_id=_kms_key_id(conf, transport),
         status_queue_url=_queue_url(conf),
         status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),

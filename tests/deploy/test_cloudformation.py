@@ -30,8 +30,9 @@ def _executor_api_calls() -> set[str]:
     calls += [("sqs", name) for name in re.findall(r"self\._sqs\(\)\.([a-z_]+)\(", queue_source)]
     service = {"batch": "batch", "submit": "batch", "logs": "logs", "s3": "s3", "sqs": "sqs"}
     actions = {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
-    # DeleteMessageBatch is authorised as sqs:DeleteMessage.
-    return {"sqs:DeleteMessage" if action == "sqs:DeleteMessageBatch" else action for action in actions}
+    # DeleteMessageBatch is authorised as sqs:DeleteMessage, DeleteObjects as s3:DeleteObject.
+    authorised_as = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage", "s3:DeleteObjects": "s3:DeleteObject"}
+    return {authorised_as.get(action, action) for action in actions}
 
 
 # What the executor calls, plus TagResource (SubmitJob with tags is authorised as TagResource)
@@ -399,7 +400,9 @@ def test_the_derived_action_list_sees_every_gateway_call():
         "batch:RegisterJobDefinition",
         "batch:DeregisterJobDefinition",
         "logs:GetLogEvents",
+        "batch:TagResource",
         "s3:PutObject",
+        "s3:GetObject",
         "s3:DeleteObject",
         "s3:HeadBucket",
         "sqs:ReceiveMessage",
@@ -409,7 +412,17 @@ def test_the_derived_action_list_sees_every_gateway_call():
 
 # ---------------------------------------------------------------- workload bucket
 
-WORKLOAD_OBJECTS = {"Fn::Sub": "${WorkloadBucket.Arn}/${WorkloadKeyPrefix}/*"}
+WORKLOAD_OBJECTS = {
+    "Fn::Join": [
+        "",
+        [
+            {"Fn::Sub": "${WorkloadBucket.Arn}/${WorkloadKeyPrefix}/"},
+            {"Fn::If": ["HasTeam", {"Fn::Sub": "teams/${TeamName}"}, "global"]},
+            "/*",
+        ],
+    ]
+}
+"""This stack's executor's own prefix: the global one's, or its team's (see S3Location.scoped)."""
 
 
 def test_the_workload_bucket_is_optional(template, resources):
@@ -448,15 +461,15 @@ def test_the_workload_bucket_refuses_plain_http(resources):
     ]
 
 
-def test_the_scheduler_writes_and_deletes_only_under_the_prefix(scheduler_statements):
+def test_the_scheduler_writes_reads_and_deletes_only_under_its_executors_prefix(scheduler_statements):
     s3 = [s for s in scheduler_statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     [statement] = s3
     assert statement["Effect"] == "Allow"
-    assert sorted(as_list(statement["Action"])) == ["s3:DeleteObject", "s3:PutObject"]
+    assert sorted(as_list(statement["Action"])) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert as_list(statement["Resource"]) == [WORKLOAD_OBJECTS]
 
 
-def test_the_job_role_reads_and_deletes_only_under_the_prefix(resources):
+def test_the_job_role_reads_and_deletes_only_under_its_executors_prefix(resources):
     policy = resources["WorkerJobWorkloadPolicy"]["Properties"]
     assert policy["RoleName"] == {"Ref": "WorkerJobRole"}
     [statement] = policy["PolicyDocument"]["Statement"]

@@ -168,3 +168,25 @@ def test_a_team_uses_its_own_connection(make_executor, batch_env, teams, monkeyp
         r for r in batch_env.submitted_requests() if r["tags"]["airflow.task_id"] == "own_connection"
     ]
     assert request["jobQueue"] == teams["team_a"].job_queue
+
+
+def test_each_teams_workloads_go_under_its_own_prefix(make_executor, batch_env, teams, s3_mode, monkeypatch):
+    """So that each team's job role can be limited to its own workloads (and tokens)."""
+    shared = f"s3://airflow-local-workloads/{s3_mode.prefix}"
+    for team in ("team_a", "team_b"):
+        monkeypatch.setenv(f"AIRFLOW__{team.upper()}___AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT", shared)
+    executors = {team: make_executor(team=team) for team in (None, "team_a", "team_b")}
+    items = {
+        team: workload("work", dag_id=f"dag_{team or 'global'}", run_id="prefixes") for team in executors
+    }
+    for team, executor in executors.items():
+        queue(executor, items[team])
+    for team, executor in executors.items():
+        assert final_states(pump(executor, finished(items[team].ti.key))) == {items[team].ti.key: "success"}
+    uris = {
+        r["tags"]["airflow.dag_id"]: r["containerOverrides"]["command"][-1]
+        for r in batch_env.submitted_requests()
+    }
+    assert uris["dag_global"].startswith(f"{shared}/global/")
+    assert uris["dag_team_a"].startswith(f"{shared}/teams/team_a/")
+    assert uris["dag_team_b"].startswith(f"{shared}/teams/team_b/")

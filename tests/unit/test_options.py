@@ -85,17 +85,33 @@ def test_bad_options_name_the_option_and_the_fix(values, option, text):
 @pytest.mark.parametrize(
     "value, bucket, prefix, uri",
     [
-        ("s3://workloads", "workloads", "", "s3://workloads"),
-        ("s3://workloads/", "workloads", "", "s3://workloads"),
-        ("s3://workloads/airflow/batch/", "workloads", "airflow/batch", "s3://workloads/airflow/batch"),
+        ("s3://workloads", "workloads", "global", "s3://workloads/global"),
+        ("s3://workloads/", "workloads", "global", "s3://workloads/global"),
+        (
+            "s3://workloads/airflow/batch/",
+            "workloads",
+            "airflow/batch/global",
+            "s3://workloads/airflow/batch/global",
+        ),
     ],
 )
-def test_workload_transport_s3_location(value, bucket, prefix, uri):
+def test_workload_transport_s3_location_is_the_global_executors_own_part(value, bucket, prefix, uri):
     opts = load_options(FakeConf(**REQUIRED, workload_transport=value, workload_kms_key_id="alias/k"))
     location = opts.workload_transport
     assert (location.bucket, location.prefix, str(location)) == (bucket, prefix, uri)
-    assert location.key("job.json") == (f"{prefix}/job.json" if prefix else "job.json")
+    assert location.key("job.json") == f"{prefix}/job.json"
     assert opts.workload_kms_key_id == "alias/k"
+
+
+def test_each_teams_workloads_have_a_prefix_of_their_own():
+    """Job roles can then be scoped to their team's workloads (deploy/cloudformation.yaml TeamName)."""
+    from airflow_batch_executor.options import S3Location
+
+    shared = S3Location("workloads", "airflow")
+    assert shared.scoped("team_a").prefix == "airflow/teams/team_a"
+    assert shared.scoped("team_b").prefix == "airflow/teams/team_b"
+    assert shared.scoped(None).prefix == "airflow/global"
+    assert not shared.scoped("team_a").key("x").startswith(shared.scoped(None).prefix + "/")
 
 
 def test_workload_transport_defaults_to_the_command():
