@@ -564,6 +564,7 @@ def test_http_control_endpoints(local_batch: LocalBatch, batch: Any) -> None:
         "pid": None,
         "jobDefinition": job["jobDefinition"],
         "image": "local/airflow-task:latest",
+        "vanished": False,
     } in control.jobs()
     assert control.environment()["job_queue"] == local_batch.job_queue
 
