@@ -29,6 +29,7 @@ def object_events(lb: LocalBatch, key: str) -> list[dict[str, Any]]:
 
 
 def test_a_job_leaves_its_submission_attempt_and_outcome(local_batch: LocalBatch, batch: Any) -> None:
+    local_batch.settings.step_delay = 0  # the job starts at once: its submission is still recorded first
     command = ["python", "-c", "print(1)"]
     job_id = batch.submit_job(
         jobName="recorded-job",

@@ -85,6 +85,20 @@ def test_the_job_definitions_retry_strategy_applies_when_the_request_has_none(
     assert job["retryStrategy"]["attempts"] == 2
 
 
+def test_a_job_that_failed_to_start_is_retried(local_batch: LocalBatch, batch: Any) -> None:
+    local_batch.faults.fail_before_start(pattern="pull-again-*")
+    job_id = submit(
+        local_batch, unique("pull-again"), ["python", "-c", SAY_ATTEMPT], retryStrategy={"attempts": 2}
+    )
+
+    job = wait_for_status(batch, job_id)
+
+    assert job["status"] == "SUCCEEDED"
+    first, second = job["attempts"]
+    assert first["statusReason"] == "Task failed to start" and "startedAt" not in first
+    assert log_messages(local_batch, second["container"]["logStreamName"]) == ["attempt 2"]
+
+
 @pytest.mark.parametrize(
     ("rules", "attempts"),
     [

@@ -69,15 +69,19 @@ _submission = threading.local()
 
 
 @contextlib.contextmanager
-def submission_options(retry_strategy: dict[str, Any] | None) -> Iterator[None]:
-    """SubmitJob parameters moto's ``submit_job`` does not hand to the job it builds (retryStrategy),
-    for the jobs built on this thread meanwhile."""
-    previous = getattr(_submission, "retry_strategy", None)
-    _submission.retry_strategy = retry_strategy
+def submission_options(**options: Any) -> Iterator[None]:
+    """What moto's ``submit_job`` does not hand to the job it builds (the request's ``retry_strategy``,
+    the ``job_queue`` and ``job_definition`` as requested), for the jobs built on this thread meanwhile."""
+    previous = dict(getattr(_submission, "options", {}))
+    _submission.options = {**previous, **options}
     try:
         yield
     finally:
-        _submission.retry_strategy = previous
+        _submission.options = previous
+
+
+def _submitted(option: str) -> Any:
+    return getattr(_submission, "options", {}).get(option)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class LocalJob(Job):
         self._termination_reason: str | None = None
         self._log_stream: str | None = None
         self._retry_strategy: dict[str, Any] = copy.deepcopy(
-            getattr(_submission, "retry_strategy", None) or self.job_definition.retry_strategy or {}
+            _submitted("retry_strategy") or self.job_definition.retry_strategy or {}
         )
         self._attempt_number = 1
         self._attempts: list[dict[str, Any]] = []
@@ -157,6 +161,16 @@ class LocalJob(Job):
         self.vanished = False
         """Set once a ``vanish`` fault made the finished job disappear from DescribeJobs and ListJobs."""
         self.runtime.jobs.register(self)
+        if "index" not in self.array_properties:  # an array's children are not submissions
+            self.runtime.history.record(
+                "submit",
+                jobId=self.job_id,
+                jobName=self.job_name,
+                jobQueue=_submitted("job_queue") or self.job_queue.name,
+                jobDefinition=_submitted("job_definition") or self.job_definition.arn,
+                jobDefinitionArn=self.job_definition.arn,
+                command=copy.deepcopy(self.container_overrides.get("command")),
+            )
 
     @property
     def _status(self) -> str | None:

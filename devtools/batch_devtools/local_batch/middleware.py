@@ -319,7 +319,7 @@ def _create_jobs(runtime: Runtime, requests: list[dict[str, Any]]) -> list[str]:
     backend = batch_backends[DEFAULT_ACCOUNT_ID][runtime.environment["region"]]
     job_ids = []
     for request in requests:
-        with submission_options(request.get("retryStrategy")):
+        with submission_options(retry_strategy=request.get("retryStrategy")):
             _, job_id, _ = backend.submit_job(
                 request["jobName"],
                 request["jobDefinition"],

@@ -13,7 +13,7 @@ loudly instead of silently falling back to Docker. The seams:
   ``vanish`` fault made disappear are left out here and in ``list_jobs``.
 * ``BatchBackend.submit_job`` — moto accepts a deregistered (INACTIVE) job definition revision and
   resolves a bare name to its latest revision, INACTIVE or not; AWS refuses the first and resolves a
-  name to its latest ACTIVE revision. The job's submission is recorded in the history here.
+  name to its latest ACTIVE revision.
 * ``BatchResponse.submitjob`` — moto drops the request's ``retryStrategy``; it is handed to the job
   through :func:`~batch_devtools.local_batch.job.submission_options`.
 
@@ -22,7 +22,6 @@ The HTTP-level seam (the WSGI middleware around moto's app) lives in ``server.py
 
 from __future__ import annotations
 
-import copy
 import threading
 from typing import Any
 
@@ -88,7 +87,7 @@ def uninstall() -> None:
 
 
 def _submitjob(self: BatchResponse) -> str:
-    with submission_options(self._get_param("retryStrategy")):
+    with submission_options(retry_strategy=self._get_param("retryStrategy")):
         return _originals["submitjob"](self)
 
 
@@ -108,20 +107,10 @@ def _submit_job(
             f"local Batch: a retry_after_start fault matches job {job_name!r}, but hold mode runs one "
             "attempt per job; use job_mode 'process' or 'inline' for Batch retries, or clear the fault"
         )
-    name, job_id, job_arn = _originals["submit_job"](
-        self, job_name, definition.arn, job_queue, array_properties, *args, **kwargs
-    )
-    overrides = kwargs.get("container_overrides") or {}
-    runtime.history.record(
-        "submit",
-        jobId=job_id,
-        jobName=job_name,
-        jobQueue=job_queue,
-        jobDefinition=job_def_id,
-        jobDefinitionArn=definition.arn,
-        command=copy.deepcopy(overrides.get("command")),
-    )
-    return name, job_id, job_arn
+    with submission_options(job_queue=job_queue, job_definition=job_def_id):
+        return _originals["submit_job"](
+            self, job_name, definition.arn, job_queue, array_properties, *args, **kwargs
+        )
 
 
 def active_job_definition(backend: BatchBackend, identifier: str) -> JobDefinition:
