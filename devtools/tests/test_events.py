@@ -151,3 +151,80 @@ def test_many_held_running_jobs_leave_the_publisher_idle(events_on: LocalBatch) 
     batch = events_on.client("batch")
     for job_id in ids:
         batch.terminate_job(jobId=job_id, reason="cleanup")
+
+
+def drain_bodies(lb: LocalBatch, count: int, timeout: float = 15.0) -> list[str]:
+    """The next ``count`` raw message bodies of the status queue (deleted as read)."""
+    sqs, bodies = lb.client("sqs"), []
+    deadline = time.monotonic() + timeout
+    while len(bodies) < count:
+        assert time.monotonic() < deadline, f"only {len(bodies)} of {count} messages arrived"
+        answer = sqs.receive_message(QueueUrl=lb.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=lb.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        time.sleep(0.05)
+    return bodies
+
+
+def test_a_retried_job_publishes_every_transition_with_its_finished_attempts(events_on: LocalBatch) -> None:
+    job_id = events_on.client("batch").submit_job(
+        jobName="events-retried",
+        jobQueue=events_on.job_queue,
+        jobDefinition=events_on.job_definition,
+        containerOverrides={"command": [sys.executable, "-c", "raise SystemExit(1)"]},
+        retryStrategy={"attempts": 2},
+    )["jobId"]
+
+    messages = drain(events_on, lambda got: "FAILED" in statuses_of(got, job_id))
+    details = [m["detail"] for m in messages if m["detail"]["jobId"] == job_id]
+
+    assert [(d["status"], len(d["attempts"])) for d in details] == [
+        *((status, 0) for status in PLAIN[:5]),
+        ("RUNNABLE", 1),
+        ("STARTING", 1),
+        ("RUNNING", 1),
+        ("FAILED", 2),
+    ]
+    assert "startedAt" not in details[5] and details[5]["attempts"][0]["container"]["exitCode"] == 1
+
+
+def test_inline_jobs_publish_each_status_change(events_on: LocalBatch) -> None:
+    events_on.settings.job_mode = "inline"
+    workload = {"type": "ExecuteTask", "token": "t", "ti": {"dag_id": "d", "task_id": "t", "run_id": "r"}}
+    job_id = events_on.client("batch").submit_job(
+        jobName="events-inline",
+        jobQueue=events_on.job_queue,
+        jobDefinition=events_on.job_definition,
+        containerOverrides={
+            "command": [
+                "python",
+                "-m",
+                "airflow.sdk.execution_time.execute_workload",
+                "--json-string",
+                json.dumps(workload),
+            ]
+        },
+    )["jobId"]
+
+    assert statuses_of(drain(events_on, ended(job_id)), job_id) == PLAIN
+
+
+def test_malformed_messages_come_in_every_kind_about_the_latest_job(events_on: LocalBatch) -> None:
+    job_id = run(events_on, "events-spoilt")
+    drain(events_on, ended(job_id))
+    LocalBatchControl(events_on.endpoint_url).add_fault("malformed_events", count=8)
+
+    bodies = drain_bodies(events_on, 8)
+
+    with pytest.raises(ValueError):
+        json.loads(bodies[0])
+    messages = [json.loads(body) for body in bodies[1:]]
+    detail_not_object, status_list, status_unknown, id_missing, id_number, other_type, attempts = messages
+    assert isinstance(detail_not_object["detail"], str)
+    assert status_list["detail"]["status"] == ["SUCCEEDED"] and status_list["detail"]["jobId"] == job_id
+    assert status_unknown["detail"]["status"] not in PLAIN + ["FAILED"]
+    assert "jobId" not in id_missing["detail"] and id_number["detail"]["jobId"] == 12345
+    assert other_type["detail-type"] != "Batch Job State Change" and other_type["source"] == "aws.batch"
+    assert attempts["detail"]["attempts"] == "1" and attempts["detail"]["jobId"] == job_id
+    assert events_on.faults.to_dict()["malformed_events"] == []

@@ -108,6 +108,9 @@ def test_job_mode_is_validated_and_offered_on_the_command_line() -> None:
     args = _parser().parse_args(["--job-mode", "hold", "--hold-seconds", "3"])
     assert (args.job_mode, args.hold_seconds) == ("hold", 3.0)
     assert _parser().parse_args([]).job_mode == "process"
+    inline = _parser().parse_args(["--job-mode", "inline", "--inline-run-seconds", "0.2"])
+    assert (inline.job_mode, inline.inline_run_seconds) == ("inline", 0.2)
+    assert JobSettings(job_mode="inline").inline_run_seconds > 0
 
 
 def test_held_job_runs_nothing_stays_running_and_terminates_with_143(hold: LocalBatch, batch: Any) -> None:
@@ -243,3 +246,18 @@ def test_held_running_jobs_exit_on_demand_at_a_known_moment(hold: LocalBatch, ba
     control.exit_jobs([ids[2]], exit_code=3)
     failed = describe(batch, ids[2])
     assert (failed["status"], failed["container"]["exitCode"]) == ("FAILED", 3)
+
+
+def test_fail_after_start_ends_a_held_job_with_its_exit_code_once_running(
+    hold: LocalBatch, batch: Any
+) -> None:
+    hold.faults.fail_after_start(pattern="held-crash*", exit_code=7)
+    crashed = submit(batch, hold, "held-crash")
+    held = submit(batch, hold, "held-steady")
+
+    job = wait_for(batch, crashed, "FAILED")
+
+    assert job["container"]["exitCode"] == 7 and "startedAt" in job
+    assert job["attempts"][0]["startedAt"] == job["startedAt"]
+    assert describe(batch, held)["status"] != "FAILED"
+    batch.terminate_job(jobId=held, reason="cleanup")

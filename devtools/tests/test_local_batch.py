@@ -564,6 +564,7 @@ def test_http_control_endpoints(local_batch: LocalBatch, batch: Any) -> None:
         "pid": None,
         "jobDefinition": job["jobDefinition"],
         "image": "local/airflow-task:latest",
+        "vanished": False,
     } in control.jobs()
     assert control.environment()["job_queue"] == local_batch.job_queue
 
@@ -624,3 +625,17 @@ def test_a_job_runs_with_its_own_definitions_environment_and_reports_its_image(
     assert (listed["jobDefinition"], listed["image"]) == (arn, "repo/other:2")
     batch.deregister_job_definition(jobDefinition=arn)
     assert batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"] == []
+
+
+def test_fail_after_start_turns_a_successful_exit_into_a_failure(
+    local_batch: LocalBatch, batch: Any, logs: Any
+) -> None:
+    local_batch.faults.fail_after_start(pattern="ran-then-failed-*", exit_code=9)
+    failed = submit(local_batch, batch, unique("ran-then-failed"), ["python", "-c", "print('ran')"])
+    exited = submit(local_batch, batch, unique("ran-then-failed"), ["python", "-c", "print('ran')"])
+
+    job = wait_for_status(batch, failed)
+
+    assert (job["status"], job["container"]["exitCode"]) == ("FAILED", 9)
+    assert log_messages(logs, "/aws/batch/job", job["container"]["logStreamName"]) == ["ran"]
+    assert wait_for_status(batch, exited)["status"] == "SUCCEEDED"

@@ -47,13 +47,21 @@ def _parser() -> argparse.ArgumentParser:
         choices=JOB_MODES,
         default=PROCESS,
         help="process: jobs run their command as local processes; hold: jobs run nothing (no thread, "
-        "no process) and stay RUNNING until terminated or --hold-seconds pass (load tests)",
+        "no process) and stay RUNNING until terminated or --hold-seconds pass (load tests); inline: "
+        "the executor's workload commands run in the job's thread (the real S3 bootstrap fetch, then "
+        "a recorded stand-in for the Task SDK), other commands as processes (fault soaks)",
     )
     parser.add_argument(
         "--hold-seconds",
         type=float,
         default=None,
         help="hold mode: seconds a job stays RUNNING before it succeeds (default: until terminated)",
+    )
+    parser.add_argument(
+        "--inline-run-seconds",
+        type=float,
+        default=0.05,
+        help="inline mode: seconds a workload runs before its container exits 0",
     )
     parser.add_argument(
         "--publish-events",
@@ -117,6 +125,7 @@ def _serve(args: argparse.Namespace, stop_requested: threading.Event) -> int:
         kill_grace_seconds=args.kill_grace_seconds,
         job_mode=args.job_mode,
         hold_seconds=args.hold_seconds,
+        inline_run_seconds=args.inline_run_seconds,
         publish_events=args.publish_events,
     )
     try:

@@ -52,6 +52,24 @@ class LocalBatchControl:
         """End these held RUNNING jobs now, as if their container exited; job id → stoppedAt (ms)."""
         return self._call("POST", "/jobs/exit", {"jobIds": job_ids, "exitCode": exit_code})["stoppedAt"]
 
+    def vanish_jobs(self, job_ids: list[str]) -> dict[str, bool]:
+        """Make these finished jobs disappear from DescribeJobs and ListJobs now; job id → done."""
+        return self._call("POST", "/jobs/vanish", {"jobIds": job_ids})["vanished"]
+
+    def history(self) -> list[dict[str, Any]]:
+        """What the local Batch recorded, in order: ``[{"event", "at", ...}, ...]``."""
+        return self._call("GET", "/history")["history"]
+
+    def clear_history(self) -> None:
+        self._call("DELETE", "/history")
+
+    def workload_tokens(self) -> list[str]:
+        """Every token seen in an S3 PutObject body."""
+        return self._call("GET", "/workload-tokens")["tokens"]
+
+    def clear_workload_tokens(self) -> None:
+        self._call("DELETE", "/workload-tokens")
+
     def calls(self) -> dict[str, int]:
         """API calls received so far, per lower-cased operation name (``submitjob``)."""
         return self._call("GET", "/calls")["calls"]

@@ -6,6 +6,10 @@ DescribeJobs record at that moment). The event faults (drop, duplicate, delay, r
 ``faults.py``) make delivery as unreliable as EventBridge's is allowed to be. Messages go straight
 into moto's SQS backend, so publishing costs no HTTP call and is never hit by API faults.
 
+The ``malformed_events`` fault slips messages that are not valid state-change events in between the
+real ones (one per wake-up), built from the latest real event's record when there is one, so a
+receiver meets a spoilt message about a job it tracks (see :func:`malformed_body`).
+
 Held jobs (``hold`` mode) move on only when read, so while publishing is on, the publisher's thread
 catches each one up at the moments its plan changes its status (``watch``): a held job that stays
 RUNNING costs nothing, so tens of thousands of them leave the thread idle. A status that lasts less
@@ -14,6 +18,7 @@ than the thread's wake-up period (``WAKE_SECONDS``) may be skipped.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import json
@@ -56,6 +61,57 @@ def envelope(detail: dict[str, Any], account: str, region: str) -> dict[str, Any
     }
 
 
+OTHER_DETAIL_TYPE = "AWS API Call via CloudTrail"
+"""What a rule matching only ``source: aws.batch`` also delivers: Batch API calls seen by CloudTrail."""
+
+
+def malformed_body(kind: str, base: dict[str, Any] | None, account: str, region: str) -> str:
+    """An SQS message body that is not a valid "Batch Job State Change" event, of ``kind``.
+
+    ``base`` is a real job record to spoil (the latest one published), else a made-up job's.
+    """
+    detail = copy.deepcopy(base) if base is not None else _made_up_detail(account, region)
+    message = envelope(detail, account, region)
+    if kind == "not_json":
+        return json.dumps(message)[:-7]
+    if kind == "detail_not_object":
+        message["detail"] = f"{detail.get('jobName')} is {detail.get('status')}"
+    elif kind == "status_list":
+        detail["status"] = [detail.get("status")]
+    elif kind == "status_unknown":
+        detail["status"] = "EXPLODED"
+    elif kind == "job_id_missing":
+        detail.pop("jobId", None)
+    elif kind == "job_id_number":
+        detail["jobId"] = 12345
+    elif kind == "other_detail_type":
+        message["detail-type"] = OTHER_DETAIL_TYPE
+        message["detail"] = {
+            "eventSource": "batch.amazonaws.com",
+            "eventName": "SubmitJob",
+            "awsRegion": region,
+            "requestParameters": {"jobName": detail.get("jobName")},
+            "responseElements": {"jobId": detail.get("jobId"), "jobArn": detail.get("jobArn")},
+        }
+    elif kind == "attempts_not_list":
+        detail["attempts"] = "1"
+    else:
+        raise ValueError(f"unknown malformed event kind {kind!r}")
+    return json.dumps(message)
+
+
+def _made_up_detail(account: str, region: str) -> dict[str, Any]:
+    job_id = str(uuid.uuid4())
+    return {
+        "jobArn": f"arn:aws:batch:{region}:{account}:job/{job_id}",
+        "jobId": job_id,
+        "jobName": "local-batch-malformed",
+        "status": "RUNNING",
+        "createdAt": int(time.time() * 1000),
+        "attempts": [],
+    }
+
+
 class EventPublisher:
     """Takes job records on status changes (from any thread) and sends them from its own thread."""
 
@@ -72,7 +128,9 @@ class EventPublisher:
         self._order = itertools.count()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-batch-events", daemon=True)
+        self._last_detail: dict[str, Any] | None = None
         self.published = 0
+        self.malformed = 0
 
     @property
     def enabled(self) -> bool:
@@ -102,6 +160,7 @@ class EventPublisher:
             except queue.Empty:
                 pass
             self._send_due()
+            self._send_malformed()
             self._plan_watched_jobs()
             if self.enabled:
                 self._advance_held_jobs()
@@ -109,6 +168,7 @@ class EventPublisher:
     def _route(self, detail: dict[str, Any]) -> None:
         faults, name, status = self._runtime.faults, detail["jobName"], detail["status"]
         job_id, body = detail["jobId"], json.dumps(envelope(detail, self._account, self._region))
+        self._last_detail = detail
         if faults.claim_event_fault("drop_events", name, status) is not None:
             logger.info("Dropping the %s event of job %s", status, job_id)
             return
@@ -128,6 +188,14 @@ class EventPublisher:
             self._send(body)
             for held in self._held_back.pop(job_id, []):
                 self._send(held)
+
+    def _send_malformed(self) -> None:
+        kind = self._runtime.faults.claim_malformed_event()
+        if kind is None:
+            return
+        logger.info("Publishing a malformed status message (%s)", kind)
+        self._send(malformed_body(kind, self._last_detail, self._account, self._region))
+        self.malformed += 1
 
     def _send(self, body: str) -> None:
         """Add the message to the queue as moto's ``send_message`` does for a standard queue.

@@ -26,6 +26,30 @@ MISCONFIGURATION_REASON = (
 )
 HOST_TERMINATED_REASON = "Host EC2 (instance i-0123456789abcdef0) terminated."
 THROTTLE_ERROR_CODE = "TooManyRequestsException"
+S3_THROTTLE_ERROR_CODE = "SlowDown"
+STATUS_OF_ERROR = {
+    THROTTLE_ERROR_CODE: 429,
+    S3_THROTTLE_ERROR_CODE: 503,
+    "ServiceUnavailable": 503,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "ServerException": 500,
+    "AccessDenied": 403,
+    "NoSuchKey": 404,
+    "NoSuchBucket": 404,
+}
+"""HTTP status of an error code when ``throttle`` is given a code but no status."""
+MALFORMED_KINDS = (
+    "not_json",
+    "detail_not_object",
+    "status_list",
+    "status_unknown",
+    "job_id_missing",
+    "job_id_number",
+    "other_detail_type",
+    "attempts_not_list",
+)
+"""The ways ``malformed_events`` spoils a status message (see ``events.malformed_body``)."""
 
 
 def transient_pull_error(image: str) -> str:
@@ -53,6 +77,7 @@ class JobFault:
     reason: str | None = None
     permanent: bool = False
     after_seconds: float = 0.0
+    exit_code: int = 1
 
     def matches(self, job_name: str) -> bool:
         return fnmatch.fnmatchcase(job_name, self.pattern)
@@ -60,15 +85,33 @@ class JobFault:
 
 @dataclass
 class ThrottleRule:
-    """Answer the next ``remaining`` calls of ``operation`` (any operation when None) with an error."""
+    """Answer the next ``remaining`` calls of ``operation`` (any operation when None) with an error.
+
+    Without ``error_code`` the call gets its service's own throttling error: ``SlowDown`` (503) for
+    S3, ``TooManyRequestsException`` (429) for the others.
+    """
 
     operation: str | None
     remaining: int | None
-    error_code: str = THROTTLE_ERROR_CODE
-    status_code: int = 429
+    error_code: str | None = None
+    status_code: int | None = None
 
     def matches(self, operation: str) -> bool:
         return self.operation is None or self.operation.lower() == operation.lower()
+
+    def answer(self, s3: bool) -> tuple[str, int]:
+        """The error code and HTTP status to answer with, for an S3 call or another one."""
+        code = self.error_code or (S3_THROTTLE_ERROR_CODE if s3 else THROTTLE_ERROR_CODE)
+        return code, self.status_code or STATUS_OF_ERROR.get(code, 429)
+
+
+@dataclass
+class MalformedEvents:
+    """Publish ``remaining`` messages that are not valid job state-change events, of ``kind``
+    (cycling through every kind when None)."""
+
+    remaining: int
+    kind: str | None = None
 
 
 @dataclass
@@ -111,6 +154,11 @@ class Faults:
         self._fail_before_start: list[JobFault] = []
         self._stuck_in_runnable: list[JobFault] = []
         self._host_terminated: list[JobFault] = []
+        self._retry_after_start: list[JobFault] = []
+        self._fail_after_start: list[JobFault] = []
+        self._vanish: list[JobFault] = []
+        self._malformed: list[MalformedEvents] = []
+        self._malformed_sent = 0
         self._throttles: list[ThrottleRule] = []
         self._latency: dict[str | None, float] = {}
         self._events: dict[str, list[EventFault]] = {kind: [] for kind in EVENT_FAULTS}
@@ -144,14 +192,67 @@ class Faults:
         with self._lock:
             self._host_terminated.append(rule)
 
+    def retry_after_start(self, pattern: str = "*", count: int | None = 1) -> None:
+        """Give matching jobs one extra attempt after their first attempt's container ran and ended.
+
+        Whatever the container did (even exit 0), the first attempt is recorded as failed with
+        ``HOST_TERMINATED_REASON``, as if the host was lost at the very end, and Batch runs the job
+        again regardless of its retryStrategy. Process and inline mode; hold mode refuses it.
+        """
+        with self._lock:
+            self._retry_after_start.append(JobFault(pattern, _validated_count(count)))
+
+    def fail_after_start(self, pattern: str = "*", count: int | None = 1, exit_code: int = 1) -> None:
+        """Make matching jobs' containers exit with ``exit_code`` once they have run (FAILED)."""
+        if not 1 <= exit_code <= 255:
+            raise ValueError(f"exit_code must be between 1 and 255, got {exit_code!r}")
+        rule = JobFault(pattern, _validated_count(count), exit_code=exit_code)
+        with self._lock:
+            self._fail_after_start.append(rule)
+
+    def vanish(self, pattern: str = "*", count: int | None = 1) -> None:
+        """Make matching jobs disappear from DescribeJobs and ListJobs once they are final,
+        as AWS forgets old finished jobs."""
+        with self._lock:
+            self._vanish.append(JobFault(pattern, _validated_count(count)))
+
+    def malformed_events(self, count: int = 1, kind: str | None = None) -> None:
+        """Publish ``count`` messages to the status queue that are not valid "Batch Job State
+        Change" events, one per wake-up of the event publisher, between the real ones.
+
+        ``kind`` is one of ``MALFORMED_KINDS``; None cycles through all of them.
+        """
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer (messages to publish), got {count!r}")
+        if kind is not None and kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)} or None, got {kind!r}")
+        with self._lock:
+            self._malformed.append(MalformedEvents(count, kind))
+
+    def claim_malformed_event(self) -> str | None:
+        """The kind of the next malformed message to publish, or None when none is due."""
+        with self._lock:
+            if not self._malformed:
+                return None
+            rule = _consume(self._malformed, 0)
+            if rule.kind is not None:
+                return rule.kind
+            kind = MALFORMED_KINDS[self._malformed_sent % len(MALFORMED_KINDS)]
+            self._malformed_sent += 1
+            return kind
+
     def throttle(
         self,
         count: int | None = 1,
         operation: str | None = None,
-        error_code: str = THROTTLE_ERROR_CODE,
-        status_code: int = 429,
+        error_code: str | None = None,
+        status_code: int | None = None,
     ) -> None:
-        """Answer the next ``count`` API calls (of ``operation``, e.g. "SubmitJob") with an HTTP error."""
+        """Answer the next ``count`` API calls (of ``operation``, e.g. "SubmitJob") with an HTTP error.
+
+        S3 calls get S3's XML error (``SlowDown``/503 unless told otherwise), SQS and the other
+        JSON or query APIs their own shape, so botocore classifies each as it would from AWS.
+        """
         rule = ThrottleRule(operation, _validated_count(count), error_code, status_code)
         with self._lock:
             self._throttles.append(rule)
@@ -214,6 +315,10 @@ class Faults:
             self._fail_before_start.clear()
             self._stuck_in_runnable.clear()
             self._host_terminated.clear()
+            self._retry_after_start.clear()
+            self._fail_after_start.clear()
+            self._vanish.clear()
+            self._malformed.clear()
             self._throttles.clear()
             self._latency.clear()
 
@@ -227,6 +332,10 @@ class Faults:
             "fail_before_start": self.fail_before_start,
             "stuck_in_runnable": self.stuck_in_runnable,
             "host_terminated": self.host_terminated,
+            "retry_after_start": self.retry_after_start,
+            "fail_after_start": self.fail_after_start,
+            "vanish": self.vanish,
+            "malformed_events": self.malformed_events,
             "throttle": self.throttle,
             "latency": self.latency,
             "drop_events": self.drop_events,
@@ -252,6 +361,20 @@ class Faults:
     def claim_host_terminated(self, job_name: str) -> JobFault | None:
         return self._claim(self._host_terminated, job_name)
 
+    def claim_retry_after_start(self, job_name: str) -> JobFault | None:
+        return self._claim(self._retry_after_start, job_name)
+
+    def retry_after_start_matches(self, job_name: str) -> bool:
+        """Whether a ``retry_after_start`` rule would hit this job (without consuming it)."""
+        with self._lock:
+            return any(rule.matches(job_name) for rule in self._retry_after_start)
+
+    def claim_fail_after_start(self, job_name: str) -> JobFault | None:
+        return self._claim(self._fail_after_start, job_name)
+
+    def claim_vanish(self, job_name: str) -> JobFault | None:
+        return self._claim(self._vanish, job_name)
+
     def claim_throttle(self, operation: str) -> ThrottleRule | None:
         with self._lock:
             for index, rule in enumerate(self._throttles):
@@ -270,6 +393,10 @@ class Faults:
                 "fail_before_start": [asdict(rule) for rule in self._fail_before_start],
                 "stuck_in_runnable": [asdict(rule) for rule in self._stuck_in_runnable],
                 "host_terminated": [asdict(rule) for rule in self._host_terminated],
+                "retry_after_start": [asdict(rule) for rule in self._retry_after_start],
+                "fail_after_start": [asdict(rule) for rule in self._fail_after_start],
+                "vanish": [asdict(rule) for rule in self._vanish],
+                "malformed_events": [asdict(rule) for rule in self._malformed],
                 "throttle": [asdict(rule) for rule in self._throttles],
                 "latency": {key or "*": value for key, value in self._latency.items()},
                 **{kind: [asdict(rule) for rule in rules] for kind, rules in self._events.items()},

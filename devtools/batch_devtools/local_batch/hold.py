@@ -9,7 +9,9 @@ it is read, so ten thousand held jobs cost memory only.
 
 Job faults are claimed at submission (in process mode they are claimed when the job reaches the
 phase): ``stuck_in_runnable`` keeps the job RUNNABLE, ``fail_before_start`` fails it when it
-would reach RUNNING, ``host_terminated`` fails it ``after_seconds`` into RUNNING.
+would reach RUNNING, ``host_terminated`` fails it ``after_seconds`` into RUNNING,
+``fail_after_start`` makes its container exit non-zero. Held jobs get one attempt: no Batch retries,
+and SubmitJob refuses a job a ``retry_after_start`` fault matches.
 """
 
 from __future__ import annotations
@@ -96,11 +98,16 @@ def plan_hold(
     fail_to_start_reason: str | None = None,
     host_terminated_after: float | None = None,
     host_terminated_reason: str = "",
+    exit_code_after_start: int | None = None,
     container_exited: str,
     failed_to_start: str,
     timed_out: str,
 ) -> HoldPlan:
-    """Plan a held job: the earliest of its possible ends wins."""
+    """Plan a held job: the earliest of its possible ends wins.
+
+    ``exit_code_after_start`` (the ``fail_after_start`` fault) makes the container exit with that code
+    where it would have succeeded: after ``hold_seconds``, or at once when held until terminated.
+    """
     if stuck_reason is not None:
         return HoldPlan(created, step_delay, stuck_reason=stuck_reason)
     running_at = created + len(STEPS_BEFORE_RUNNING) * step_delay
@@ -110,7 +117,12 @@ def plan_hold(
         )
         return HoldPlan(created, step_delay, end=end)
     candidates = []
-    if hold_seconds is not None and hold_seconds > 0:
+    if exit_code_after_start is not None:
+        ran_for = hold_seconds if hold_seconds is not None and hold_seconds > 0 else 0.0
+        candidates.append(
+            HoldEnd(running_at + ran_for, FAILED, container_exited, exit_code=exit_code_after_start)
+        )
+    elif hold_seconds is not None and hold_seconds > 0:
         candidates.append(HoldEnd(running_at + hold_seconds, SUCCEEDED, container_exited, exit_code=0))
     if timeout_seconds:
         # A timed-out container is stopped with SIGTERM: exit code 128 + 15, as in process mode.

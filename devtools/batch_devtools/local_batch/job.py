@@ -9,31 +9,43 @@ mutate the submitted environment on every call).
 
 Statuses are owned by the lifecycle thread: moto's ``ManagedState`` would otherwise advance
 them whenever DescribeJobs reads them. In hold mode (``JobSettings.job_mode = "hold"``, see
-``hold.py``) no thread is started: the status follows a plan made at submission, on every read.
+``hold.py``) no thread is started: the status follows a plan made at submission, on every read. In
+inline mode (``inline.py``) the executor's workload commands run in the job's thread, not a process.
+
+Batch-level retries: a job whose ``retryStrategy.attempts`` (the SubmitJob request's, else its
+definition's) is above 1 goes back to RUNNABLE after a failed attempt while attempts are left,
+unless ``evaluateOnExit`` says EXIT, the attempt timed out or the job was terminated (AWS retries
+neither). ``attempts[]`` lists the finished attempts; the top-level fields describe the latest one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fnmatch
 import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from moto.batch.models import Job
 
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
+    HOST_TERMINATED_REASON,
     JobFault,
     permanent_pull_error,
     transient_pull_error,
 )
 from batch_devtools.local_batch.hold import HoldPlan, plan_hold
+from batch_devtools.local_batch.inline import InlineContainer, InlineWorkload, inline_workload, run_inline
 from batch_devtools.local_batch.logsink import CloudWatchLogSink
 from batch_devtools.local_batch.runner import ProcessRunner
-from batch_devtools.local_batch.runtime import HOLD, active_runtime
+from batch_devtools.local_batch.runtime import HOLD, INLINE, active_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +63,57 @@ POLL_SECONDS = 0.05
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_submission = threading.local()
+
+
+@contextlib.contextmanager
+def submission_options(**options: Any) -> Iterator[None]:
+    """What moto's ``submit_job`` does not hand to the job it builds (the request's ``retry_strategy``,
+    the ``job_queue`` and ``job_definition`` as requested), for the jobs built on this thread meanwhile."""
+    previous = dict(getattr(_submission, "options", {}))
+    _submission.options = {**previous, **options}
+    try:
+        yield
+    finally:
+        _submission.options = previous
+
+
+def _submitted(option: str) -> Any:
+    return getattr(_submission, "options", {}).get(option)
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How one attempt ended, before Batch decides whether the job is retried."""
+
+    status: str
+    reason: str | None
+    exit_code: int | None = None
+    container_reason: str | None = None
+    timed_out: bool = False
+
+
+def retried_by_strategy(strategy: dict[str, Any], end: AttemptEnd) -> bool:
+    """Whether ``evaluateOnExit`` lets Batch retry this failed attempt.
+
+    As AWS: the first entry whose conditions (``onStatusReason``, ``onReason`` for the container's
+    reason, ``onExitCode``; glob patterns) all match decides by its ``action``; none matching retries.
+    """
+    exit_code = None if end.exit_code is None else str(end.exit_code)
+    for rule in strategy.get("evaluateOnExit") or []:
+        conditions = (
+            (rule.get("onStatusReason"), end.reason),
+            (rule.get("onReason"), end.container_reason),
+            (rule.get("onExitCode"), exit_code),
+        )
+        if all(
+            pattern is None or (value is not None and fnmatch.fnmatchcase(value, pattern))
+            for pattern, value in conditions
+        ):
+            return str(rule.get("action", "")).lower() == "retry"
+    return True
 
 
 def _merge_named(
@@ -80,11 +143,34 @@ class LocalJob(Job):
         self._container_reason: str | None = None
         self._termination_reason: str | None = None
         self._log_stream: str | None = None
-        self._attempt: dict[str, Any] | None = None
+        self._retry_strategy: dict[str, Any] = copy.deepcopy(
+            _submitted("retry_strategy") or self.job_definition.retry_strategy or {}
+        )
+        self._attempt_number = 1
+        self._attempts: list[dict[str, Any]] = []
+        """Finished attempts, as DescribeJobs lists them."""
+        self._current: dict[str, Any] | None = None
+        """The attempt under way (from its container's start, or its failure to start)."""
+        self._latest_task_arn: str | None = None
+        self._extra_attempts = 0
+        self._lost_at_end: JobFault | None = None
+        self._mode = self.runtime.settings.job_mode
         self._pid: int | None = None
-        self._runner: ProcessRunner | None = None
+        self._runner: ProcessRunner | InlineContainer | None = None
         self._hold: HoldPlan | None = None
+        self.vanished = False
+        """Set once a ``vanish`` fault made the finished job disappear from DescribeJobs and ListJobs."""
         self.runtime.jobs.register(self)
+        if "index" not in self.array_properties:  # an array's children are not submissions
+            self.runtime.history.record(
+                "submit",
+                jobId=self.job_id,
+                jobName=self.job_name,
+                jobQueue=_submitted("job_queue") or self.job_queue.name,
+                jobDefinition=_submitted("job_definition") or self.job_definition.arn,
+                jobDefinitionArn=self.job_definition.arn,
+                command=copy.deepcopy(self.container_overrides.get("command")),
+            )
 
     @property
     def _status(self) -> str | None:
@@ -109,7 +195,7 @@ class LocalJob(Job):
         self._announce()
         self._announcing = True
         settings = self.runtime.settings
-        if settings.job_mode != HOLD:
+        if self._mode != HOLD:
             super().start()
             return
         faults = self.runtime.faults
@@ -117,6 +203,9 @@ class LocalJob(Job):
         pull_failure = faults.claim_fail_before_start(self.job_name) if stuck is None else None
         host_fault = (
             faults.claim_host_terminated(self.job_name) if stuck is None and pull_failure is None else None
+        )
+        exit_fault = (
+            faults.claim_fail_after_start(self.job_name) if stuck is None and pull_failure is None else None
         )
         duration = self._get_attempt_duration()
         with self._lock:
@@ -129,6 +218,7 @@ class LocalJob(Job):
                 fail_to_start_reason=self._pull_error(pull_failure) if pull_failure is not None else None,
                 host_terminated_after=host_fault.after_seconds if host_fault is not None else None,
                 host_terminated_reason=(host_fault.reason or "") if host_fault is not None else "",
+                exit_code_after_start=exit_fault.exit_code if exit_fault is not None else None,
                 container_exited=CONTAINER_EXITED,
                 failed_to_start=FAILED_TO_START,
                 timed_out=TIMED_OUT,
@@ -159,13 +249,7 @@ class LocalJob(Job):
             end = plan.end
             if end is not None and now >= end.at:
                 if not end.started:
-                    self._attempt = {
-                        "container": {
-                            "taskArn": self._task_arn(),
-                            "reason": end.container_reason,
-                            "networkInterfaces": [],
-                        },
-                    }
+                    self._open_attempt(container_reason=end.container_reason)
                 self._finish(
                     end.status, end.reason, end.exit_code, end.container_reason, at_ms=int(end.at * 1000)
                 )
@@ -208,10 +292,8 @@ class LocalJob(Job):
         self._log_backend.ensure_log_stream(group, stream)
         self._log_stream = stream
         self._started_ms = started_ms
-        self._attempt = {
-            "container": {"taskArn": self._task_arn(), "logStreamName": stream, "networkInterfaces": []},
-            "startedAt": started_ms,
-        }
+        self._open_attempt(stream=stream, started_ms=started_ms)
+        self.runtime.history.record("attempt_started", jobId=self.job_id, attempt=self._attempt_number)
 
     @property
     def status(self) -> str | None:
@@ -237,11 +319,21 @@ class LocalJob(Job):
         """True while the job waits in RUNNABLE because of a ``stuck_in_runnable`` fault."""
         return self._status == RUNNABLE and self._status_reason is not None and not self._released.is_set()
 
+    def vanish_now(self) -> bool:
+        """Make a finished job disappear from DescribeJobs and ListJobs now; False when it is not final."""
+        with self._lock:
+            self._advance()
+            if not self.finished:
+                return False
+            self.vanished = True
+            return True
+
     def release(self) -> None:
         """Let a job held by ``stuck_in_runnable`` go on to STARTING, as if capacity appeared."""
         self._released.set()
 
     def terminate(self, reason: str) -> None:
+        self.runtime.history.record("terminate", jobId=self.job_id, reason=reason, status=self.status)
         if self._hold is not None:
             return self._terminate_held(reason)
         with self._lock:
@@ -297,15 +389,15 @@ class LocalJob(Job):
                 parameters=dict(self.parameters),
                 tags=self.backend.list_tags_for_resource(self.arn),
                 container=self._container_detail(),
-                attempts=[copy.deepcopy(self._attempt)] if self._attempt else [],
+                attempts=copy.deepcopy(self._attempts),
                 platformCapabilities=self.job_definition.platform_capabilities or [],
                 propagateTags=bool(self.job_definition.propagate_tags),
             )
             timeout = self.timeout or self.job_definition.timeout
             if timeout:
                 detail["timeout"] = timeout
-            if self.job_definition.retry_strategy:
-                detail["retryStrategy"] = self.job_definition.retry_strategy
+            if self._retry_strategy:
+                detail["retryStrategy"] = copy.deepcopy(self._retry_strategy)
             return detail
 
     def command(self) -> list[str]:
@@ -322,7 +414,6 @@ class LocalJob(Job):
         )
 
     def _lifecycle(self) -> None:
-        faults = self.runtime.faults
         if self._pause():
             return self._cancel()
         self._set_status(PENDING)
@@ -331,68 +422,155 @@ class LocalJob(Job):
         if self._pause():
             return self._cancel()
         self._set_status(RUNNABLE)
+        while True:
+            end = self._run_attempt()
+            if end is None or not self._retried(end):
+                return
+
+    def _run_attempt(self) -> AttemptEnd | None:
+        """One attempt, from RUNNABLE to its end; None when the job was stopped before it started."""
+        faults = self.runtime.faults
         stuck = faults.claim_stuck_in_runnable(self.job_name)
         if stuck is not None:
             with self._lock:
                 self._status_reason = stuck.reason
+                self._released.clear()
             while not self._released.is_set():
                 if self._sleep(POLL_SECONDS):
-                    return self._cancel()
+                    self._cancel()
+                    return None
             with self._lock:
                 self._status_reason = None
         if self._pause():
-            return self._cancel()
+            self._cancel()
+            return None
         self._set_status(STARTING)
         pull_failure = faults.claim_fail_before_start(self.job_name)
         if self._pause():
-            return self._cancel()
+            self._cancel()
+            return None
         if pull_failure is not None:
-            return self._fail_to_start(self._pull_error(pull_failure))
+            return self._failed_to_start(self._pull_error(pull_failure))
         command = self.command()
         if not command:
-            return self._fail_to_start(
+            return self._failed_to_start(
                 "CannotStartContainerError: the local Batch runs commands, not images; give the job "
                 "definition a command or submit with containerOverrides.command"
             )
-        self._run_container(command)
+        return self._run_container(command)
 
-    def _run_container(self, command: list[str]) -> None:
-        started = self._start_process(command)
-        if started is not None:
-            self._supervise(*started)
+    def _retried(self, end: AttemptEnd) -> bool:
+        """Send the job back to RUNNABLE for another attempt if Batch would; else end the job."""
+        with self._lock:
+            forced = False
+            current = self._current
+            if self._lost_at_end is not None and not self.stop and current and "startedAt" in current:
+                # retry_after_start: the host is lost as the first attempt's container ends
+                self._lost_at_end = None
+                self._extra_attempts += 1
+                forced = True
+                end = AttemptEnd(FAILED, HOST_TERMINATED_REASON, container_reason=HOST_TERMINATED_REASON)
+            if not self.stop and end.status == FAILED and (forced or self._may_retry(end)):
+                self._begin_retry(end)
+                return True
+        self._finish(end.status, end.reason, end.exit_code, end.container_reason)
+        return False
 
-    def _start_process(self, command: list[str]) -> tuple[ProcessRunner, CloudWatchLogSink] | None:
-        """Start the command and enter RUNNING atomically, so a terminate never races the start."""
+    def _may_retry(self, end: AttemptEnd) -> bool:
+        if (
+            end.timed_out
+        ):  # AWS: "If a job is terminated for exceeding the timeout duration, it isn't retried"
+            return False
+        attempts = int(self._retry_strategy.get("attempts") or 1) + self._extra_attempts
+        return self._attempt_number < attempts and retried_by_strategy(self._retry_strategy, end)
+
+    def _begin_retry(self, end: AttemptEnd) -> None:
+        """Close the failed attempt and wait in RUNNABLE for the next one (call with the lock held)."""
+        self._close_attempt(end.reason, end.exit_code, end.container_reason, _now_ms())
+        self.runtime.history.record(
+            "retry",
+            jobId=self.job_id,
+            attempt=self._attempt_number,
+            statusReason=end.reason,
+            exitCode=end.exit_code,
+        )
+        logger.info(
+            "Job %s (%s) attempt %s failed (%s); Batch retries it",
+            self.job_id,
+            self.job_name,
+            self._attempt_number,
+            end.reason,
+        )
+        self._attempt_number += 1
+        self._started_ms = self._stopped_ms = None
+        self._status_reason = self._exit_code = self._container_reason = self._log_stream = None
+        self._latest_task_arn = None
+        self._pid = None
+        self._status = RUNNABLE
+
+    def _run_container(self, command: list[str]) -> AttemptEnd | None:
+        workload = inline_workload(command) if self._mode == INLINE else None
+        try:
+            started = self._start_container(command, workload)
+        except OSError as err:
+            return self._failed_to_start(
+                f"CannotStartContainerError: failed to start {command[0]!r}: {err.strerror or err}"
+            )
+        if started is None:
+            self._cancel()
+            return None
+        container, sink, exit_fault = started
+        if isinstance(container, InlineContainer) and workload is not None:
+            exit_code = run_inline(self.runtime, self.job_id, self._attempt_number, workload, sink)
+            sink.flush()
+            container.begin(exit_code, self.runtime.settings.inline_run_seconds if exit_code == 0 else 0.0)
+        return self._supervise(container, sink, exit_fault)
+
+    def _start_container(
+        self, command: list[str], workload: InlineWorkload | None
+    ) -> tuple[ProcessRunner | InlineContainer, CloudWatchLogSink, JobFault | None] | None:
+        """Start the container and enter RUNNING atomically, so a terminate never races the start.
+
+        None when the job was stopped first; OSError when the command cannot be started.
+        """
         props = self.job_definition.container_properties or {}
         options = (props.get("logConfiguration") or {}).get("options", {})
         group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
-        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        stream = self._attempt_stream(options)
         with self._lock:
             if self.stop:
-                self._cancel()
                 return None
             sink = CloudWatchLogSink(self._log_backend, group, stream)
-            try:
-                runner = ProcessRunner(command, self._process_env(), sink)
-            except OSError as err:
-                self._fail_to_start(
-                    f"CannotStartContainerError: failed to start {command[0]!r}: {err.strerror or err}"
-                )
-                return None
-            self._runner = runner
-            self._pid = runner.pid
+            container: ProcessRunner | InlineContainer = (
+                InlineContainer()
+                if workload is not None
+                else ProcessRunner(command, self._process_env(), sink)
+            )
+            self._runner = container
+            self._pid = container.pid
             self._log_stream = stream
             self._started_ms = _now_ms()
-            self._attempt = {
-                "container": {"taskArn": self._task_arn(), "logStreamName": stream, "networkInterfaces": []},
-                "startedAt": self._started_ms,
-            }
+            self._open_attempt(stream=stream, started_ms=self._started_ms)
             self._status = RUNNING
-        logger.info("Job %s (%s) runs as pid %s: %s", self.job_id, self.job_name, runner.pid, command)
-        return runner, sink
+            attempt = self._attempt_number
+            self.runtime.history.record("attempt_started", jobId=self.job_id, attempt=attempt)
+        faults = self.runtime.faults
+        if attempt == 1:
+            self._lost_at_end = faults.claim_retry_after_start(self.job_name)
+        exit_fault = faults.claim_fail_after_start(self.job_name)
+        if container.pid is not None:
+            logger.info("Job %s (%s) runs as pid %s: %s", self.job_id, self.job_name, container.pid, command)
+        return container, sink, exit_fault
 
-    def _supervise(self, runner: ProcessRunner, sink: CloudWatchLogSink) -> None:
-        """Ship logs while the process runs; end it on exit, terminate, timeout or a host fault."""
+    def _attempt_stream(self, options: dict[str, Any]) -> str:
+        """``<prefix>/default/<job id>``; later attempts get their own stream, as each ECS task does."""
+        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        return stream if self._attempt_number == 1 else f"{stream}-{self._attempt_number}"
+
+    def _supervise(
+        self, runner: ProcessRunner | InlineContainer, sink: CloudWatchLogSink, exit_fault: JobFault | None
+    ) -> AttemptEnd:
+        """Ship logs while the container runs; end the attempt on exit, terminate, timeout or a host fault."""
         settings = self.runtime.settings
         host_fault = self.runtime.faults.claim_host_terminated(self.job_name)
         started = time.monotonic()
@@ -404,20 +582,22 @@ class LocalJob(Job):
             now = time.monotonic()
             if runner.poll() is not None:
                 exit_code = runner.finish()
+                if exit_code == 0 and exit_fault is not None:
+                    exit_code = exit_fault.exit_code
                 sink.flush()
-                return self._finish(SUCCEEDED if exit_code == 0 else FAILED, CONTAINER_EXITED, exit_code)
+                return AttemptEnd(SUCCEEDED if exit_code == 0 else FAILED, CONTAINER_EXITED, exit_code)
             if self.stop:
                 exit_code = runner.stop(settings.kill_grace_seconds)
                 sink.flush()
-                return self._finish(FAILED, self._termination_reason or "Job terminated", exit_code)
+                return AttemptEnd(FAILED, self._termination_reason or "Job terminated", exit_code)
             if deadline is not None and now >= deadline:
                 exit_code = runner.stop(settings.kill_grace_seconds)
                 sink.flush()
-                return self._finish(FAILED, TIMED_OUT, exit_code)
+                return AttemptEnd(FAILED, TIMED_OUT, exit_code, timed_out=True)
             if host_fault is not None and host_dies_at is not None and now >= host_dies_at:
                 runner.kill()
                 sink.flush()
-                return self._finish(FAILED, host_fault.reason, container_reason=host_fault.reason)
+                return AttemptEnd(FAILED, host_fault.reason, container_reason=host_fault.reason)
             if now >= next_flush:
                 sink.flush()
                 next_flush = now + settings.log_flush_interval
@@ -436,7 +616,7 @@ class LocalJob(Job):
         mount_points = (self.job_definition.container_properties or {}).get("mountPoints") or []
         env.update(
             AWS_BATCH_JOB_ID=self.job_id,
-            AWS_BATCH_JOB_ATTEMPT="1",
+            AWS_BATCH_JOB_ATTEMPT=str(self._attempt_number),
             AWS_BATCH_JQ_NAME=self.job_queue.name,
             AWS_BATCH_CE_NAME=compute_envs[0].name if compute_envs else "",
             LOCAL_BATCH_IMAGE=self.image,
@@ -482,16 +662,42 @@ class LocalJob(Job):
         image = (self.job_definition.container_properties or {}).get("image", "unknown")
         return permanent_pull_error(image) if fault.permanent else transient_pull_error(image)
 
-    def _fail_to_start(self, container_reason: str) -> None:
+    def _failed_to_start(self, container_reason: str) -> AttemptEnd:
         with self._lock:
-            self._attempt = {
-                "container": {
-                    "taskArn": self._task_arn(),
-                    "reason": container_reason,
-                    "networkInterfaces": [],
-                },
-            }
-        self._finish(FAILED, FAILED_TO_START, container_reason=container_reason)
+            self._open_attempt(container_reason=container_reason)
+        return AttemptEnd(FAILED, FAILED_TO_START, container_reason=container_reason)
+
+    def _open_attempt(
+        self, stream: str | None = None, started_ms: int | None = None, container_reason: str | None = None
+    ) -> None:
+        """Begin the record of the attempt under way (call with the lock held)."""
+        task_arn = self._task_arn()
+        container: dict[str, Any] = {"taskArn": task_arn}
+        if stream is not None:
+            container["logStreamName"] = stream
+        if container_reason is not None:
+            container["reason"] = container_reason
+        container["networkInterfaces"] = []
+        self._current = {"container": container}
+        if started_ms is not None:
+            self._current["startedAt"] = started_ms
+        self._latest_task_arn = task_arn
+
+    def _close_attempt(
+        self, status_reason: str | None, exit_code: int | None, container_reason: str | None, stopped_ms: int
+    ) -> None:
+        """Move the attempt under way, if any, to the finished ones (call with the lock held)."""
+        attempt, self._current = self._current, None
+        if attempt is None:
+            return
+        container = attempt["container"]
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        if container_reason is not None:
+            container["reason"] = container_reason
+        attempt["stoppedAt"] = stopped_ms
+        attempt["statusReason"] = status_reason
+        self._attempts.append(attempt)
 
     def _cancel(self) -> None:
         self._finish(FAILED, self._termination_reason or "Job terminated")
@@ -512,18 +718,16 @@ class LocalJob(Job):
             self._exit_code = exit_code
             self._container_reason = container_reason
             self._pid = None
-            if self._attempt is not None:
-                container = self._attempt["container"]
-                if exit_code is not None:
-                    container["exitCode"] = exit_code
-                if container_reason is not None:
-                    container["reason"] = container_reason
-                self._attempt["stoppedAt"] = self._stopped_ms
-                self._attempt["statusReason"] = status_reason
+            self._close_attempt(status_reason, exit_code, container_reason, self._stopped_ms)
             self.exit_code = exit_code
             self.job_stopped = True
             self.job_stopped_reason = status_reason
             self._status = status
+            self.runtime.history.record(
+                "job_final", jobId=self.job_id, status=status, attempts=len(self._attempts)
+            )
+            if self.runtime.faults.claim_vanish(self.job_name) is not None:
+                self.vanished = True
         logger.log(
             logging.DEBUG if self._hold is not None else logging.INFO,
             "Job %s (%s) %s: %s (exit code %s)",
@@ -603,8 +807,8 @@ class LocalJob(Job):
         ):
             if key in props:
                 detail[key] = copy.deepcopy(props[key])
-        if self._attempt is not None:
-            detail["taskArn"] = self._attempt["container"]["taskArn"]
+        if self._latest_task_arn is not None:
+            detail["taskArn"] = self._latest_task_arn
         for key, value in (
             ("logStreamName", self._log_stream),
             ("exitCode", self._exit_code),

@@ -1,4 +1,4 @@
-"""State shared by the pieces of one running local Batch: settings, faults, jobs, submissions.
+"""State shared by the pieces of one running local Batch: settings, faults, jobs, submissions, history.
 
 moto builds job objects itself (inside ``BatchBackend.submit_job``) with a fixed argument list,
 so the local job class cannot be handed its configuration; it looks up the process-wide active
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 PROCESS = "process"
 HOLD = "hold"
-JOB_MODES = (PROCESS, HOLD)
+INLINE = "inline"
+JOB_MODES = (PROCESS, HOLD, INLINE)
 
 
 @dataclass
@@ -39,9 +41,13 @@ class JobSettings:
     job_mode: str = PROCESS
     """``process``: each job runs its command as a local process (one thread per job). ``hold``:
     jobs run nothing and need no thread; they stay RUNNING until terminated (see ``hold.py``).
-    Read when a job is submitted."""
+    ``inline``: like ``process``, but the executor's workload commands run inside the job's thread
+    (the real bootstrap's fetch, then a recorded stand-in for the Task SDK; see ``inline.py``), so
+    thousands of jobs need no process. Read when a job is submitted."""
     hold_seconds: float | None = None
     """Hold mode: seconds a job stays RUNNING before it SUCCEEDS; None holds it until terminated."""
+    inline_run_seconds: float = 0.05
+    """Inline mode: seconds a workload "runs" (interruptible) before its container exits."""
     publish_events: bool = False
     """Publish a "Batch Job State Change" event to the status queue on every status change
     (see ``events.py``); off by default, so a queue nobody reads does not fill up."""
@@ -91,6 +97,45 @@ class CallCounter:
             self._counts.clear()
 
 
+class History:
+    """What happened, in order, as the local Batch saw it: submissions, attempts, outcomes,
+    terminations, workload objects written, read and removed, and inline workload runs.
+
+    A fault soak checks its invariants on this record (a workload runs at most once, a finished
+    try leaves no live job), so it is kept by the server itself, not by the code under test.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+        self._tokens: dict[str, None] = {}
+
+    def record(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            self._entries.append({"event": event, "at": time.time(), **fields})
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def add_token(self, token: str) -> None:
+        """Remember a token seen in a workload object, for scans of where tokens leaked to."""
+        with self._lock:
+            self._tokens[token] = None
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._tokens)
+
+    def clear_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
 class JobRegistry:
     """The local jobs of this runtime, so shutdown can kill their processes."""
 
@@ -118,10 +163,13 @@ class Runtime:
     submissions: SubmissionLog = field(default_factory=SubmissionLog)
     calls: CallCounter = field(default_factory=CallCounter)
     jobs: JobRegistry = field(default_factory=JobRegistry)
+    history: History = field(default_factory=History)
     environment: dict[str, Any] = field(default_factory=dict)
     """The ready environment (names, ARNs, endpoint) once it has been created."""
     events: EventPublisher | None = None
     """Publishes job state-change events once the status queue exists."""
+    s3: Any = None
+    """The one (thread-safe) boto3 S3 client on this server that inline jobs fetch workloads with."""
 
 
 _active: Runtime | None = None

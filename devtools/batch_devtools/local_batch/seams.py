@@ -9,7 +9,13 @@ loudly instead of silently falling back to Docker. The seams:
 * ``BatchBackend.list_jobs`` — moto returns jobs of every status when neither ``jobStatus`` nor
   ``filters`` is given (AWS returns only RUNNING ones) and ignores all filters but JOB_NAME.
 * ``BatchBackend.describe_jobs`` — moto scans (and iterates, unlocked) every job ever submitted
-  per call and answers an empty id list with all jobs; AWS looks the ids up and allows 100.
+  per call and answers an empty id list with all jobs; AWS looks the ids up and allows 100. Jobs a
+  ``vanish`` fault made disappear are left out here and in ``list_jobs``.
+* ``BatchBackend.submit_job`` — moto accepts a deregistered (INACTIVE) job definition revision and
+  resolves a bare name to its latest revision, INACTIVE or not; AWS refuses the first and resolves a
+  name to its latest ACTIVE revision.
+* ``BatchResponse.submitjob`` — moto drops the request's ``retryStrategy``; it is handed to the job
+  through :func:`~batch_devtools.local_batch.job.submission_options`.
 
 The HTTP-level seam (the WSGI middleware around moto's app) lives in ``server.py``.
 """
@@ -22,11 +28,13 @@ from typing import Any
 import moto
 from moto.batch import models as batch_models
 from moto.batch.exceptions import ClientException
-from moto.batch.models import BatchBackend
+from moto.batch.models import BatchBackend, JobDefinition
+from moto.batch.responses import BatchResponse
 
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS as MAX_DESCRIBE_JOBS
 from airflow_batch_executor.batch_facts import JOB_STATUSES
-from batch_devtools.local_batch.job import LocalJob
+from batch_devtools.local_batch.job import LocalJob, submission_options
+from batch_devtools.local_batch.runtime import HOLD, active_runtime
 
 SUPPORTED_MOTO = ((5, 1), (5, 3))
 
@@ -55,10 +63,14 @@ def install() -> None:
             Job=batch_models.Job,
             list_jobs=BatchBackend.list_jobs,
             describe_jobs=BatchBackend.describe_jobs,
+            submit_job=BatchBackend.submit_job,
+            submitjob=BatchResponse.submitjob,
         )
         batch_models.Job = LocalJob  # type: ignore[misc]
         BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _describe_jobs  # type: ignore[method-assign]
+        BatchBackend.submit_job = _submit_job  # type: ignore[method-assign]
+        BatchResponse.submitjob = _submitjob  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -69,7 +81,59 @@ def uninstall() -> None:
         batch_models.Job = _originals["Job"]  # type: ignore[misc]
         BatchBackend.list_jobs = _originals["list_jobs"]  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _originals["describe_jobs"]  # type: ignore[method-assign]
+        BatchBackend.submit_job = _originals["submit_job"]  # type: ignore[method-assign]
+        BatchResponse.submitjob = _originals["submitjob"]  # type: ignore[method-assign]
         _originals.clear()
+
+
+def _submitjob(self: BatchResponse) -> str:
+    with submission_options(retry_strategy=self._get_param("retryStrategy")):
+        return _originals["submitjob"](self)
+
+
+def _submit_job(
+    self: BatchBackend,
+    job_name: str,
+    job_def_id: str,
+    job_queue: str,
+    array_properties: dict[str, int],
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[str, str, str]:
+    definition = active_job_definition(self, job_def_id)
+    runtime = active_runtime()
+    if runtime.settings.job_mode == HOLD and runtime.faults.retry_after_start_matches(job_name):
+        raise ClientException(
+            f"local Batch: a retry_after_start fault matches job {job_name!r}, but hold mode runs one "
+            "attempt per job; use job_mode 'process' or 'inline' for Batch retries, or clear the fault"
+        )
+    with submission_options(job_queue=job_queue, job_definition=job_def_id):
+        return _originals["submit_job"](
+            self, job_name, definition.arn, job_queue, array_properties, *args, **kwargs
+        )
+
+
+def active_job_definition(backend: BatchBackend, identifier: str) -> JobDefinition:
+    """The job definition SubmitJob runs, as AWS resolves it: an ARN or ``name:revision`` must name
+    an ACTIVE revision; a bare name means its latest ACTIVE revision."""
+    if ":" in identifier:
+        try:
+            definition = backend.get_job_definition(identifier)
+        except ValueError:  # moto reads what follows the first ":" of an unknown ARN as a revision
+            definition = None
+        if definition is None:
+            raise ClientException(f"Job definition {identifier} does not exist")
+        if definition.status != "ACTIVE":
+            raise ClientException(f"JobDefinition {definition.arn} is not in ACTIVE status")
+        return definition
+    active = [
+        definition
+        for definition in backend._job_definitions.values()
+        if definition.name == identifier and definition.status == "ACTIVE"
+    ]
+    if not active:
+        raise ClientException(f"JobDefinition name {identifier} does not exist or is not in ACTIVE status")
+    return max(active, key=lambda definition: definition.revision)
 
 
 def _describe_jobs(self: BatchBackend, jobs: list[str] | None) -> list[dict[str, Any]]:
@@ -83,7 +147,7 @@ def _describe_jobs(self: BatchBackend, jobs: list[str] | None) -> list[dict[str,
         job = self.get_job_by_id(
             identifier.rsplit("job/", 1)[-1] if identifier.startswith("arn:") else identifier
         )
-        if job is not None:
+        if job is not None and not getattr(job, "vanished", False):
             found.append(job.describe())
     return found
 
@@ -106,6 +170,7 @@ def _list_jobs(
     else:
         raise ClientException("ListJobs needs one of jobQueue, arrayJobId or multiNodeJobId")
 
+    candidates = [job for job in candidates if not getattr(job, "vanished", False)]
     if filters:
         return [job for job in candidates if all(_matches(job, item) for item in filters)]
     status = job_status or "RUNNING"

@@ -1,4 +1,4 @@
-"""LocalBatch: moto's server on 127.0.0.1, with jobs that really run as local processes.
+"""LocalBatch: moto's server on 127.0.0.1, with jobs that really run as local processes (or inline).
 
 The HTTP seam: ``ThreadedMotoServer`` builds its werkzeug server in its own thread and keeps it
 in ``_server``; werkzeug reads ``server.app`` on every request, so wrapping that attribute
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
 SHUTDOWN_REASON = "Local Batch shut down"
+INLINE_S3_CONNECTIONS = 64
+"""Connections of the S3 client all inline jobs share: enough that concurrent fetches do not queue."""
 
 
 class LocalBatch:
@@ -60,6 +62,7 @@ class LocalBatch:
         kill_grace_seconds: float = 2.0,
         job_mode: str = PROCESS,
         hold_seconds: float | None = None,
+        inline_run_seconds: float = 0.05,
         publish_events: bool = False,
     ) -> None:
         self._requested_port = port
@@ -72,6 +75,7 @@ class LocalBatch:
                 kill_grace_seconds=kill_grace_seconds,
                 job_mode=job_mode,
                 hold_seconds=hold_seconds,
+                inline_run_seconds=inline_run_seconds,
                 publish_events=publish_events,
             )
         )
@@ -102,6 +106,7 @@ class LocalBatch:
             self._post("/moto-api/reset")
             self._environment = create_environment(self.client, self.endpoint_url, self.region)
             self.runtime.environment = self._environment.to_dict()
+            self.runtime.s3 = self.client("s3", config=Config(max_pool_connections=INLINE_S3_CONNECTIONS))
             self.runtime.events = EventPublisher(self.runtime, DEFAULT_ACCOUNT_ID, self.region, STATUS_QUEUE)
             self.runtime.events.start()
         except BaseException:
@@ -118,7 +123,8 @@ class LocalBatch:
     def stop(self) -> None:
         """Kill every job's process group, stop the server and give moto its behaviour back."""
         for job in self.runtime.jobs.all():
-            job.terminate(SHUTDOWN_REASON)
+            if not job.finished:
+                job.terminate(SHUTDOWN_REASON)
         for job in self.runtime.jobs.all():
             if job.is_alive():
                 job.join(timeout=self.runtime.settings.kill_grace_seconds + 3.0)
@@ -206,6 +212,28 @@ class LocalBatch:
 
     def clear_api_calls(self) -> None:
         self.runtime.calls.clear()
+
+    def history(self) -> list[dict[str, Any]]:
+        """What happened, in order, each entry ``{"event", "at", ...}`` (see the README's history table)."""
+        return self.runtime.history.all()
+
+    def clear_history(self) -> None:
+        self.runtime.history.clear()
+
+    def workload_tokens(self) -> list[str]:
+        """Every token seen in an S3 PutObject body (a JSON object's top-level ``token``), in order."""
+        return self.runtime.history.tokens()
+
+    def clear_workload_tokens(self) -> None:
+        self.runtime.history.clear_tokens()
+
+    def vanish_job(self, job_id: str) -> None:
+        """Make a finished job disappear from DescribeJobs and ListJobs now, as AWS forgets old jobs."""
+        job = self.runtime.jobs.get(job_id)
+        if job is None:
+            raise ValueError(f"no job {job_id!r} in this local Batch")
+        if not job.vanish_now():
+            raise ValueError(f"job {job_id} is {job.status}; only a finished job can vanish")
 
     def job_pid(self, job_id: str) -> int | None:
         """The pid of a job's running process; None before it runs and after it ends."""
