@@ -28,12 +28,13 @@ one of the exit codes below, which the executor turns into the task's failure re
 ``EXIT_TASK_USED_RESERVED_CODE`` (1) and one line saying so, so that a task's failure is never
 reported as the bootstrap's.
 
-Why a retry of the same job cannot find the object: the first start of the job deleted it. Batch
-retries a job (a job definition or ``retryStrategy`` with more than one attempt) only after its
-container started, that is after the bootstrap consumed the object; by then the task's try is
-running in Airflow, and a second start must not run it again. So a missing object fails the job
-(``EXIT_OBJECT_MISSING``) instead of running anything; the executor's own resubmissions (of jobs
-that failed before their container started) write the object again first.
+Why a Batch-level retry of a job that ran cannot find the object: its first start deleted it, and the
+executor never writes an object a job consumed again (its rewrites are conditional on its own last
+ETag). By then the task's try is running in Airflow, and a second start must not run it again; so a
+missing object fails the job (``EXIT_OBJECT_MISSING``) instead of running anything. The executor
+sends every job with ``retryStrategy.attempts = 1`` anyway (Batch also retries attempts that failed
+to start, which would find the object); its own resubmissions, of jobs that failed before their
+container started, write the object again first.
 """
 
 from __future__ import annotations

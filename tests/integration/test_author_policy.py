@@ -267,7 +267,7 @@ def render(monkeypatch, capsys, executor_config, *, offline: bool):
     monkeypatch.setattr(commands, "_task", lambda dag_id, task_id: task)
     args = argparse.Namespace(
         dag_id="dag", task_id="asks", run_id="manual__render", map_index=-1, try_number=1,
-        offline=offline, team=None, verbose=False,
+        offline=offline, team=None, verbose=None,
     )  # fmt: skip
     capsys.readouterr()
     try:

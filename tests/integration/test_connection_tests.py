@@ -70,6 +70,7 @@ def test_a_connection_test_runs_as_a_job_routed_and_limited_like_a_task(
     assert final_states(events) == {workload.key: "success"}
     [request] = batch_env.submitted_requests()
     assert request["jobName"].startswith("connection-test-warehouse_pg-")
+    assert request["tags"].pop("airflow.submission")
     assert request["tags"] == {
         "airflow.connection_id": "warehouse.pg",
         "airflow.connection_test_id": str(test_id),

@@ -80,7 +80,7 @@ def test_the_job_fetches_deletes_and_runs_its_workload_and_no_token_reaches_batc
     record = describe(batch_env, job_id)
     command = request["containerOverrides"]["command"]
     assert command[:3] == ["python", "-m", "airflow_batch_executor.worker"]
-    assert command[3].startswith(f"s3://{BUCKET}/{s3_mode.prefix}/{request['jobName']}.")
+    assert command[3].startswith(f"s3://{BUCKET}/{s3_mode.prefix}/global/{request['jobName']}.")
     for seen in (request, record):
         dumped = json.dumps(seen, default=str)
         assert "eyJ" not in dumped and "workload-token" not in dumped
