@@ -216,3 +216,30 @@ def test_an_adopted_waiting_jobs_token_is_refreshed(make_executor, batch_env, s3
     events = pump(new, finished(item.ti.key))
     assert final_states(events) == {item.ti.key: "success"}
     assert s3_mode.objects() == []
+
+
+def test_a_batch_retry_after_the_container_started_never_runs_the_try_again(
+    make_executor, batch_env, s3_mode, monkeypatch
+):
+    """Batch re-ran a job whose first attempt had run the task (the executor sends attempts = 1, but a
+    retry it did not ask for must still find nothing to run); short tokens keep refreshes due."""
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", "4")
+    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", "4")
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__MAX_PENDING_SECONDS", "2")
+    batch_env.faults.retry_after_start(pattern="dag-retried-*")
+    executor = make_executor()
+    item = workload("retried")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key), timeout=60)
+    reason = next(info for key, state, info in events if state == "failed")
+    assert "workload bootstrap stopped before running the task" in reason, reason
+    record = describe(batch_env, executor_job_id(events))
+    assert len(record["attempts"]) == 2
+    logs = batch_env.client("logs")
+    ran = []
+    for attempt in record["attempts"]:
+        stream = attempt["container"]["logStreamName"]
+        lines = logs.get_log_events(logGroupName=batch_env.log_group, logStreamName=stream)["events"]
+        ran += [line["message"] for line in lines if line["message"].startswith("FAKE-TASK-SDK ")]
+    assert len(ran) == 1, "the try ran once, in the first attempt"
+    assert s3_mode.objects() == []

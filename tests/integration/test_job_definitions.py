@@ -13,7 +13,13 @@ import pytest
 from airflow_batch_executor import BatchJobOverrides, EfsVolume, HostVolume
 from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.cli import commands
-from airflow_batch_executor.job_definitions import BASE_TAG, HASH_TAG, MANAGED_TAG, REGISTERED_TAG
+from airflow_batch_executor.job_definitions import (
+    BASE_TAG,
+    HASH_TAG,
+    LAST_USED_TAG,
+    MANAGED_TAG,
+    REGISTERED_TAG,
+)
 
 from .conftest import final_states, finished, pump, python_command, queue, workload
 
@@ -281,3 +287,39 @@ def test_prune_refuses_a_bad_duration(batch_env, capsys):
         "--older-than 'a month' is not a duration; use a whole number and a unit: 30d"
         in capsys.readouterr().out
     )
+
+
+def test_a_definition_pruned_while_the_registry_remembers_it_is_registered_again(
+    make_executor, batch_env, base_definition, capsys
+):
+    """The registry remembers a derived definition for 10 minutes; a prune inside that window used to
+    make every later submission for it refused (the local Batch, like AWS, refuses INACTIVE ones)."""
+    executor = make_executor()
+    first = workload("pruned", run_id="before-prune", executor_config=with_image("repo/pruned:1"))
+    assert run(executor, first) == {first.ti.key: "success"}
+    [used] = derived_definitions(batch_env, base_definition)
+    assert int(used["tags"][LAST_USED_TAG]) >= int(used["tags"][REGISTERED_TAG])
+    commands.prune_definitions(argparse.Namespace(older_than="0s", yes=True, verbose=None))
+    assert f"deregistered      {used['jobDefinitionName']}:1" in capsys.readouterr().out
+    assert derived_definitions(batch_env, base_definition) == []
+
+    again = workload("pruned", run_id="after-prune", executor_config=with_image("repo/pruned:1"))
+    assert run(executor, again) == {again.ti.key: "success"}, "not failed: registered anew"
+    [registered] = derived_definitions(batch_env, base_definition)
+    assert registered["revision"] == 2 and registered["jobDefinitionName"] == used["jobDefinitionName"]
+
+
+def test_prune_judges_by_last_use_not_by_registration(make_executor, batch_env, base_definition, capsys):
+    executor = make_executor()
+    item = workload("recent", run_id="last-use", executor_config=with_image("repo/recent:1"))
+    assert run(executor, item) == {item.ti.key: "success"}
+    [used] = derived_definitions(batch_env, base_definition)
+    client = batch_env.client("batch")
+    long_ago = str(int(time.time()) - 40 * 86400)
+    client.tag_resource(resourceArn=used["jobDefinitionArn"], tags={REGISTERED_TAG: long_ago})
+    commands.prune_definitions(argparse.Namespace(older_than="30d", yes=False, verbose=None))
+    out = capsys.readouterr().out
+    assert f"keep              {used['jobDefinitionName']}:1" in out and "used more recently" in out
+    client.tag_resource(resourceArn=used["jobDefinitionArn"], tags={LAST_USED_TAG: long_ago})
+    commands.prune_definitions(argparse.Namespace(older_than="30d", yes=False, verbose=None))
+    assert f"would deregister  {used['jobDefinitionName']}:1" in capsys.readouterr().out
