@@ -117,6 +117,21 @@ def test_example_dags_succeed_and_no_token_is_left_in_batch_or_s3(stack: DevStac
                     [*lines, json.dumps(answer)], f"the task log of {ti.task_id} try {try_number}"
                 )
 
+    # What the executor itself logged and printed: every component's log (the scheduler's is where the
+    # executor logs) and its CLI, scanned for each token this run wrote to a workload object.
+    tokens = set(stack.batch.workload_tokens())
+    assert len(tokens) >= len(requests), "every job's object carried a token"
+    scanned = {path.name: path.read_text(errors="replace") for path in stack.log_paths()}
+    assert any(name.startswith("scheduler") for name in scanned)
+    for command in (("jobs",), ("check",), ("render", "per_task_resources", "train")):
+        result = stack.airflow_cli("aws-batch-executor", *command)
+        scanned[f"airflow aws-batch-executor {' '.join(command)}"] = result.stdout + result.stderr
+    assert "job(s) in" in scanned["airflow aws-batch-executor jobs"], "the CLI listed the run's jobs"
+    for where, text in scanned.items():
+        leaked = sorted(token[:16] + "..." for token in tokens if token in text)
+        assert not leaked, f"{len(leaked)} token(s) of this run in {where}: {leaked}"
+        assert_no_token(text.splitlines(), where)
+
 
 def assert_no_token(lines: list[str], where: str) -> None:
     text = "\n".join(lines)

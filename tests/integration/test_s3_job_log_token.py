@@ -18,11 +18,13 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
+from airflow_batch_executor import airflow_compat
 from airflow_batch_executor.gateway import BatchGateway
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
 from .conftest import final_states, finished, pump, queue, workload
 
+MINTS = airflow_compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
 JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TASK_SDK_RUN_SECONDS = 180.0
 """An upper bound for the Task SDK to start, retry the unreachable API and give up."""
@@ -114,3 +116,60 @@ def test_whole_log_reads_every_page_of_a_long_log(batch_env):
         assert time.monotonic() < deadline, "the job did not end"
         time.sleep(0.1)
     assert whole_log(batch_env, job_id) == [str(i) for i in range(30000)]
+
+
+class StatsRecorder:
+    """Every metric name and tag the executor sends through Airflow's Stats."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def incr(self, name, count=1, rate=1, *, tags=None):
+        self.sent.append(f"{name} {tags}")
+
+    def timing(self, name, value, *, tags=None):
+        self.sent.append(f"{name} {tags}")
+
+    def gauge(self, name, value, rate=1, delta=False, *, tags=None):
+        self.sent.append(f"{name} {tags}")
+
+
+def test_no_token_reaches_the_executors_logs_metrics_or_cli(
+    make_executor, batch_env, s3_mode, monkeypatch, caplog, capsys
+):
+    """Every token the run wrote (as the local Batch saw it arrive) against everything the executor
+    logged, every metric name and tag it sent, and what its CLI printed about the run's jobs."""
+    import argparse
+    import logging
+
+    from airflow_batch_executor import metrics
+    from airflow_batch_executor.cli import commands
+
+    stats = StatsRecorder()
+    monkeypatch.setattr(metrics, "Stats", stats)
+    caplog.set_level(logging.DEBUG, logger="airflow_batch_executor")
+    before = set(batch_env.workload_tokens())
+    batch_env.faults.fail_before_start(pattern="dag-scanned1-*")  # a resubmission: a second token
+    executor = make_executor()
+    items = [workload(f"scanned{n}", run_id="scan") for n in range(3)]
+    queue(executor, *items)
+    events = pump(executor, finished(*(item.ti.key for item in items)), timeout=60)
+    assert set(final_states(events).values()) == {"success"}
+    executor.end()
+    commands.jobs(
+        argparse.Namespace(job_queue=None, state=None, dag_id="dag", limit=50, team=None, verbose=None)
+    )
+    printed = capsys.readouterr()
+    tokens = set(batch_env.workload_tokens()) - before
+    if MINTS:
+        assert len(tokens) >= 4, "three first writes and one resubmission, each with a token of its own"
+    else:
+        assert tokens == {"workload-token"}, "this Airflow cannot sign tokens: the scheduler's is kept"
+    assert stats.sent and "job(s) in" in printed.out and "submitted for" in caplog.text
+    for where, text in (
+        ("the executor's log", caplog.text),
+        ("its metrics", "\n".join(stats.sent)),
+        ("its CLI", printed.out + printed.err),
+    ):
+        assert not [token for token in tokens if token in text], f"a token of this run in {where}"
+        assert JWT_SHAPED.search(text) is None, f"a JWT in {where}"

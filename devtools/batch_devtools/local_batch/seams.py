@@ -14,8 +14,9 @@ loudly instead of silently falling back to Docker. The seams:
 * ``BatchBackend.submit_job`` — moto accepts a deregistered (INACTIVE) job definition revision and
   resolves a bare name to its latest revision, INACTIVE or not; AWS refuses the first and resolves a
   name to its latest ACTIVE revision.
-* ``BatchResponse.submitjob`` — moto drops the request's ``retryStrategy``; it is handed to the job
-  through :func:`~batch_devtools.local_batch.job.submission_options`.
+* ``BatchResponse.submitjob`` (``submit_job`` from moto 5.2.6) — moto drops the request's
+  ``retryStrategy``; it is handed to the job through
+  :func:`~batch_devtools.local_batch.job.submission_options`.
 
 The HTTP-level seam (the WSGI middleware around moto's app) lives in ``server.py``.
 """
@@ -38,6 +39,8 @@ from batch_devtools.local_batch.runtime import HOLD, active_runtime
 
 SUPPORTED_MOTO = ((5, 1), (5, 3))
 
+_RESPONSE_SUBMIT_JOB = "submit_job" if hasattr(BatchResponse, "submit_job") else "submitjob"
+"""The SubmitJob handler of moto's Batch responses: ``submitjob`` up to 5.2.5, ``submit_job`` since."""
 _lock = threading.Lock()
 _originals: dict[str, Any] = {}
 
@@ -64,13 +67,13 @@ def install() -> None:
             list_jobs=BatchBackend.list_jobs,
             describe_jobs=BatchBackend.describe_jobs,
             submit_job=BatchBackend.submit_job,
-            submitjob=BatchResponse.submitjob,
+            response_submit_job=getattr(BatchResponse, _RESPONSE_SUBMIT_JOB),
         )
         batch_models.Job = LocalJob  # type: ignore[misc]
         BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _describe_jobs  # type: ignore[method-assign]
         BatchBackend.submit_job = _submit_job  # type: ignore[method-assign]
-        BatchResponse.submitjob = _submitjob  # type: ignore[method-assign]
+        setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _response_submit_job)
 
 
 def uninstall() -> None:
@@ -82,13 +85,13 @@ def uninstall() -> None:
         BatchBackend.list_jobs = _originals["list_jobs"]  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _originals["describe_jobs"]  # type: ignore[method-assign]
         BatchBackend.submit_job = _originals["submit_job"]  # type: ignore[method-assign]
-        BatchResponse.submitjob = _originals["submitjob"]  # type: ignore[method-assign]
+        setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _originals["response_submit_job"])
         _originals.clear()
 
 
-def _submitjob(self: BatchResponse) -> str:
+def _response_submit_job(self: BatchResponse) -> str:
     with submission_options(retry_strategy=self._get_param("retryStrategy")):
-        return _originals["submitjob"](self)
+        return _originals["response_submit_job"](self)
 
 
 def _submit_job(
