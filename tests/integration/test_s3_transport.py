@@ -202,8 +202,10 @@ def test_a_job_that_never_started_has_its_object_removed(make_executor, batch_en
 
 @pytest.mark.skipif(not MINTS, reason="this Airflow cannot sign workload tokens; the scheduler's is kept")
 def test_a_job_waiting_past_its_token_lifetime_starts_with_a_fresh_token(
-    make_executor, batch_env, s3_mode, monkeypatch
+    make_executor, batch_env, s3_mode, monkeypatch, status_source
 ):
+    """With status from events a waiting job sends none, and reconciliation (60 s here) comes after
+    the token expired: the refresh runs on its own clock."""
     lifetime = 4
     # Airflow 3.3 (and 3.2.2) signs workload tokens for task_queued_timeout, 3.2.0 for the lifetime
     # of execution tokens.

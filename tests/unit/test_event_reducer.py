@@ -139,3 +139,18 @@ def test_an_aws_event_is_parsed_with_its_detail_as_the_record() -> None:
 )
 def test_anything_but_a_batch_job_state_change_is_not_an_event(body: str) -> None:
     assert parse_event(body) is None
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"jobId": "j", "status": ["RUNNING"]},
+        {"jobId": "j", "status": {"RUNNING": 1}},
+        {"jobId": "j", "status": None},
+        {"jobId": 7, "status": "RUNNING"},
+        {"status": "RUNNING"},
+    ],
+)
+def test_an_event_of_unexpected_shape_is_not_an_event_and_raises_nothing(detail) -> None:
+    body = json.dumps({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": detail})
+    assert parse_event(body) is None

@@ -207,3 +207,26 @@ def test_after_missing(checks: int, action: Action) -> None:
     decision = after_missing(tracked, LIMITS)
     assert decision.action is action
     assert (decision.event == "batch job lost") is (action is Action.FAIL)
+
+
+def retried_after_start() -> dict:
+    """A job Batch retried after its first attempt ran: RUNNABLE again, no top-level startedAt."""
+    return record(
+        "RUNNABLE",
+        attempts=[
+            {"container": {"exitCode": 1}, "startedAt": 2_000, "stoppedAt": 3_000, "statusReason": "x"}
+        ],
+    )
+
+
+def test_a_job_whose_first_attempt_started_counts_as_started_though_it_waits_again() -> None:
+    tracked = job()
+    tracked.observe(retried_after_start())
+    assert tracked.started and tracked.submission is None, "never resubmitted, no token refresh"
+
+
+def test_the_pending_limit_never_terminates_a_job_whose_first_attempt_ran() -> None:
+    tracked = job()
+    found = retried_after_start()
+    tracked.observe(found)
+    assert after_record(tracked, found, LIMITS, SUBMITTED_AT + 10_000).action is Action.WAIT
