@@ -368,7 +368,7 @@ class JobSupervisor:
             self.tracker.pop(job.job_id)
         job_id = job.job_id if job is not None else known_job_id
         if job_id:
-            log.info("Stopping Batch job %s of %s: %s", job_id, key, reason)
+            log.info("%s: terminating Batch job %s (%s)", key, job_id, reason)
             self._poller.terminate(job_id, reason)
 
     def _hunt_orphan(self, orphan: Orphan, reason: str) -> None:

@@ -23,7 +23,9 @@ from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_
 
 from .harness import log_events
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+"""One test starts a stack, runs the example DAGs and scans everything they left: more than the
+suite's 300 s per test when the machine is busy."""
 
 PRINTS_TOKEN = ExecuteTask.model_fields["token"].repr
 """Whether this Airflow's workload model prints its token (3.1) or hides it (3.2 and later)."""

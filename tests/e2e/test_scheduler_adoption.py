@@ -46,6 +46,6 @@ def test_killed_scheduler_jobs_are_adopted_not_rerun(stack: DevStack) -> None:
     assert {key: ti.external_executor_id for key, ti in run.task_instances.items()} == job_ids
     assert run.submissions_per_try() == {(task_id, index, 1): 1 for task_id, index in SLEEPERS}
     adopted = re.findall(
-        r"Adopted (\d+) task instance\(s\) with live Batch jobs", stack.component_log("scheduler-2")
+        r"Adopted (\d+) task instance\(s\) with Batch jobs", stack.component_log("scheduler-2")
     )
     assert sum(map(int, adopted)) == len(SLEEPERS)
