@@ -22,6 +22,8 @@ class BatchView:
         self.name_of: dict[str, str] = {}
         self.created_at: dict[str, float] = {}
         self.final: dict[str, str] = {}
+        self._last_put: dict[str, float] = {}
+        self._last_submit: dict[str, float] = {}
         self._stuck: set[str] = set()
         self.ever_stuck: set[str] = set()
         self._stuck_read = 0.0
@@ -36,9 +38,18 @@ class BatchView:
                 self.jobs_named[entry["jobName"]].append(job_id)
                 self.name_of[job_id] = entry["jobName"]
                 self.created_at[job_id] = entry["at"]
+                self._last_submit[entry["jobName"]] = entry["at"]
+            elif event == "object_put" and entry.get("accepted"):
+                self._last_put[_job_name_of_key(entry["key"])] = entry["at"]
             elif event == "job_final":
                 self.final[job_id] = entry["status"]
         return new
+
+    def written_not_submitted(self, name: str, since: float) -> bool:
+        """True while a workload object for this job name was written after ``since`` and no job of the
+        name was submitted after it: the executor's SubmitJob is on its way."""
+        put = self._last_put.get(name)
+        return put is not None and put >= since and self._last_submit.get(name, 0.0) < put
 
     def stuck(self) -> set[str]:
         """Jobs held in RUNNABLE by ``stuck_in_runnable`` now (read at most every 0.1 s)."""
@@ -69,3 +80,8 @@ class BatchView:
         if current_job is not None and current_job in stuck:
             return True
         return self.unclaimed_stuck_faults(name) > 0
+
+
+def _job_name_of_key(key: str) -> str:
+    """``<prefix>/<job name>.<nonce>.json`` → the job name."""
+    return key.rsplit("/", 1)[-1].rsplit(".", 2)[0]

@@ -47,6 +47,7 @@ class SoakOptions:
     image_rate: float = 0.15
     s3_latency_share: float = 0.25
     s3_latency_seconds: float = 0.05
+    submit_latency_seconds: float = 0.05
     kills: int | None = None
     """Executor kills; None draws 1 or 2 from the seed."""
     prunes: int = 1
@@ -144,6 +145,13 @@ def parser() -> argparse.ArgumentParser:
             flag, type=_rate, default=getattr(defaults, name), help=f"{help_text} (%(default)s)"
         )
     rates.add_argument("--s3-latency-seconds", type=float, default=defaults.s3_latency_seconds)
+    rates.add_argument(
+        "--submit-latency-seconds",
+        type=float,
+        default=defaults.submit_latency_seconds,
+        help="latency of every SubmitJob until faults stop, as AWS answers (%(default)s): revokes then "
+        "land while a SubmitJob is on the wire",
+    )
     rates.add_argument(
         "--malformed-events", type=int, default=defaults.malformed_events, help="malformed status messages"
     )

@@ -36,8 +36,9 @@ BEFORE_START = ("fail_before_start", "fail_before_start_permanent", "fail_before
 AFTER_START = ("fail_after_start", "host_terminated", "retry_after_start")
 JOB_FAULTS = (*BEFORE_START, *AFTER_START, "vanish")
 EVENT_FAULTS = ("drop_events", "duplicate_events", "delay_events", "reorder_events")
-EVENT_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
-REVOKE_STAGES = ("early", "stuck", "timeout")
+EVENT_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED")
+"""Statuses (almost) every job passes through, so an event fault aimed at one is used."""
+REVOKE_STAGES = ("early", "in_flight", "stuck", "timeout")
 S3_OPERATIONS = ("putobject", "getobject", "deleteobjects")
 
 
@@ -45,9 +46,11 @@ S3_OPERATIONS = ("putobject", "getobject", "deleteobjects")
 class Revoke:
     """One revoke the scheduler makes of a queueing of a try.
 
-    ``early``: ``delay`` seconds after queueing (before submit, or while SubmitJob is in flight: its
-    job, if any, is held by a planned ``stuck_in_runnable``); ``stuck``: once its job has waited
-    ``delay`` seconds for capacity; ``timeout``: the job waits until the queued timeout revokes it.
+    ``early``: ``delay`` seconds after queueing (mostly before submit); ``in_flight`` (S3 transport):
+    once the queueing's workload object is written, while its SubmitJob is on the wire (or, if that
+    moment is missed, as ``stuck``); ``stuck``: once its job has waited ``delay`` seconds for
+    capacity; ``timeout``: the job waits until the queued timeout revokes it. A job the revoked
+    queueing still gets is held by the ``stuck_in_runnable`` planted for the revoke.
     """
 
     stage: str
@@ -196,19 +199,24 @@ def _try(rng: random.Random, options: SoakOptions, events: bool) -> TryPlan:
     revokes: tuple[Revoke, ...] = ()
     if rng.random() < options.revoke_rate:
         count = rng.choices((1, 2, 3), weights=(16, 3, 1))[0]
-        revokes = tuple(_revoke(rng) for _ in range(count))
+        revokes = tuple(_revoke(rng, revoke_stages(options)) for _ in range(count))
     hold = _hold(rng, options) if rng.random() < options.stuck_rate else None
     return TryPlan(tuple(faults), tuple(event_faults), revokes, hold)
 
 
 def _event_fault(rng: random.Random, kind: str | None = None) -> tuple[str, str]:
-    return (kind or rng.choice(EVENT_FAULTS), rng.choices(EVENT_STATUSES, weights=(1, 1, 2, 2, 3, 3, 1))[0])
+    return (kind or rng.choice(EVENT_FAULTS), rng.choices(EVENT_STATUSES, weights=(1, 1, 2, 2, 3, 3))[0])
 
 
-def _revoke(rng: random.Random, stage: str | None = None) -> Revoke:
-    stage = stage or rng.choices(REVOKE_STAGES, weights=(4, 4, 1))[0]
-    delay = {"early": rng.uniform(0.02, 0.25), "stuck": rng.uniform(0.2, 3.0), "timeout": 0.0}[stage]
+def _revoke(rng: random.Random, stages: tuple[str, ...], stage: str | None = None) -> Revoke:
+    stage = stage or rng.choices(stages, weights=(4, 4, 4, 1)[-len(stages) :])[0]
+    delay = {"early": rng.uniform(0.02, 0.25), "stuck": rng.uniform(0.2, 3.0)}.get(stage, 0.0)
     return Revoke(stage, round(delay, 3))
+
+
+def revoke_stages(options: SoakOptions) -> tuple[str, ...]:
+    """The stages a revoke can be planned at; ``in_flight`` needs the S3 transport's object write."""
+    return REVOKE_STAGES if options.transport == "s3" else tuple(s for s in REVOKE_STAGES if s != "in_flight")
 
 
 def _hold(rng: random.Random, options: SoakOptions) -> float:
@@ -244,9 +252,10 @@ def _ensure_every_kind(rng: random.Random, options: SoakOptions, tasks: list[Tas
             TryPlan(event_faults=(_event_fault(rng, kind),)) for kind in EVENT_FAULTS if not present[kind]
         ]
     if options.revoke_rate:
+        stages = revoke_stages(options)
         missing += [
-            TryPlan(revokes=(_revoke(rng, stage),))
-            for stage in REVOKE_STAGES
+            TryPlan(revokes=(_revoke(rng, stages, stage),))
+            for stage in stages
             if not present[f"revoke_{stage}"]
         ]
     if options.stuck_rate and not present["stuck"]:

@@ -156,6 +156,34 @@ def injected(gathered: Gathered) -> dict[str, Any]:
     return counts
 
 
+def injected_kinds(report: dict[str, Any]) -> dict[str, int]:
+    """How often each kind of fault happened, one number per kind (for "every kind at least once")."""
+    counts, revoked = report["faults_injected"], report["revokes"]["by_stage"]
+    kinds = {
+        "throttled AWS calls": counts["aws_calls_throttled"]["total"],
+        "5xx AWS answers": counts["aws_calls_5xx"]["total"],
+        "lost AWS answers": counts["aws_answers_lost"]["total"],
+        "throttled adoption look-ups": counts["adoption_lookups_throttled"]["total"],
+        "slowed S3 calls": sum(value for key, value in counts["s3_calls_slowed"].items() if key != "windows"),
+        **{f"status events: {kind}": value for kind, value in counts["status_events"].items()},
+        "malformed status messages": counts["malformed_status_messages"],
+        "jobs failed before start (transient)": counts["jobs_failed_before_start"]["transient"],
+        "jobs failed before start (permanent)": counts["jobs_failed_before_start"]["permanent"],
+        "jobs failed after start": counts["jobs_failed_after_start"],
+        "hosts terminated after start": counts["hosts_terminated_after_start"],
+        "Batch retries after start": counts["batch_retries_after_start"],
+        "vanished jobs": counts["jobs_vanished"],
+        "jobs held for capacity": counts["jobs_held_for_capacity"],
+        "token refreshes": counts["token_refreshes"],
+        "executor kills": counts["executor_kills"],
+        "pruned definitions": sum(
+            p["deregistered_by_cli"] + p["deregistered_directly"] for p in counts["prunes"]
+        ),
+        **{f"revokes {stage}": value for stage, value in revoked.items()},
+    }
+    return kinds
+
+
 def _calls(by_operation: dict[str, int]) -> dict[str, Any]:
     return {"total": sum(by_operation.values()), **by_operation}
 
@@ -244,8 +272,18 @@ def revokes(tries: list[TryRecord], gathered: Gathered) -> dict[str, Any]:
     }
 
 
+PRUNED_REFUSAL = "is not in ACTIVE status"
+
+
 def observations(gathered: Gathered) -> dict[str, Any]:
-    """Not invariants: workloads that ran with an expired token (the real API would refuse them)."""
+    """Not invariants, but worth a look: workloads that ran with an expired token (the execution API
+    would refuse them), and tries failed because SubmitJob was refused a pruned job definition (the
+    executor is meant to register it again)."""
+    pruned = [
+        f"{event.key} ({event.info[:160]})"
+        for event in gathered.evidence.events
+        if event.state == "failed" and PRUNED_REFUSAL in event.info
+    ]
     expired = []
     for entry in gathered.evidence.history:
         if entry["event"] != "workload_run":
@@ -253,7 +291,12 @@ def observations(gathered: Gathered) -> dict[str, Any]:
         expires = _expiry(entry.get("token") or "")
         if expires is not None and entry["at"] > expires:
             expired.append(f"{entry['jobId']} ({entry['at'] - expires:.1f}s after expiry)")
-    return {"workloads_run_with_an_expired_token": len(expired), "examples": expired[:5]}
+    return {
+        "workloads_run_with_an_expired_token": len(expired),
+        "expired_token_examples": expired[:5],
+        "tries_failed_by_a_pruned_definition": len(pruned),
+        "pruned_definition_examples": pruned[:5],
+    }
 
 
 def _expiry(token: str) -> float | None:

@@ -109,6 +109,8 @@ class SoakRun:
     def _drive(self, lb: LocalBatch) -> None:
         self.executor = self._start_executor()
         self.faults.injecting = True
+        if self.options.submit_latency_seconds > 0:
+            lb.faults.latency(self.options.submit_latency_seconds, operation="submitjob")
         moments = list(self.plan.moments)
         deadline = time.monotonic() + self.options.timeout
         progress, progressed_at = None, time.monotonic()

@@ -45,6 +45,7 @@ from batch_devtools.soak.plan import (
     DAG_ID,
     FAIL_EXIT_CODE,
     MAX_SUBMIT_JOB_ATTEMPTS,
+    Revoke,
     SoakPlan,
     TaskPlan,
     TryPlan,
@@ -301,7 +302,7 @@ class SchedulerModel:
         """Planned revokes, the queued timeout, and capacity for jobs held in RUNNABLE."""
         now = time.monotonic()
         stuck = self.view.stuck()
-        for ti in [ti for ti in self.active.values() if ti.state == QUEUED]:
+        for ti in list(self.active.values()):
             record = ti.current
             assert record is not None
             queueing = record.queueings[-1]
@@ -309,29 +310,47 @@ class SchedulerModel:
             if job is not None and job in stuck:
                 ti.stuck_since.setdefault(job, now)
             held_for = now - ti.stuck_since[job] if job in ti.stuck_since else None
+            if ti.state == RUNNING:  # a Batch retry of a job that ran, waiting for capacity
+                self._capacity(ti, job, held_for, planned_wait=False)
+                continue
             queued_for = time.time() - queueing.queued_at
             planned = ti.plan.try_plan(ti.try_number).revokes
             pending = None
             if not self.draining and ti.planned_revokes_done < len(planned):
                 pending = planned[ti.planned_revokes_done]
             if pending is not None and pending.stage != "timeout":
-                waited = queued_for if pending.stage == "early" else held_for
-                if (
-                    waited is not None
-                    and waited >= pending.delay
-                    and self.view.cannot_start(record.job_name, job)
-                ):
+                due = self._revoke_due(pending, record.job_name, queueing, queued_for, held_for)
+                if due and self.view.cannot_start(record.job_name, job):
                     ti.planned_revokes_done += 1
                     self._revoke(ti, executor, pending.stage, job)
                     continue
             elif queued_for >= self.options.queued_timeout:
                 self._queued_timeout(ti, executor, record, job, planned=pending is not None)
                 continue
-            if pending is None and held_for is not None:
-                if job not in ti.holds:
-                    ti.holds[job] = self._hold(ti)
-                if self.draining or held_for >= ti.holds[job]:
-                    self.releases += len(self.view.lb.release_stuck_jobs([job]))
+            if pending is None:
+                self._capacity(ti, job, held_for, planned_wait=True)
+
+    def _revoke_due(
+        self, pending: Revoke, name: str, queueing: Queueing, queued_for: float, held_for: float | None
+    ) -> bool:
+        """``early``: its delay after queueing; ``in_flight``: once the queueing's workload object is
+        written and its SubmitJob not yet answered (else once its job waits, as ``stuck``); ``stuck``:
+        its delay after its job began to wait for capacity."""
+        if pending.stage == "early":
+            return queued_for >= pending.delay
+        if pending.stage == "in_flight" and self.view.written_not_submitted(name, queueing.queued_at):
+            return True
+        return held_for is not None and held_for >= pending.delay
+
+    def _capacity(self, ti: ModelTI, job: str | None, held_for: float | None, *, planned_wait: bool) -> None:
+        """Capacity appears for the job of a try that is not to be revoked, after it held a while
+        (at once once faults stopped)."""
+        if job is None or held_for is None:
+            return
+        if job not in ti.holds:
+            ti.holds[job] = self._hold(ti) if planned_wait else self._random.uniform(*SHORT_HOLD)
+        if self.draining or held_for >= ti.holds[job]:
+            self.releases += len(self.view.lb.release_stuck_jobs([job]))
 
     def _queued_timeout(
         self, ti: ModelTI, executor: ExecutorHandle, record: TryRecord, job: str | None, *, planned: bool
