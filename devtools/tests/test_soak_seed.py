@@ -41,6 +41,30 @@ def handed_back(violation: dict[str, Any]) -> bool:
     return any(entry["event"] == "scheduler:handed_back" for entry in violation["history"])
 
 
+def revoked_job_never_stopped(violation: dict[str, Any]) -> bool:
+    """The job left alive is one the scheduler revoked while it waited, and no TerminateJob (but the
+    soak's own) ever reached it: the executor that revoked it was killed first."""
+    job_id = violation["detail"].split()[1]
+    revoked = any(
+        entry["event"] == "scheduler:revoked" and entry.get("stuck_job") == job_id
+        for entry in violation["history"]
+    )
+    stopped = any(
+        entry["event"] == "terminate"
+        and entry.get("jobId") == job_id
+        and not str(entry.get("reason")).startswith("Stopped by the soak")
+        for entry in violation["history"]
+    )
+    return revoked and not stopped
+
+
+def failed_after_a_lost_submit_answer(violation: dict[str, Any]) -> bool:
+    return any(
+        entry["event"] == "executor:failed" and "SubmitJob failed after" in str(entry.get("info"))
+        for entry in violation["history"]
+    )
+
+
 KNOWN_DEFECTS: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
     (
         (
@@ -62,6 +86,21 @@ KNOWN_DEFECTS: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
             "scheduler resubmitted the try under the same name and that job succeeded"
         ),
         lambda v: v["kind"] == "failed although a job succeeded" and "this job was adopted" in v["detail"],
+    ),
+    (
+        (
+            "a SubmitJob whose last attempt lost its answer fails the try at once and hunts the job down by "
+            "name, but the job may start (and run the workload) before its TerminateJob lands"
+        ),
+        lambda v: v["kind"] == "job started after its try was over" and failed_after_a_lost_submit_answer(v),
+    ),
+    (
+        (
+            "revoke_task terminates the job in the background: an executor killed before its TerminateJob "
+            "lands leaves the revoked queueing's job waiting (and its workload object in place), and the "
+            "next scheduler, which queues the try again, never looks for it"
+        ),
+        lambda v: v["kind"] == "job left alive" and revoked_job_never_stopped(v),
     ),
 ]
 

@@ -7,12 +7,13 @@ Airflow in come after it.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from types import SimpleNamespace
 
 from batch_devtools.soak.environment import prepare_airflow_home
-from batch_devtools.soak.options import parse
+from batch_devtools.soak.options import SoakOptions, parse
 from batch_devtools.soak.plan import make_plan
 
 NO_REFRESH_NOTE = (
@@ -24,7 +25,14 @@ NO_REFRESH_NOTE = (
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     print(f"Soak seed {options.seed} (rerun with --seed {options.seed})", flush=True)
-    prepare_airflow_home()
+    home = prepare_airflow_home()
+    try:
+        return _soak(options)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _soak(options: SoakOptions) -> int:
     plan = make_plan(options)
     print(f"Plan: {options.tasks} tasks, status from {plan.status}, planned: {plan.planned()}", flush=True)
 

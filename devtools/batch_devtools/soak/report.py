@@ -276,9 +276,9 @@ PRUNED_REFUSAL = "is not in ACTIVE status"
 
 
 def observations(gathered: Gathered) -> dict[str, Any]:
-    """Not invariants, but worth a look: workloads that ran with an expired token (the execution API
-    would refuse them), and tries failed because SubmitJob was refused a pruned job definition (the
-    executor is meant to register it again)."""
+    """Not invariants, but worth a look: conditional rewrites refused on their own retry, workloads
+    that ran with an expired token (the execution API would refuse them), and tries failed because
+    SubmitJob was refused a pruned job definition (the executor is meant to register it again)."""
     pruned = [
         f"{event.key} ({event.info[:160]})"
         for event in gathered.evidence.events
@@ -292,11 +292,28 @@ def observations(gathered: Gathered) -> dict[str, Any]:
         if expires is not None and entry["at"] > expires:
             expired.append(f"{entry['jobId']} ({entry['at'] - expires:.1f}s after expiry)")
     return {
+        "conditional_writes_refused_on_their_own_retry": _refused_retries(gathered.evidence.history),
         "workloads_run_with_an_expired_token": len(expired),
         "expired_token_examples": expired[:5],
         "tries_failed_by_a_pruned_definition": len(pruned),
         "pruned_definition_examples": pruned[:5],
     }
+
+
+def _refused_retries(history: list[dict[str, Any]]) -> int:
+    """Conditional PutObjects refused (412) right after one with the same If-Match was accepted: a write
+    whose answer was lost, retried by botocore, and refused because its own first attempt changed the
+    ETag. The executor takes that refusal for "a job consumed the object"."""
+    accepted: dict[str, str] = {}
+    count = 0
+    for entry in history:
+        if entry["event"] != "object_put" or not entry.get("ifMatch"):
+            continue
+        if entry.get("accepted"):
+            accepted[entry["key"]] = entry["ifMatch"]
+        elif accepted.get(entry["key"]) == entry["ifMatch"]:
+            count += 1
+    return count
 
 
 def _expiry(token: str) -> float | None:
