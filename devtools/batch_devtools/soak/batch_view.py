@@ -19,8 +19,6 @@ class BatchView:
         self.lb = lb
         self.entries: list[dict[str, Any]] = []
         self.jobs_named: dict[str, list[str]] = defaultdict(list)
-        self.name_of: dict[str, str] = {}
-        self.created_at: dict[str, float] = {}
         self.final: dict[str, str] = {}
         self._last_put: dict[str, float] = {}
         self._last_submit: dict[str, float] = {}
@@ -36,8 +34,6 @@ class BatchView:
             event, job_id = entry["event"], entry.get("jobId")
             if event == "submit":
                 self.jobs_named[entry["jobName"]].append(job_id)
-                self.name_of[job_id] = entry["jobName"]
-                self.created_at[job_id] = entry["at"]
                 self._last_submit[entry["jobName"]] = entry["at"]
             elif event == "object_put" and entry.get("accepted"):
                 self._last_put[_job_name_of_key(entry["key"])] = entry["at"]

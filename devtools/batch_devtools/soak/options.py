@@ -115,7 +115,13 @@ def parser() -> argparse.ArgumentParser:
         help="[core] parallelism of the executors (%(default)s): headroom above --parallelism, so slots an "
         "executor fails to free do not stop the run (they are reported as violations)",
     )
-    p.add_argument("--submit-rate", type=_positive, default=defaults.submit_rate, help="submit_rate_limit")
+    p.add_argument(
+        "--submit-rate",
+        type=_positive,
+        default=defaults.submit_rate,
+        help="[aws_batch_executor] submit_rate_limit of the executors (%(default)s: AWS's own SubmitJob "
+        "limit, so the executor's rate limiting stays on without being the only bottleneck)",
+    )
     p.add_argument("--submit-concurrency", type=int, default=defaults.submit_concurrency)
     p.add_argument(
         "--step-delay", type=float, default=defaults.step_delay, help="local Batch seconds per status"

@@ -114,7 +114,7 @@ class SoakRun:
         moments = list(self.plan.moments)
         deadline = time.monotonic() + self.options.timeout
         progress, progressed_at = None, time.monotonic()
-        while not self.model.done:
+        while not self.model.done or self.executor is None:  # a killed executor is replaced first
             now = time.monotonic()
             if now > deadline:
                 self.record.timed_out = True
@@ -231,5 +231,4 @@ class SoakRun:
         deadline = time.monotonic() + timeout
         while lb.unfinished_jobs() and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.0)  # the last job log lines and removals land
         self.model.on_history(self.view.read())

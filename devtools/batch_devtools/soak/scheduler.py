@@ -116,17 +116,12 @@ class SchedulerModel:
         self._waiting: list[ModelTI] = []
         self.active: dict[int, ModelTI] = {}
         """The task instances QUEUED or RUNNING, by ``id()``."""
-        self.first_queued = 0
         self.finished = 0
         self.draining = False
         self._random = random.Random(f"{plan.seed}:scheduler")
         self.token_generator: Any = None
         self.tokens: list[str] = []
         self.planted: dict[str, int] = {}
-        self.revokes: list[tuple[str, str]] = []
-        """(reason, key) of each revoke made."""
-        self.handed_back = 0
-        self.scheduler_failed = 0
         self.releases = 0
         self.stray_events: list[tuple[TryKey, str]] = []
 
@@ -142,9 +137,6 @@ class SchedulerModel:
     @property
     def done(self) -> bool:
         return not self._never_queued and not self._waiting and not self.active
-
-    def unfinished(self) -> list[ModelTI]:
-        return [ti for ti in self.tis if ti.state not in (SUCCESS, FAILED)]
 
     # events and history ------------------------------------------------------------------------
 
@@ -211,7 +203,6 @@ class SchedulerModel:
         room -= len(due)
         while room > 0 and self._never_queued:
             self._queue(self._never_queued.pop(), executor)
-            self.first_queued += 1
             room -= 1
 
     def _queue(self, ti: ModelTI, executor: ExecutorHandle) -> None:
@@ -377,14 +368,12 @@ class SchedulerModel:
         assert ti.current is not None
         queueing = ti.current.queueings[-1]
         queueing.revoked_at, queueing.revoke_reason, queueing.job_at_revoke = time.time(), reason, job
-        self.revokes.append((reason, str(ti.current.key)))
         ti.stuck_count += 1
         if ti.stuck_count > STUCK_QUEUED_REQUEUES:
             ti.current.end, ti.current.ended_at = "failed_by_scheduler", time.time()
             ti.state = FAILED
             self.active.pop(id(ti), None)
             self.finished += 1
-            self.scheduler_failed += 1
         else:
             self._schedule(ti, self._random.uniform(*REQUEUE_DELAY))
 
@@ -405,6 +394,5 @@ class SchedulerModel:
             if ti.key in back:
                 assert ti.current is not None
                 ti.current.end, ti.current.ended_at = "handed_back", time.time()
-                self.handed_back += 1
                 self._next_try(ti, RETRY_DELAY)
         return keys, len(back)
