@@ -228,3 +228,28 @@ def test_malformed_messages_come_in_every_kind_about_the_latest_job(events_on: L
     assert other_type["detail-type"] != "Batch Job State Change" and other_type["source"] == "aws.batch"
     assert attempts["detail"]["attempts"] == "1" and attempts["detail"]["jobId"] == job_id
     assert events_on.faults.to_dict()["malformed_events"] == []
+
+
+def test_messages_are_received_within_their_retention_period_only(local_batch: LocalBatch) -> None:
+    """The SQS seam reads the retention period directly (moto recomputes every queue attribute per
+    message); what it decides is unchanged: a message older than the retention period is dropped."""
+    from moto.sqs.models import SQSBackend
+
+    from batch_devtools.local_batch import seams
+
+    sqs = local_batch.client("sqs")
+    url = sqs.create_queue(QueueName="retention-check", Attributes={"MessageRetentionPeriod": "60"})[
+        "QueueUrl"
+    ]
+    sqs.send_message(QueueUrl=url, MessageBody="fresh")
+    assert SQSBackend.is_message_valid_based_on_retention_period is seams._within_retention
+
+    [fresh] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    assert fresh["Body"] == "fresh"
+
+    queue = type("Queue", (), {"message_retention_period": 60})()
+    backend = type("Backend", (), {"get_queue": lambda self, name: queue})()
+    old = type("Message", (), {"sent_timestamp": (time.time() - 61) * 1000})()
+    young = type("Message", (), {"sent_timestamp": (time.time() - 59) * 1000})()
+    assert not seams._within_retention(backend, "retention-check", old)
+    assert seams._within_retention(backend, "retention-check", young)

@@ -53,6 +53,24 @@ def test_a_job_leaves_its_submission_attempt_and_outcome(local_batch: LocalBatch
     assert submit["at"] <= started["at"] <= final["at"]
 
 
+def test_the_history_is_read_from_an_index_on(local_batch: LocalBatch, batch: Any) -> None:
+    seen = len(local_batch.history())
+    job_id = batch.submit_job(
+        jobName="read-on",
+        jobQueue=local_batch.job_queue,
+        jobDefinition=local_batch.job_definition,
+        containerOverrides={"command": ["python", "-c", "print(1)"]},
+    )["jobId"]
+    wait_for_status(batch, job_id)
+    wait_for_final(local_batch, job_id)
+
+    newer = local_batch.history(since=seen)
+
+    assert newer == local_batch.history()[seen : seen + len(newer)]
+    assert {"submit", "job_final"} <= {e["event"] for e in newer if e.get("jobId") == job_id}
+    assert local_batch.history(since=len(local_batch.history())) == []
+
+
 def test_terminations_are_recorded_with_the_status_they_found(local_batch: LocalBatch, batch: Any) -> None:
     local_batch.settings.step_delay = 0.5
     job_id = batch.submit_job(

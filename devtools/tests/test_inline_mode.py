@@ -223,6 +223,20 @@ def test_a_stuck_inline_job_runs_once_released(local_batch: LocalBatch, batch: A
     assert wait_for_status(batch, job_id)["status"] == "SUCCEEDED"
 
 
+def test_only_the_named_stuck_jobs_are_released(local_batch: LocalBatch, batch: Any) -> None:
+    local_batch.faults.stuck_in_runnable(pattern="some-*", count=2)
+    held = submit(local_batch, [*BOOTSTRAP, put_workload(local_batch, task_workload("held"))], "some")
+    freed = submit(local_batch, [*BOOTSTRAP, put_workload(local_batch, task_workload("freed"))], "some")
+    wait_until(lambda: set(local_batch.stuck_jobs()) == {held, freed}, "both jobs wait for capacity")
+
+    assert local_batch.release_stuck_jobs([freed, "no-such-job"]) == [freed]
+
+    assert wait_for_status(batch, freed)["status"] == "SUCCEEDED"
+    assert local_batch.stuck_jobs() == [held] and describe(batch, held)["status"] == "RUNNABLE"
+    batch.terminate_job(jobId=held, reason="done")
+    wait_until(lambda: local_batch.stuck_jobs() == [], "a terminated job is no longer stuck")
+
+
 def test_fail_after_start_fails_a_workload_that_ran(local_batch: LocalBatch, batch: Any) -> None:
     local_batch.faults.fail_after_start(pattern="crash-*", exit_code=2)
     job_id = submit(local_batch, [*BOOTSTRAP, put_workload(local_batch, task_workload("crash"))], "crash")

@@ -114,9 +114,11 @@ class History:
         with self._lock:
             self._entries.append({"event": event, "at": time.time(), **fields})
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self, since: int = 0) -> list[dict[str, Any]]:
+        """Copies of the entries from index ``since`` on: a soak reading the history as it grows
+        copies only what is new."""
         with self._lock:
-            return copy.deepcopy(self._entries)
+            return copy.deepcopy(self._entries[since:])
 
     def clear(self) -> None:
         with self._lock:

@@ -17,6 +17,10 @@ loudly instead of silently falling back to Docker. The seams:
 * ``BatchResponse.submitjob`` (``submit_job`` from moto 5.2.6) — moto drops the request's
   ``retryStrategy``; it is handed to the job through
   :func:`~batch_devtools.local_batch.job.submission_options`.
+* ``SQSBackend.is_message_valid_based_on_retention_period`` — moto computes every attribute of the
+  queue (each one a scan of all its messages) three times for every message ReceiveMessage hands
+  out, only to read its retention period: with a few thousand status events queued, receiving them
+  takes most of the process's CPU. Here the retention period is read directly.
 
 The HTTP-level seam (the WSGI middleware around moto's app) lives in ``server.py``.
 """
@@ -31,6 +35,8 @@ from moto.batch import models as batch_models
 from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend, JobDefinition
 from moto.batch.responses import BatchResponse
+from moto.core.utils import unix_time
+from moto.sqs.models import Message, SQSBackend
 
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS as MAX_DESCRIBE_JOBS
 from airflow_batch_executor.batch_facts import JOB_STATUSES
@@ -68,12 +74,14 @@ def install() -> None:
             describe_jobs=BatchBackend.describe_jobs,
             submit_job=BatchBackend.submit_job,
             response_submit_job=getattr(BatchResponse, _RESPONSE_SUBMIT_JOB),
+            retention=SQSBackend.is_message_valid_based_on_retention_period,
         )
         batch_models.Job = LocalJob  # type: ignore[misc]
         BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _describe_jobs  # type: ignore[method-assign]
         BatchBackend.submit_job = _submit_job  # type: ignore[method-assign]
         setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _response_submit_job)
+        SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -86,7 +94,14 @@ def uninstall() -> None:
         BatchBackend.describe_jobs = _originals["describe_jobs"]  # type: ignore[method-assign]
         BatchBackend.submit_job = _originals["submit_job"]  # type: ignore[method-assign]
         setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _originals["response_submit_job"])
+        SQSBackend.is_message_valid_based_on_retention_period = _originals["retention"]  # type: ignore[method-assign]
         _originals.clear()
+
+
+def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """Whether the message is younger than its queue's retention period (as moto decides it)."""
+    retention = int(self.get_queue(queue_name).message_retention_period)
+    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
 
 def _response_submit_job(self: BatchResponse) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import urllib.request
+from collections.abc import Iterable
 from typing import Any, Self
 
 import boto3
@@ -213,9 +214,10 @@ class LocalBatch:
     def clear_api_calls(self) -> None:
         self.runtime.calls.clear()
 
-    def history(self) -> list[dict[str, Any]]:
-        """What happened, in order, each entry ``{"event", "at", ...}`` (see the README's history table)."""
-        return self.runtime.history.all()
+    def history(self, since: int = 0) -> list[dict[str, Any]]:
+        """What happened, in order, each entry ``{"event", "at", ...}`` (see the README's history table);
+        from entry ``since`` on, so a reader that keeps count copies only the new entries."""
+        return self.runtime.history.all(since)
 
     def clear_history(self) -> None:
         self.runtime.history.clear()
@@ -240,12 +242,23 @@ class LocalBatch:
         job = self.runtime.jobs.get(job_id)
         return job.pid if job is not None else None
 
-    def release_stuck_jobs(self) -> list[str]:
-        """Let every job held in RUNNABLE by ``stuck_in_runnable`` start (process mode); their ids."""
-        released = [job for job in self.runtime.jobs.all() if not job.held and job.stuck]
+    def release_stuck_jobs(self, job_ids: Iterable[str] | None = None) -> list[str]:
+        """Let the jobs held in RUNNABLE by ``stuck_in_runnable`` start (process and inline mode), as if
+        capacity appeared: all of them, or those of ``job_ids`` only; the ids of those released."""
+        wanted = None if job_ids is None else set(job_ids)
+        released = [
+            job
+            for job in self.runtime.jobs.all()
+            if not job.held and job.stuck and (wanted is None or job.job_id in wanted)
+        ]
         for job in released:
             job.release()
         return [job.job_id for job in released]
+
+    def stuck_jobs(self) -> list[str]:
+        """The ids of the jobs ``stuck_in_runnable`` holds in RUNNABLE right now (until released or
+        terminated)."""
+        return [job.job_id for job in self.runtime.jobs.all() if not job.held and job.stuck]
 
     def unfinished_jobs(self) -> list[str]:
         return [job.job_id for job in self.runtime.jobs.all() if job.status not in FINAL_STATUSES]
