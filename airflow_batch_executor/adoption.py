@@ -67,17 +67,26 @@ def look_up(gateway: BatchGateway, orphans: Sequence[Orphan]) -> list[Lookup]:
     """Each orphan's job: by the id Airflow stored, else by its name; raises when AWS does not answer.
 
     A job the scheduler revoked does not count: its try was queued again and is waiting for a job.
+    When the stored id names a failed job, a newer job of the same name (its resubmission) wins.
     """
     by_id = jobs_by_id(gateway, [orphan.external_id for orphan in orphans if orphan.external_id])
     answers = []
     for orphan in orphans:
         record = by_id.get(orphan.external_id or "")
-        if record is None or revoked(record):
+        if record is not None and revoked(record):
             record = None
-            if orphan.job_queue is not None and orphan.job_name is not None:
-                record = find_job_by_name(gateway, orphan.job_queue, orphan.job_name)
+        if (record is None or record.get("status") == "FAILED") and orphan.job_queue and orphan.job_name:
+            # The stored id may be stale: a job that failed before its container started is resubmitted
+            # under the same name, and the dead scheduler may not have stored the new job's id yet.
+            named = find_job_by_name(gateway, orphan.job_queue, orphan.job_name)
+            if named is not None and (record is None or _newer(named, record)):
+                record = named
         answers.append(Lookup(orphan, _found(orphan, record) if record is not None else None))
     return answers
+
+
+def _newer(job: dict[str, Any], than: dict[str, Any]) -> bool:
+    return job["jobId"] != than["jobId"] and job.get("createdAt", 0) >= than.get("createdAt", 0)
 
 
 class AdoptionSearch:
@@ -104,10 +113,10 @@ class AdoptionSearch:
         with self._lock:
             answered = [answer for answer in self._answers if answer.orphan.key in keys]
             self._answers = [answer for answer in self._answers if answer.orphan.key not in keys]
-            open_ = [self._searching[key] for key in keys if key in self._searching]
             for answer in answered:
                 self._searching.pop(answer.orphan.key, None)
-        return answered, open_
+            still_searched = [self._searching[key] for key in keys if key in self._searching]
+        return answered, still_searched
 
     def results(self) -> list[Lookup]:
         """Answers that came in after their search returned."""

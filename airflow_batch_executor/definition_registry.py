@@ -74,6 +74,7 @@ class DefinitionRegistry:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._known: dict[str, tuple[float, str]] = {}
+        self._issued: set[str] = set()
 
     def stop(self) -> None:
         """Release threads waiting for the rate limit (scheduler shutdown)."""
@@ -99,16 +100,17 @@ class DefinitionRegistry:
                 log.info("Registered job definition %s, derived from %s", arn, derived.base_name)
             with self._guard:
                 self._known[derived.name] = (time.monotonic(), arn)
+                self._issued.add(arn)
             return arn
 
     def forget(self, arn: str) -> bool:
-        """Stop remembering the definition with this ARN (Batch says it is not ACTIVE); True if it was
-        remembered, so the caller knows a new look-up can help."""
+        """Stop remembering the definition with this ARN (Batch says it is not ACTIVE); True when the
+        registry handed it out, so placing the request again gets an ACTIVE one (another submission
+        refused the same ARN may have registered it anew already)."""
         with self._guard:
-            names = [name for name, (_, known) in self._known.items() if known == arn]
-            for name in names:
+            for name in [name for name, (_, known) in self._known.items() if known == arn]:
                 del self._known[name]
-        return bool(names)
+            return arn in self._issued
 
     def _mark_used(self, arn: str) -> None:
         """Tag the definition with now as its last use (best effort: pruning falls back on its age)."""

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_PAUSE = 1.0
 RECONNECT_MAX_PAUSE = 60.0
 DELETE_OBJECTS_MAX_KEYS = 1000
+URGENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}
+)
+"""For calls the scheduler's thread waits on: one short attempt, the background path retries."""
 
 
 def _client_config(max_attempts: int) -> Config:
@@ -62,6 +66,7 @@ class BatchGateway:
         return {
             "batch": client("batch", self._read_attempts),
             "submit": client("batch", 1),
+            "urgent": aws_client(self.conn_id, self.region_name, "batch", URGENT_CONFIG, self.team),
             "logs": client("logs", self._read_attempts),
             "s3": client("s3", self._read_attempts),
         }
@@ -107,10 +112,16 @@ class BatchGateway:
             return []
         return self._call("batch", "describe_jobs", jobs=list(job_ids))["jobs"]
 
-    def terminate_job(self, job_id: str, reason: str) -> None:
-        """Terminate a job; a job that already finished or no longer exists is not an error."""
+    def terminate_job(self, job_id: str, reason: str, *, urgent: bool = False) -> None:
+        """Terminate a job; a job that already finished or no longer exists is not an error.
+
+        ``urgent`` makes one short attempt (the caller is waiting, e.g. the scheduler revoking a task).
+        """
         try:
-            self._call("batch", "terminate_job", jobId=job_id, reason=batch_reason(reason))
+            if urgent:
+                self._call("urgent", "terminate_job", jobId=job_id, reason=batch_reason(reason))
+            else:
+                self._call("batch", "terminate_job", jobId=job_id, reason=batch_reason(reason))
         except ClientError as error:
             if classify_api_error(error) is not ApiErrorKind.REJECTED:
                 raise

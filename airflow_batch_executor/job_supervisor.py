@@ -122,7 +122,9 @@ class JobSupervisor:
             handoff=self._handoff,
             metrics=metrics,
         )
-        self._poller = StatusPoller(gateway, options.status_poll_interval)
+        self._poller = StatusPoller(
+            gateway, options.status_poll_interval, forget_object=self._handoff.remove_uri
+        )
         self._adoption = AdoptionSearch(gateway)
         self._next_token_check = 0.0
         self._reconcile_interval = options.status_reconcile_interval
@@ -194,6 +196,12 @@ class JobSupervisor:
             self._handoff.remove_later(submission.workload)
             return []
         decision = after_submit(result, self._limits)
+        if decision.action is Action.LOOK_UP:
+            submission.look_up_only = True
+            delay = backoff_delay(submission.attempt + submission.look_ups)
+            log.warning("%s: %s; next look-up in %.1fs", key, decision.reason, delay)
+            self._submitter.put(submission, delay)
+            return []
         if decision.action is Action.RESUBMIT:
             delay = backoff_delay(submission.attempt)
             self._metrics.incr_labelled("submit.retried", decision.reason_class)
@@ -369,7 +377,17 @@ class JobSupervisor:
         job_id = job.job_id if job is not None else known_job_id
         if job_id:
             log.info("%s: terminating Batch job %s (%s)", key, job_id, reason)
-            self._poller.terminate(job_id, reason)
+            self._terminate_now(job_id, reason)
+
+    def _terminate_now(self, job_id: str, reason: str) -> None:
+        """TerminateJob before returning, so that a scheduler that dies next cannot leave the job to run
+        beside the requeued try (whose job has the same name); in the background if AWS does not answer
+        at once. Then the job's object goes, in the background."""
+        try:
+            self._gateway.terminate_job(job_id, reason, urgent=True)
+        except Exception as error:  # noqa: BLE001 - the background attempt retries with backoff
+            log.warning("Could not terminate Batch job %s at once (%s); retrying", job_id, error)
+        self._poller.terminate(job_id, reason)
 
     def _hunt_orphan(self, orphan: Orphan, reason: str) -> None:
         if orphan.job_queue is not None and orphan.job_name is not None:

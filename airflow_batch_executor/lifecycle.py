@@ -25,10 +25,14 @@ if TYPE_CHECKING:
     from airflow_batch_executor.tracker import TrackedJob
 
 MISSING_JOB_CHECKS = 5
+LOOKUPS_AFTER_LOST_ANSWER = 4
+"""Look-ups by name, with backoff, after the last SubmitJob attempt when an answer was lost: failing
+the try at once could leave a job it does not know of to run the task beside the next try."""
 
 
 class Action(enum.Enum):
     TRACK = "track"  # a submission produced a job: track it and tell the scheduler its id
+    LOOK_UP = "look_up"  # no attempt left, but a lost answer may have made a job: look for it again
     WAIT = "wait"  # nothing to do yet
     SUCCEED = "succeed"  # report success
     FAIL = "fail"  # report failure; the job is over (or never existed)
@@ -65,7 +69,23 @@ def after_submit(result: SubmitResult, limits: Limits) -> Decision:
     if result.job_id:
         return Decision(Action.TRACK)
     kind = result.error_kind
-    if kind is not None and kind.retryable and attempt < limits.max_submit_job_attempts:
+    may_submit_again = kind is not None and kind.retryable and attempt < limits.max_submit_job_attempts
+    if result.submission.maybe_submitted and not may_submit_again:
+        if result.submission.look_ups < LOOKUPS_AFTER_LOST_ANSWER:
+            return Decision(
+                Action.LOOK_UP,
+                f"SubmitJob failed {attempt} time(s) and an answer was lost ({result.error}); looking for "
+                "the job that request may have made before failing the task",
+                reason_class="lost_answer",
+            )
+        reason = (
+            f"AWS Batch SubmitJob failed, an answer was lost, and no job of this try was found in "
+            f"{LOOKUPS_AFTER_LOST_ANSWER} look-ups since; last error: {result.error}. "
+            "Any job a lost answer made is terminated when it shows up. Check the scheduler's network "
+            "access to AWS Batch."
+        )
+        return Decision(Action.FAIL, reason, "batch job not submitted", "not_submitted")
+    if may_submit_again:
         return Decision(
             Action.RESUBMIT,
             f"SubmitJob failed (attempt {attempt} of {limits.max_submit_job_attempts}, {kind.value}): "

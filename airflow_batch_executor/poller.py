@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,8 @@ from typing import Any
 from airflow_batch_executor.aws_errors import classify_api_error, describe_api_error
 from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS, FINAL_STATUSES
 from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.job_lookup import jobs_named
+from airflow_batch_executor.job_lookup import jobs_by_id, jobs_named
+from airflow_batch_executor.workload_transport import record_object_uri
 
 DESCRIBE_THREADS = 4
 NAME_CHECKS_AFTER_SECONDS = (0.0, 15.0, 60.0, 180.0)
@@ -53,8 +54,16 @@ class DescribedChunk:
 
 
 class StatusPoller:
-    def __init__(self, gateway: BatchGateway, interval: float, threads: int = DESCRIBE_THREADS) -> None:
+    def __init__(
+        self,
+        gateway: BatchGateway,
+        interval: float,
+        threads: int = DESCRIBE_THREADS,
+        forget_object: Callable[[str], None] | None = None,
+    ) -> None:
+        """``forget_object(uri)`` removes the workload object of a job this poller terminated."""
         self._gateway = gateway
+        self._forget_object = forget_object
         self._interval = interval
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
@@ -95,15 +104,29 @@ class StatusPoller:
         return answered
 
     def terminate(self, job_id: str, reason: str) -> None:
-        """TerminateJob in the background; a failure is logged (the job then ends by itself or times out)."""
+        """TerminateJob in the background, then remove the job's workload object (read from its record:
+        an adopted job's object may not be known yet); a failure is logged."""
         assert self._pool is not None
-        future = self._pool.submit(self._gateway.terminate_job, job_id, reason)
-        future.add_done_callback(
-            lambda done: (
-                done.exception()
-                and log.warning("Could not terminate Batch job %s: %s", job_id, done.exception())
-            )
-        )
+        self._pool.submit(self._stop, job_id, reason)
+
+    def _stop(self, job_id: str, reason: str) -> None:
+        try:
+            self._gateway.terminate_job(job_id, reason)
+        except Exception as error:  # noqa: BLE001 - the job then ends by itself or times out
+            log.warning("Could not terminate Batch job %s: %s", job_id, describe_api_error(error))
+        self._forget_objects([job_id])
+
+    def _forget_objects(self, job_ids: list[str]) -> None:
+        if self._forget_object is None or not job_ids:
+            return
+        try:
+            records = jobs_by_id(self._gateway, job_ids)
+        except Exception as error:  # noqa: BLE001 - the bucket's lifecycle rule is the net
+            log.warning("Could not read the records of stopped Batch jobs: %s", describe_api_error(error))
+            return
+        for record in records.values():
+            if (uri := record_object_uri(record)) is not None:
+                self._forget_object(uri)
 
     def terminate_by_name(
         self, job_queue: str, job_name: str, reason: str, submission: str | None = None
@@ -135,11 +158,13 @@ class StatusPoller:
 
     def _hunt_once(self, hunt: NameHunt) -> None:
         try:
-            for job in jobs_named(self._gateway, hunt.job_queue, hunt.job_name, hunt.submission):
+            found = jobs_named(self._gateway, hunt.job_queue, hunt.job_name, hunt.submission)
+            for job in found:
                 if job.get("status") in FINAL_STATUSES:
                     continue
                 log.warning("Terminating Batch job %s (%s): %s", job["jobId"], hunt.job_name, hunt.reason)
                 self._gateway.terminate_job(job["jobId"], hunt.reason)
+            self._forget_objects([job["jobId"] for job in found])
         except Exception as error:  # noqa: BLE001 - the next check looks again
             log.warning(
                 "Could not look for Batch jobs named %s to terminate (%s); looking again later",

@@ -73,6 +73,11 @@ class Submission:
     spec: JobSpec | None = None
     attempt: int = 0
     maybe_submitted: bool = False
+    look_up_only: bool = False
+    """Set by the scheduler's thread between attempts: the next one only looks for the job a lost
+    answer may have made, and never submits."""
+    look_ups: int = 0
+    """Look-up-only attempts made (by the submit thread making them)."""
     workload: WorkloadObject | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -249,7 +254,8 @@ class Submitter:
                     self._in_flight -= 1
 
     def _attempt(self, submission: Submission) -> SubmitResult:
-        submission.attempt += 1
+        if not submission.look_up_only:
+            submission.attempt += 1
         try:
             if submission.maybe_submitted:
                 existing = find_job_by_name(
@@ -261,6 +267,11 @@ class Submitter:
                 )
                 if existing is not None:
                     return SubmitResult(submission, job_id=existing["jobId"], found_existing=True)
+            if submission.look_up_only:
+                submission.look_ups += 1
+                return SubmitResult(
+                    submission, error_kind=ApiErrorKind.AMBIGUOUS, error="no job of this try listed yet"
+                )
             request = self._placed(submission)
             if not self.limiter.acquire(self._stop):
                 return SubmitResult(

@@ -14,6 +14,7 @@ executor's last write: when S3 refuses, a job consumed the object, and it is nev
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -134,10 +135,11 @@ class WorkloadHandoff:
             try:
                 etag = self._gateway.put_object(*obj.bucket_key, body, self._kms_key_id, if_match=condition)
             except Exception as error:
-                if condition is not None and _consumed(error):
+                if condition is None or not _consumed(error):
+                    raise WriteFailed(obj.uri, error) from error
+                if (etag := self._landed(obj, workload.token)) is None:
                     obj.consumed = True
                     raise WorkloadConsumed(obj.uri) from error
-                raise WriteFailed(obj.uri, error) from error
             obj.etag = etag
             obj.token_window = token_window(fresh.token) if fresh is not None else None
             if obj.removed:
@@ -166,6 +168,10 @@ class WorkloadHandoff:
         if obj is not None and not obj.removed:
             obj.removed = True
             self._worker.remove(obj.uri)
+
+    def remove_uri(self, uri: str) -> None:
+        """Remove the object of a job known only from its record (a job stopped by id or by name)."""
+        self._worker.remove(uri)
 
     def refresh_later(self, obj: WorkloadObject, workload: Any | None) -> None:
         """Rewrite a waiting job's object with a new token, in the background, before any removal.
@@ -198,9 +204,13 @@ class WorkloadHandoff:
                 except Exception as error:
                     if not _consumed(error):
                         raise
-                    obj.consumed = True
-                    log.info("The job of %s read its workload object; its token is not refreshed", obj.uri)
-                    return
+                    if (landed := self._landed(obj, fresh.token)) is None:
+                        obj.consumed = True
+                        log.info(
+                            "The job of %s read its workload object; its token is not refreshed", obj.uri
+                        )
+                        return
+                    obj.etag = landed
                 obj.token_window = token_window(fresh.token)
                 self._metrics.incr("workload_objects.refreshed")
                 log.info("Rewrote the workload object %s with a new token", obj.uri)
@@ -211,6 +221,22 @@ class WorkloadHandoff:
             log.warning("Could not rewrite the workload object %s: %s", obj.uri, describe_api_error(error))
         finally:
             obj.refresh_queued = False
+
+    def _landed(self, obj: WorkloadObject, token: str) -> str | None:
+        """The ETag of our own write when S3 refused its retry: a write whose answer was lost reached
+        S3, and the client's retry of it then fails its precondition. None when the object is gone or
+        holds another token: a job consumed it (held: ``obj.lock``)."""
+        try:
+            body, etag = self._gateway.get_object(*obj.bucket_key)
+        except Exception as error:
+            if _consumed(error):
+                return None
+            raise
+        try:
+            written = json.loads(body).get("token")
+        except (ValueError, AttributeError):
+            return None
+        return etag if written == token else None
 
     def _read(self, obj: WorkloadObject) -> Any | None:
         """An adopted job's workload and ETag, read from its object (held: ``obj.lock``)."""

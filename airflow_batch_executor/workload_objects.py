@@ -7,11 +7,12 @@ find it and run the try again. Every rewrite the executor makes of an object a j
 executor's own last write (S3 ``If-Match``): S3 refuses it (412, or 404 for a deleted object) once
 anyone else changed or deleted the object, and the executor then knows the object is consumed.
 
-Background work (token refreshes, removals) runs on a few object worker threads, never in the
-scheduler's heartbeat. Refreshes go first: a removal only tidies up, while a late refresh lets a
-waiting job's token expire. Removals are batched (DeleteObjects, 1,000 keys per call). Shutdown waits
-at most ``SHUTDOWN_SECONDS`` for what is queued; objects still queued for removal then are left to the
-bucket's lifecycle rule (the template's expires them after a day), and the count is logged.
+Background work (token refreshes, removals) runs on object worker threads, never in the scheduler's
+heartbeat. Refreshes have threads of their own: a removal only tidies up, while a refresh stuck behind
+slow removals lets a waiting job's token expire. Removals are batched (DeleteObjects, 1,000 keys per
+call) on one thread. Shutdown waits at most ``SHUTDOWN_SECONDS`` for what is queued; objects still
+queued for removal then are left to the bucket's lifecycle rule (the template's expires them after a
+day), and the count is logged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from airflow_batch_executor.background import SupervisedThread
 from airflow_batch_executor.gateway import DELETE_OBJECTS_MAX_KEYS, BatchGateway
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 
-OBJECT_WORKERS = 2
+REFRESH_THREADS = 4
 SHUTDOWN_SECONDS = 5.0
 """How long the executor's shutdown waits for queued S3 work (removals) before leaving it."""
 
@@ -87,10 +88,10 @@ class WorkloadObject:
 
 
 class ObjectWorker:
-    """Threads for S3 work off the scheduler's thread: refreshes first, then batched removals."""
+    """Threads for S3 work off the scheduler's thread: refreshes on their own, batched removals."""
 
     def __init__(
-        self, gateway: BatchGateway, *, threads: int = OBJECT_WORKERS, metrics: Metrics = GLOBAL
+        self, gateway: BatchGateway, *, refresh_threads: int = REFRESH_THREADS, metrics: Metrics = GLOBAL
     ) -> None:
         self._gateway = gateway
         self._metrics = metrics
@@ -100,16 +101,19 @@ class ObjectWorker:
         self._stopping = threading.Event()
         self._deadline: float | None = None
         self._threads = [
-            SupervisedThread(f"batch-workload-objects-{index}", self._work, self._stopping, metrics=metrics)
-            for index in range(threads)
+            SupervisedThread(f"batch-token-refresh-{index}", self._refresh, self._stopping, metrics=metrics)
+            for index in range(refresh_threads)
         ]
+        self._threads.append(
+            SupervisedThread("batch-workload-removal", self._remove, self._stopping, metrics=metrics)
+        )
 
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
 
     def refresh(self, task: Callable[[], None]) -> None:
-        """Run ``task`` (a token refresh) before any queued removal."""
+        """Run ``task`` (a token refresh) on a refresh thread."""
         with self._cond:
             if self._deadline is None:
                 self._refreshes.append(task)
@@ -148,28 +152,33 @@ class ObjectWorker:
                 timeout,
             )
 
-    def _next(self) -> Callable[[], None] | None:
-        with self._cond:
-            while True:
-                if self._stopping.is_set():
-                    return None
-                if self._deadline is not None and time.monotonic() >= self._deadline:
-                    return None
-                if self._refreshes:
-                    return self._refreshes.popleft()
-                for bucket, keys in self._removals.items():
-                    batch = keys[:DELETE_OBJECTS_MAX_KEYS]
-                    del keys[:DELETE_OBJECTS_MAX_KEYS]
-                    if not keys:
-                        del self._removals[bucket]
-                    return lambda bucket=bucket, batch=batch: self._delete(bucket, batch)
-                if self._deadline is not None:
-                    return None
-                self._cond.wait()
+    def _over(self) -> bool:
+        """Held: the condition's lock."""
+        return self._stopping.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)
 
-    def _work(self) -> None:
-        while (task := self._next()) is not None:
+    def _refresh(self) -> None:
+        while True:
+            with self._cond:
+                while not self._refreshes and self._deadline is None and not self._stopping.is_set():
+                    self._cond.wait()
+                if self._deadline is not None or self._stopping.is_set():
+                    return
+                task = self._refreshes.popleft()
             task()
+
+    def _remove(self) -> None:
+        while True:
+            with self._cond:
+                while not self._removals and self._deadline is None and not self._stopping.is_set():
+                    self._cond.wait()
+                if self._over() or not self._removals:
+                    return
+                bucket, keys = next(iter(self._removals.items()))
+                batch = keys[:DELETE_OBJECTS_MAX_KEYS]
+                del keys[:DELETE_OBJECTS_MAX_KEYS]
+                if not keys:
+                    del self._removals[bucket]
+            self._delete(bucket, batch)
 
     def _delete(self, bucket: str, keys: list[str]) -> None:
         try:

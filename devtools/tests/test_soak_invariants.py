@@ -261,3 +261,14 @@ def test_an_object_only_a_killed_executor_knew_is_left_to_the_lifecycle_rule() -
 
     assert violations == []
     assert [(item["key"], item["writers"], item["jobs"]) for item in left] == [(orphan, [0], [])]
+
+
+def test_an_adopted_jobs_object_is_left_to_the_lifecycle_rule_only_if_the_job_vanished() -> None:
+    """The object's key is known only from its job's record: gone from Batch, nobody can find it."""
+    evidence = clean_evidence()
+    object_of_an_adopted_job_left(evidence)
+    evidence.described = set()
+
+    violations, left = check(evidence)
+
+    assert violations == [] and [item["key"] for item in left] == [OBJECT]

@@ -24,11 +24,18 @@ TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
 def _executor_api_calls() -> set[str]:
     """Every AWS operation the executor's gateway (its only AWS caller) makes, as IAM actions."""
     source = (REPO / "airflow_batch_executor" / "gateway.py").read_text()
-    calls = re.findall(r'_call\(\s*"(batch|submit|logs|s3)",\s*"([a-z_]+)"', source)
+    calls = re.findall(r'_call\(\s*"(batch|submit|urgent|logs|s3)",\s*"([a-z_]+)"', source)
     calls += [("batch", name) for name in re.findall(r'get_paginator\("([a-z_]+)"\)', source)]
     queue_source = (REPO / "airflow_batch_executor" / "queue_gateway.py").read_text()
     calls += [("sqs", name) for name in re.findall(r"self\._sqs\(\)\.([a-z_]+)\(", queue_source)]
-    service = {"batch": "batch", "submit": "batch", "logs": "logs", "s3": "s3", "sqs": "sqs"}
+    service = {
+        "batch": "batch",
+        "submit": "batch",
+        "urgent": "batch",
+        "logs": "logs",
+        "s3": "s3",
+        "sqs": "sqs",
+    }
     actions = {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
     # DeleteMessageBatch is authorised as sqs:DeleteMessage, DeleteObjects as s3:DeleteObject.
     authorised_as = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage", "s3:DeleteObjects": "s3:DeleteObject"}

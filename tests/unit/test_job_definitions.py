@@ -464,6 +464,22 @@ def test_a_remembered_definition_is_checked_again_and_registered_anew_once_dereg
     assert len(gateway.registered) == 2
 
 
+def test_every_submission_refused_a_pruned_definition_gets_it_registered_anew():
+    """Two submissions raced on a definition pruned under the registry: the second one's refused ARN is
+    already forgotten and replaced, and placing its request again must still help."""
+    gateway = FakeGateway()
+    derived = derive(FARGATE_BASE, {"image": "repo/new:1"})
+    registry = DefinitionRegistry(gateway)
+    first = registry.ensure(derived)
+    gateway.definitions[0]["status"] = "INACTIVE"
+    assert registry.forget(first)
+    second = registry.ensure(derived)
+    assert second.endswith(":2")
+    assert registry.forget(first), "the second refused submission places its request again too"
+    assert registry.ensure(derived) == second
+    assert not registry.forget("arn:aws:batch:us-east-1:123456789012:job-definition/not-derived:1")
+
+
 def test_a_refused_registration_fails_the_task_with_the_reason_and_a_throttled_one_is_retried():
     from botocore.exceptions import ClientError
 

@@ -230,3 +230,22 @@ def test_the_pending_limit_never_terminates_a_job_whose_first_attempt_ran() -> N
     found = retried_after_start()
     tracked.observe(found)
     assert after_record(tracked, found, LIMITS, SUBMITTED_AT + 10_000).action is Action.WAIT
+
+
+def lost(attempt: int, kind: ApiErrorKind, look_ups: int = 0) -> SubmitResult:
+    lost_once = submission(attempt)
+    lost_once.maybe_submitted, lost_once.look_ups = True, look_ups
+    return SubmitResult(lost_once, error_kind=kind, error="Read timeout on endpoint URL")
+
+
+@pytest.mark.parametrize("kind", [ApiErrorKind.AMBIGUOUS, ApiErrorKind.SERVER, ApiErrorKind.REJECTED])
+def test_after_a_lost_answer_the_try_fails_only_once_the_job_is_looked_for(kind) -> None:
+    """Failing at once left a job the lost answer made free to run beside the next try."""
+    assert after_submit(lost(3, kind), LIMITS).action is Action.LOOK_UP
+    assert after_submit(lost(3, kind, look_ups=3), LIMITS).action is Action.LOOK_UP
+    failed = after_submit(lost(3, kind, look_ups=4), LIMITS)
+    assert failed.action is Action.FAIL and "no job of this try was found in 4 look-ups" in failed.reason
+
+
+def test_a_lost_answer_with_attempts_left_submits_again_after_looking() -> None:
+    assert after_submit(lost(1, ApiErrorKind.AMBIGUOUS), LIMITS).action is Action.RESUBMIT

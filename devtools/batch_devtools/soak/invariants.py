@@ -10,9 +10,10 @@ told the scheduler (never of the executor's internals):
    starts after its try was over, and the executor counts none of them as running any more (it would
    keep their slots: ``slots_available`` is what the scheduler reads before queueing more);
 4. no workload object is left, except those only a killed executor wrote whose job (if any) no later
-   executor was handed at adoption: no job was submitted for them, or the killed executor had
-   already stopped their job and died before its queued removal; nothing that survived knew of
-   them, so the bucket's lifecycle rule removes them (as after a shutdown that ran out of time);
+   executor was handed at adoption, or vanished from Batch before one could read its record: no job
+   was submitted for them, or the killed executor had already stopped their job and died before its
+   queued removal; nothing that survived knew of them (an object's key is found only in its job's
+   record), so the bucket's lifecycle rule removes them (as after a shutdown that ran out of time);
 5. no workload token appears in any job record, job log line, executor log line or CLI output.
 
 Each violation carries the history of its try (the local Batch's entries and the scheduler's and
@@ -266,7 +267,8 @@ def check_objects(index: Index) -> tuple[list[Violation], list[dict[str, Any]]]:
         record = next((record for name, record in index.try_of_name.items() if name in key), None)
         offered = evidence.adopted.get(record.key, set()) if record is not None else set()
         handed_over = bool(jobs) and (None in offered or any(job_id in offered for job_id in jobs))
-        if writers and writers <= evidence.killed and not handed_over:
+        unreadable = bool(jobs) and not set(jobs) & evidence.described
+        if writers and writers <= evidence.killed and (not handed_over or unreadable):
             lifecycle.append({"key": key, "writers": sorted(writers), "jobs": jobs, "history": list(history)})
             continue
         if record is not None:
