@@ -121,6 +121,7 @@ class JobSupervisor:
             factory=factory,
             handoff=self._handoff,
             metrics=metrics,
+            on_unwanted_job=lambda job_id: self._terminate_at_once(job_id, REVOKE_REASON),
         )
         self._poller = StatusPoller(
             gateway, options.status_poll_interval, forget_object=self._handoff.remove_uri
@@ -381,13 +382,16 @@ class JobSupervisor:
 
     def _terminate_now(self, job_id: str, reason: str) -> None:
         """TerminateJob before returning, so that a scheduler that dies next cannot leave the job to run
-        beside the requeued try (whose job has the same name); in the background if AWS does not answer
-        at once. Then the job's object goes, in the background."""
+        beside the requeued try (whose job has the same name); again in the background (which also
+        removes the job's object) in case AWS did not answer at once."""
+        self._terminate_at_once(job_id, reason)
+        self._poller.terminate(job_id, reason)
+
+    def _terminate_at_once(self, job_id: str, reason: str) -> None:
         try:
             self._gateway.terminate_job(job_id, reason, urgent=True)
         except Exception as error:  # noqa: BLE001 - the background attempt retries with backoff
             log.warning("Could not terminate Batch job %s at once (%s); retrying", job_id, error)
-        self._poller.terminate(job_id, reason)
 
     def _hunt_orphan(self, orphan: Orphan, reason: str) -> None:
         if orphan.job_queue is not None and orphan.job_name is not None:

@@ -23,6 +23,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,12 @@ class Submitter:
         factory: RequestFactory | None = None,
         handoff: WorkloadHandoff | None = None,
         metrics: Metrics = GLOBAL,
+        on_unwanted_job: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_unwanted_job(job_id)`` stops a job whose submission was forgotten while its SubmitJob
+        was on the wire; it runs on the submit thread the moment the answer arrives, not a heartbeat
+        later: a scheduler that dies in between would leave the job to run beside the requeued try."""
+        self._on_unwanted_job = on_unwanted_job
         self._gateway = gateway
         self._metrics = metrics
         self._factory = factory
@@ -247,7 +253,12 @@ class Submitter:
                     if submission in self._cancelled:
                         self._cancelled.discard(submission)
                         continue
-                self._results.put(self._attempt(submission))
+                result = self._attempt(submission)
+                with self._cond:
+                    unwanted = submission in self._cancelled
+                if unwanted and result.job_id and self._on_unwanted_job is not None:
+                    self._on_unwanted_job(result.job_id)
+                self._results.put(result)
             finally:
                 with self._cond:
                     self._cancelled.discard(submission)
@@ -279,6 +290,14 @@ class Submitter:
                 )
             if self._handoff is not None:
                 request = self._handoff.prepare(submission, request)
+            with self._cond:
+                forgotten = submission in self._cancelled
+            if forgotten:  # revoked while its object was written: no job at all is better than one stopped
+                if self._handoff is not None:
+                    self._handoff.discard(submission)
+                return SubmitResult(
+                    submission, error_kind=ApiErrorKind.REJECTED, error="revoked before sending"
+                )
             return SubmitResult(submission, job_id=self._send(submission, request))
         except (WriteFailed, WorkloadConsumed) as error:
             if error.kind is ApiErrorKind.THROTTLED:

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from airflow_batch_executor.submitter import Submission
 
 REFRESH_RETRY_SECONDS = 5.0
-"""After a failed refresh, the next try comes this long later."""
+REFRESH_RETRY_MIN_SECONDS = 0.5
+"""After a failed refresh, the next try comes this long later, or sooner: within a quarter of the time
+the token has left."""
 _CONSUMED_CODES = frozenset({"PreconditionFailed", "NoSuchKey", "412", "404"})
 
 log = logging.getLogger(__name__)
@@ -216,8 +218,10 @@ class WorkloadHandoff:
                 log.info("Rewrote the workload object %s with a new token", obj.uri)
                 if obj.removed:
                     self._delete_now(obj)
-        except Exception as error:  # noqa: BLE001 - tried again once due again
-            obj.token_window = (time.time(), time.time() + 2 * REFRESH_RETRY_SECONDS)
+        except Exception as error:  # noqa: BLE001 - tried again soon, well before the token expires
+            now = time.time()
+            left = obj.token_window[1] - now if obj.token_window is not None else REFRESH_RETRY_SECONDS
+            obj.retry_at = now + max(REFRESH_RETRY_MIN_SECONDS, min(REFRESH_RETRY_SECONDS, left / 4))
             log.warning("Could not rewrite the workload object %s: %s", obj.uri, describe_api_error(error))
         finally:
             obj.refresh_queued = False

@@ -63,6 +63,8 @@ class WorkloadObject:
     removed: bool = False
     """The job is over or unwanted: the object is (being) removed and never written again."""
     refresh_queued: bool = False
+    retry_at: float = 0.0
+    """After a failed refresh: not before this wall-clock time (written under ``lock``)."""
     adopted: bool = False
     """Written by another scheduler: its ETag and token are learnt by reading it once."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -73,7 +75,7 @@ class WorkloadObject:
 
     def refresh_due(self, now: float) -> bool:
         """True when its token has less than half of its lifetime left, or (adopted) is unknown yet."""
-        if self.removed or self.consumed or self.refresh_queued:
+        if self.removed or self.consumed or self.refresh_queued or now < self.retry_at:
             return False
         if self.token_window is None:
             return self.adopted and self.etag is None
@@ -117,14 +119,14 @@ class ObjectWorker:
         with self._cond:
             if self._deadline is None:
                 self._refreshes.append(task)
-                self._cond.notify()
+                self._cond.notify_all()
 
     def remove(self, uri: str) -> None:
         """Delete the object, in a batch with others of its bucket."""
         bucket, key = split_uri(uri)
         with self._cond:
             self._removals.setdefault(bucket, []).append(key)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def pending(self) -> int:
         """Refreshes and removals queued, not yet started."""

@@ -334,6 +334,19 @@ def test_a_failed_rewrite_is_tried_again_a_little_later(monkeypatch):
 
 
 @needs_minting
+def test_a_failed_rewrite_of_a_token_about_to_expire_is_tried_again_sooner(monkeypatch):
+    gateway = StubGateway()
+    submission, handoff = written(gateway, 100, monkeypatch)
+    obj = submission.workload
+    gateway.put_failures.append(client_error("SlowDown", 503, "PutObject"))
+    obj.token_window = (time.time() - 96, time.time() + 4)
+    handoff.refresh_later(obj, submission.spec.workload)
+    handoff.start()
+    handoff.stop()
+    assert obj.refresh_due(time.time() + 1.1), "a quarter of the 4 s left, not 5 s"
+
+
+@needs_minting
 def test_an_adopted_jobs_object_is_read_then_rewritten_on_its_etag(monkeypatch, queued_timeout):
     gateway = StubGateway()
     submission, _ = written(gateway, 100, monkeypatch)
@@ -440,3 +453,18 @@ def test_a_refresh_whose_answer_was_lost_is_known_to_have_landed(monkeypatch):
     assert not obj.consumed, "our own write, not a job's read"
     assert obj.etag == gateway.objects[obj.bucket_key][1]
     assert obj.token_window == token_window(gateway.body(obj.uri)["token"])
+
+
+def test_a_removal_is_carried_out_while_refresh_threads_wait_too():
+    """All object threads wait on one condition: a removal must wake the removal thread, not just one
+    of the refresh threads (which would find nothing to do and wait again)."""
+    gateway = StubGateway()
+    gateway.objects[("workloads", "a/b.json")] = (b"{}", '"e"')
+    worker = ObjectWorker(gateway)
+    worker.start()
+    worker.remove("s3://workloads/a/b.json")
+    deadline = time.monotonic() + 10
+    while gateway.objects and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gateway.objects == {}, "removed without waiting for shutdown"
+    worker.stop()

@@ -47,10 +47,10 @@ class BatchView:
         put = self._last_put.get(name)
         return put is not None and put >= since and self._last_submit.get(name, 0.0) < put
 
-    def stuck(self) -> set[str]:
-        """Jobs held in RUNNABLE by ``stuck_in_runnable`` now (read at most every 0.1 s)."""
+    def stuck(self, fresh: bool = False) -> set[str]:
+        """Jobs held in RUNNABLE by ``stuck_in_runnable`` now (read at most every 0.1 s, unless ``fresh``)."""
         now = time.monotonic()
-        if now - self._stuck_read >= STUCK_REFRESH_SECONDS:
+        if fresh or now - self._stuck_read >= STUCK_REFRESH_SECONDS:
             self._stuck = set(self.lb.stuck_jobs())
             self.ever_stuck |= self._stuck
             self._stuck_read = now
@@ -69,7 +69,7 @@ class BatchView:
         stuck, and any job still to come (a SubmitJob on the wire) would be stuck too, because a
         planned fault awaits it, or because ``current_job`` (the job the executor reported for this
         queueing) is there, stuck: the executor submits one job per queueing at a time."""
-        stuck = self.stuck()
+        stuck = self.stuck(fresh=True)  # a cached view could miss a release the soak made since
         live = self.live_jobs(name)
         if any(job_id not in stuck for job_id in live):
             return False
