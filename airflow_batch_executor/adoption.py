@@ -127,8 +127,9 @@ class AdoptionSearch:
         return answers
 
     def cancel(self, key: Hashable) -> Orphan | None:
-        """Stop searching for this task instance (revoked); its answer, if one comes, is dropped."""
+        """Stop searching for this task instance (revoked); its answer, come or to come, is dropped."""
         with self._lock:
+            self._answers = [answer for answer in self._answers if answer.orphan.key != key]
             return self._searching.pop(key, None)
 
     def __len__(self) -> int:

@@ -220,6 +220,10 @@ class BatchGateway:
         answer = self._call("s3", "get_object", Bucket=bucket, Key=key)
         return answer["Body"].read(), str(answer.get("ETag", ""))
 
+    def head_object(self, bucket: str, key: str) -> None:
+        """Whether an object exists: returns, or raises ClientError 404 (NotFound) when it does not."""
+        self._call("s3", "head_object", Bucket=bucket, Key=key)
+
     def delete_object(self, bucket: str, key: str) -> None:
         """Delete one object; S3 answers a missing object with success, so this is idempotent."""
         self._call("s3", "delete_object", Bucket=bucket, Key=key)

@@ -32,6 +32,7 @@ from airflow_batch_executor.lifecycle import (
 )
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.options import ExecutorOptions
+from airflow_batch_executor.orphan_sweep import OrphanSweep
 from airflow_batch_executor.poller import DescribedChunk, StatusPoller
 from airflow_batch_executor.queue_gateway import StatusQueueGateway
 from airflow_batch_executor.request_factory import RequestFactory
@@ -127,6 +128,12 @@ class JobSupervisor:
             gateway, options.status_poll_interval, forget_object=self._handoff.remove_uri
         )
         self._adoption = AdoptionSearch(gateway)
+        self._queues = {options.job_queue}
+        self._sweep: OrphanSweep | None = None
+        if options.workload_transport is not None:
+            self._sweep = OrphanSweep(
+                gateway, options.workload_transport, self._poller.terminate, metrics=metrics
+            )
         self._next_token_check = 0.0
         self._reconcile_interval = options.status_reconcile_interval
         self._receiver: StatusEventReceiver | None = None
@@ -160,6 +167,7 @@ class JobSupervisor:
         if earlier is not None:
             log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
             self._handoff.remove_later(earlier.workload)
+        self._queues.add(request["jobQueue"])
         self._submitter.submit(Submission(key=key, request=request, spec=spec))
         return earlier.key if earlier is not None else None
 
@@ -178,6 +186,8 @@ class JobSupervisor:
             events += self._isolated(lookup.orphan.key, self._on_late_lookup, lookup)
         self._poller.hunt()
         self._refresh_waiting_tokens()
+        if self._sweep is not None:
+            self._sweep.tick(lambda: set(self.tracker.job_ids()), self._queues)
         self._metrics.gauge("jobs.tracked", len(self.tracker))
         self._metrics.gauge("jobs.submitting", len(self._submitter))
         return events
@@ -431,6 +441,7 @@ class JobSupervisor:
         found = lookup.job
         job = TrackedJob(found.job_id, lookup.orphan.key, found.job_name, found.job_queue, 1, time.time())
         self.tracker.add(job)
+        self._queues.add(found.job_queue)
         return job
 
     def _on_late_lookup(self, lookup: Lookup) -> list[TaskEvent]:

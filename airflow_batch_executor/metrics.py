@@ -49,6 +49,9 @@ METRICS: dict[str, str] = {
     "workload_objects.not_removed": (
         "counter: workload objects S3 did not remove (left to the bucket's lifecycle rule)"
     ),
+    "jobs.orphans_stopped": (
+        "counter: waiting jobs stopped because their workload object is gone (orphans of a revoke or crash)"
+    ),
     "background.restarted.<thread>": (
         "counter: background threads restarted after their loop crashed (submit, status events, objects)"
     ),

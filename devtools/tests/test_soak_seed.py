@@ -28,6 +28,7 @@ ARGUMENTS = [
     "--event-fault-rate", "0.15",
     "--stuck-rate", "0.06",
     "--revoke-rate", "0.08",
+    "--submit-latency-seconds", "0.2",  # a SubmitJob on the wire long enough to be revoked in flight
 ]  # fmt: skip
 
 

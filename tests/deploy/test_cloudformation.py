@@ -38,7 +38,11 @@ def _executor_api_calls() -> set[str]:
     }
     actions = {f"{service[client]}:{''.join(part.title() for part in op.split('_'))}" for client, op in calls}
     # DeleteMessageBatch is authorised as sqs:DeleteMessage, DeleteObjects as s3:DeleteObject.
-    authorised_as = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage", "s3:DeleteObjects": "s3:DeleteObject"}
+    authorised_as = {
+        "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+        "s3:DeleteObjects": "s3:DeleteObject",
+        "s3:HeadObject": "s3:GetObject",
+    }
     return {authorised_as.get(action, action) for action in actions}
 
 

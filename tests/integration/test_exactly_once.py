@@ -243,3 +243,39 @@ def test_a_batch_retry_after_the_container_started_never_runs_the_try_again(
         ran += [line["message"] for line in lines if line["message"].startswith("FAKE-TASK-SDK ")]
     assert len(ran) == 1, "the try ran once, in the first attempt"
     assert s3_mode.objects() == []
+
+
+def test_a_waiting_job_whose_object_is_gone_is_stopped(make_executor, batch_env, s3_mode, monkeypatch):
+    """The orphan of an in-flight revoke whose scheduler died before the answer: nobody knows its id,
+    and the requeued try's job has its name. It cannot run (no object), but it would hold capacity."""
+    from airflow_batch_executor import orphan_sweep
+
+    monkeypatch.setattr(orphan_sweep, "SWEEP_SECONDS", 0.5)
+    batch_env.faults.stuck_in_runnable(pattern="dag-orphaned-*", count=2)
+    prefix = f"s3://{BUCKET}/{s3_mode.prefix}/global"
+    client = batch_env.client("batch")
+    submitted = {
+        name: client.submit_job(
+            jobName=name,
+            jobQueue=batch_env.job_queue,
+            jobDefinition=batch_env.job_definition,
+            containerOverrides={
+                "command": ["python", "-m", "airflow_batch_executor.worker", f"{prefix}/{name}.abc.json"]
+            },
+        )["jobId"]
+        for name in ("dag-orphaned-try1-x", "dag-orphaned-try1-y")
+    }
+    kept = f"{s3_mode.prefix}/global/dag-orphaned-try1-y.abc.json"
+    s3_mode.s3.put_object(Bucket=BUCKET, Key=kept, Body=b"{}")  # its object is there: not an orphan
+    executor = make_executor()
+    wait_until(
+        lambda: (
+            executor.heartbeat()
+            or describe(batch_env, submitted["dag-orphaned-try1-x"])["status"] == "FAILED"
+        ),
+        timeout=30,
+    )
+    orphan = describe(batch_env, submitted["dag-orphaned-try1-x"])
+    assert orphan["statusReason"].startswith("Stopped by the Airflow scheduler: its workload object is gone")
+    assert describe(batch_env, submitted["dag-orphaned-try1-y"])["status"] == "RUNNABLE"
+    client.terminate_job(jobId=submitted["dag-orphaned-try1-y"], reason="test over")

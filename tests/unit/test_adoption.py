@@ -99,3 +99,20 @@ def test_a_cancelled_search_drops_its_answer(monkeypatch):
     batch.down.clear()
     assert search.results() == [] and len(search) == 0
     search.stop()
+
+
+def test_a_search_cancelled_after_its_answer_came_drops_the_answer_too(monkeypatch):
+    """The answer arrived between two heartbeats, then the scheduler revoked the task instance: no
+    outcome may follow the revoke."""
+    monkeypatch.setattr(adoption, "RETRY_MIN_SECONDS", 0.01)
+    batch = Batch([job("j1", "a-try1", "RUNNING", 1)])
+    batch.down.set()
+    search = AdoptionSearch(batch)
+    search.search([orphan("a", "j1")], wait=0.1)
+    batch.down.clear()
+    deadline = time.monotonic() + 10
+    while not search._answers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert search.cancel("a") is not None
+    assert search.results() == []
+    search.stop()

@@ -237,9 +237,10 @@ def _registered_after(gathered: Gathered, prunes: list[Any]) -> int:
 
 
 def revokes(tries: list[TryRecord], gathered: Gathered) -> dict[str, Any]:
-    """Revokes by the stage the try was at, judged from the history: its job waiting for capacity,
-    a job that appeared later but was never reported to the scheduler (its SubmitJob was on the wire),
-    or none at all."""
+    """Revokes by the stage the try was at, judged from the history: its job waiting for capacity;
+    its object written and SubmitJob not answered when the scheduler revoked it (the executor may then
+    never send it), or a job that appeared later but was never reported to the scheduler (its SubmitJob
+    was on the wire); or none at all."""
     reported = {event.info for event in gathered.evidence.events if event.state == "running"}
     created: dict[str, list[tuple[float, str]]] = {}
     for entry in gathered.evidence.history:
@@ -254,7 +255,7 @@ def revokes(tries: list[TryRecord], gathered: Gathered) -> dict[str, Any]:
             reasons[queueing.revoke_reason or "?"] += 1
             if queueing.job_at_revoke is not None:
                 stages["stuck"] += 1
-            elif any(
+            elif queueing.revoke_reason == "in_flight" or any(
                 at > queueing.revoked_at and job_id not in reported
                 for at, job_id in created.get(record.job_name, [])
             ):
