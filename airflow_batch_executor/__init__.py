@@ -18,7 +18,7 @@ def __getattr__(name: str):
 
         return AwsBatchExecutor
     if name in ("BatchJobOverrides", "EfsVolume", "HostVolume"):
-        from airflow_batch_executor import batch_job_overrides
+        from airflow_batch_executor.requests import overrides
 
-        return getattr(batch_job_overrides, name)
+        return getattr(overrides, name)
     raise AttributeError(name)

@@ -2,7 +2,7 @@
 
 Each method turns a scheduler call into work for a collaborator and hands over: the request factory
 builds requests, the job supervisor submits, tracks and polls on its own threads (the job's next step
-is decided in :mod:`~airflow_batch_executor.lifecycle`), and what the scheduler must hear comes back
+is decided in :mod:`~airflow_batch_executor.rules.lifecycle`), and what the scheduler must hear comes back
 as task events, reported here on the scheduler's thread.
 """
 
@@ -16,21 +16,20 @@ from airflow.configuration import conf as airflow_conf
 from airflow.executors.base_executor import BaseExecutor
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_batch_executor import airflow_compat
-from airflow_batch_executor.adoption import Orphan
-from airflow_batch_executor.airflow_compat import KeepsEventLogRows
-from airflow_batch_executor.definition_registry import DefinitionRegistry
+from airflow_batch_executor.airflow_side import adapter, compat
+from airflow_batch_executor.airflow_side.compat import KeepsEventLogRows
+from airflow_batch_executor.aws.gateway import BatchGateway
+from airflow_batch_executor.definitions.registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError
-from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import require_healthy, run_health_checks
-from airflow_batch_executor.job_supervisor import CONNECTION_TEST_REAPED_REASON, JobSupervisor, TaskEvent
 from airflow_batch_executor.metrics import Metrics
 from airflow_batch_executor.options import ExecutorOptions, connection_options, load_options, task_log_lines
-from airflow_batch_executor.placement import PlacementCatalog
-from airflow_batch_executor.request_factory import RequestFactory
+from airflow_batch_executor.records import Orphan, TaskEvent, TaskState, WorkloadKey
+from airflow_batch_executor.requests.factory import RequestFactory
+from airflow_batch_executor.requests.placement import PlacementCatalog
+from airflow_batch_executor.requests.task_specs import ExecutionTimeouts, workload_key, workload_spec
+from airflow_batch_executor.supervisor import CONNECTION_TEST_REAPED_REASON, JobSupervisor
 from airflow_batch_executor.task_logs import read_task_log
-from airflow_batch_executor.task_specs import ExecutionTimeouts, workload_key, workload_spec
-from airflow_batch_executor.tracker import WorkloadKey
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -48,7 +47,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
 
     supports_callbacks: bool = True
     supports_multi_team: bool = True
-    supports_connection_test: bool = airflow_compat.supports_connection_tests()
+    supports_connection_test: bool = compat.supports_connection_tests()
     serve_logs: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -70,7 +69,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         try:
             self.factory = RequestFactory(
                 options,
-                api_url=airflow_compat.execution_api_url(self.conf),
+                api_url=compat.execution_api_url(self.conf),
                 default_queue=airflow_conf.get("operators", "default_queue", fallback="default"),
                 catalog=PlacementCatalog(self.gateway),
                 registry=DefinitionRegistry(self.gateway, metrics=self.metrics),
@@ -83,12 +82,12 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             self.gateway,
             self.factory,
             options,
-            token_generator=airflow_compat.token_generator(self),
+            token_generator=compat.token_generator(self),
             metrics=self.metrics,
         )
         self.jobs.start()
         self._accepting = True
-        airflow_compat.freeze_startup_heap()
+        adapter.freeze_startup_heap()
         self.log.info(
             "AwsBatchExecutor%s started: job queue %s, job definition %s, up to %s submits/s",
             f" of team {self.team_name}" if self.team_name else "",
@@ -126,14 +125,14 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             if time.monotonic() > deadline or not self._accepting:
                 return
             key = workload_key(workload)
-            for pending in airflow_compat.pending_workloads(self):
+            for pending in compat.pending_workloads(self):
                 pending.pop(key, None)
             try:
                 self._submit(key, workload)
             except Exception as error:
                 self.log.exception("Could not prepare the Batch job of %s", key)
                 reason = f"AWS Batch job not submitted: unexpected error {error!r}"
-                self._report([TaskEvent(key, "failed", reason, "batch job not submitted")])
+                self._report([TaskEvent(key, TaskState.FAILED, reason, "batch job not submitted")])
 
     def _submit(self, key: WorkloadKey, workload: Any) -> None:
         assert self.factory is not None and self.jobs is not None
@@ -144,7 +143,14 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             self.metrics.incr("submit.rejected")
             self.log.error("%s: AWS Batch job not submitted: %s", key, error)
             self._report(
-                [TaskEvent(key, "failed", f"AWS Batch job not submitted: {error}", "batch job not submitted")]
+                [
+                    TaskEvent(
+                        key,
+                        TaskState.FAILED,
+                        f"AWS Batch job not submitted: {error}",
+                        "batch job not submitted",
+                    )
+                ]
             )
             return
         self.running.add(key)
@@ -170,16 +176,16 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         for event in events:
             if event.log_event and isinstance(event.key, TaskInstanceKey):
                 self.log_task_event(event=event.log_event, extra=event.info, ti_key=event.key)
-            if event.state == "failed" and airflow_compat.is_connection_test(event.key):
+            if event.state is TaskState.FAILED and compat.is_connection_test(event.key):
                 self._fail_connection_test(event)
-            key = airflow_compat.scheduler_event_key(event.key)
-            if event.state in ("success", "failed"):
+            key = compat.scheduler_event_key(event.key)
+            if event.state in (TaskState.SUCCESS, TaskState.FAILED):
                 self.running.discard(event.key)
-            if event.state == "running":
+            if event.state is TaskState.RUNNING:
                 self.running_state(key, event.info)
-            elif event.state == "success":
+            elif event.state is TaskState.SUCCESS:
                 self.success(key, event.info)
-            elif event.state == "failed":
+            elif event.state is TaskState.FAILED:
                 self.fail(key, event.info)
 
     @staticmethod
@@ -198,8 +204,8 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         if not ti.external_executor_id:
             return [], []
         try:
-            team = self.team_name or airflow_compat.team_of_dag(ti.dag_id)
-            conf = self.conf if team == self.team_name else airflow_compat.executor_conf(team)
+            team = self.team_name or adapter.team_of_dag(ti.dag_id)
+            conf = self.conf if team == self.team_name else adapter.executor_conf(team)
             gateway = self._log_gateways.get(team)
             if gateway is None:
                 conn_id, region_name = connection_options(conf)
@@ -262,7 +268,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
 
     def _fail_connection_test(self, event: TaskEvent) -> None:
         try:
-            if airflow_compat.fail_connection_test(str(event.key), event.info):
+            if adapter.fail_connection_test(str(event.key), event.info):
                 self.log.warning("Connection test %s failed: %s", event.key, event.info)
         except Exception as error:  # noqa: BLE001 - the reaper fails the test later anyway
             self.log.warning("Could not record why connection test %s failed: %s", event.key, error)
@@ -275,7 +281,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         """
         if self.jobs is None or self._stopped:
             return
-        if airflow_compat.scheduler_is_exiting():
+        if compat.scheduler_is_exiting():
             self.log.info("The scheduler is stopping; not waiting for Batch jobs")
             self.terminate()
             return

@@ -13,11 +13,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws.errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.errors import HealthCheckError, option_place
-from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.options import S3Location
-from airflow_batch_executor.placement import definition_placement, effective_requirements, resource_problems
+from airflow_batch_executor.requests.placement import (
+    definition_placement,
+    effective_requirements,
+    resource_problems,
+)
 
 
 @dataclass(frozen=True)

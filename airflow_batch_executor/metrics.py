@@ -1,7 +1,7 @@
 """Every metric the executor emits, through Airflow's ``Stats`` (StatsD or OpenTelemetry).
 
 Variable parts (a status, a reason class) are both in the name, for plain StatsD, and in tags, for
-backends that support them. The README's metrics table is checked against ``METRICS``.
+backends that support them. The metrics table in docs/operating.md is checked against ``METRICS``.
 """
 
 from __future__ import annotations

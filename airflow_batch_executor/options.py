@@ -14,14 +14,26 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from airflow_batch_executor.author_policy import normal_path
 from airflow_batch_executor.errors import SECTION, OptionError
+from airflow_batch_executor.job_contract import is_role_arn_or_prefix, split_s3_uri
 from airflow_batch_executor.provider_info import load_config_description
 
 _QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
-_ROLE_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]*\*?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DEFINITION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}|[A-Za-z0-9_-]{0,127}\*")
+
+
+def normal_path(path: Any) -> str | None:
+    """An absolute path without ``.``, empty parts or a trailing ``/``; None when relative or with ``..``.
+
+    ``..`` is refused, not resolved: what it resolves to on the host (through symlinks) is not known here.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None
+    return "/" + "/".join(parts)
 
 
 class ConfigSource(Protocol):
@@ -153,7 +165,7 @@ def _submit_job_kwargs(conf: ConfigSource) -> dict[str, Any]:
 def _allowed_roles(conf: ConfigSource) -> tuple[str, ...]:
     entries = [entry.strip() for entry in (_raw(conf, "allowed_job_role_arns") or "").split(",")]
     for entry in filter(None, entries):
-        if not _ROLE_PATTERN.match(entry):
+        if not is_role_arn_or_prefix(entry):
             raise OptionError(
                 "allowed_job_role_arns",
                 f"contains {entry!r}, which is neither an IAM role ARN nor a role ARN prefix ending in *",
@@ -209,9 +221,12 @@ def _workload_transport(conf: ConfigSource, team: str | None) -> S3Location | No
         raise OptionError(
             "workload_transport", f"is {raw!r}, neither 'command' nor an s3:// URL", _TRANSPORT_FIX
         )
-    bucket, _, prefix = raw[len("s3://") :].partition("/")
-    if not bucket:
-        raise OptionError("workload_transport", f"is {raw!r}, an s3:// URL without a bucket", _TRANSPORT_FIX)
+    try:
+        bucket, prefix = split_s3_uri(raw)
+    except ValueError:
+        raise OptionError(
+            "workload_transport", f"is {raw!r}, an s3:// URL without a bucket", _TRANSPORT_FIX
+        ) from None
     if not _BUCKET_NAME.fullmatch(bucket):
         raise OptionError(
             "workload_transport",

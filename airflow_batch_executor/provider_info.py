@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from airflow_batch_executor.airflow_compat import accepts_shared_config_section
+from airflow_batch_executor.airflow_side.compat import accepts_shared_config_section
 from airflow_batch_executor.version import __version__
 
 PACKAGE_NAME = "airflow-batch-executor"

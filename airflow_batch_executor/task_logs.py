@@ -8,8 +8,8 @@ never an exception in the api-server.
 
 from __future__ import annotations
 
-from airflow_batch_executor.aws_errors import describe_api_error
-from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.aws.errors import describe_api_error
+from airflow_batch_executor.aws.gateway import BatchGateway
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 

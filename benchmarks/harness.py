@@ -192,10 +192,10 @@ def tracker_memory(n: int, out: str) -> None:
     import tracemalloc
 
     from airflow_batch_executor.options import load_options
-    from airflow_batch_executor.request_factory import RequestFactory
-    from airflow_batch_executor.submitter import Submission
-    from airflow_batch_executor.task_specs import ExecutionTimeouts, workload_spec
-    from airflow_batch_executor.tracker import JobTracker, TrackedJob
+    from airflow_batch_executor.records import Submission, TrackedJob
+    from airflow_batch_executor.requests.factory import RequestFactory
+    from airflow_batch_executor.requests.task_specs import ExecutionTimeouts, workload_spec
+    from airflow_batch_executor.status.tracker import JobTracker
 
     settings = {
         "job_queue": "airflow-local-queue",

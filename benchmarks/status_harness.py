@@ -80,8 +80,8 @@ def build_requests(workloads: list[Any]) -> list[dict[str, Any]]:
     from airflow.configuration import conf
 
     from airflow_batch_executor.options import load_options
-    from airflow_batch_executor.request_factory import RequestFactory
-    from airflow_batch_executor.task_specs import ExecutionTimeouts, workload_spec
+    from airflow_batch_executor.requests.factory import RequestFactory
+    from airflow_batch_executor.requests.task_specs import ExecutionTimeouts, workload_spec
 
     factory = RequestFactory(
         load_options(conf), api_url="http://127.0.0.1:9/execution/", default_queue="default"

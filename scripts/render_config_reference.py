@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Print the README's configuration table from config_templates/config.yml (the single source).
+"""Print the configuration reference's table from config_templates/config.yml (the single source).
 
-Run `scripts/render_config_reference.py --write` to update README.md between its markers;
-tests/unit/test_readme.py fails when the README's table is out of date.
+Run `scripts/render_config_reference.py --write` to update docs/configuration.md between its markers;
+tests/unit/test_readme.py fails when that table is out of date.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ def render() -> str:
     return "\n".join([BEGIN, *lines, END])
 
 
-def updated_readme(readme: str) -> str:
-    start, end = readme.index(BEGIN), readme.index(END) + len(END)
-    return readme[:start] + render() + readme[end:]
+def updated_reference(reference: str) -> str:
+    start, end = reference.index(BEGIN), reference.index(END) + len(END)
+    return reference[:start] + render() + reference[end:]
 
 
 if __name__ == "__main__":
-    path = ROOT / "README.md"
+    path = ROOT / "docs" / "configuration.md"
     if "--write" in sys.argv:
-        path.write_text(updated_readme(path.read_text()))
+        path.write_text(updated_reference(path.read_text()))
     else:
         print(render())

@@ -12,22 +12,32 @@ import sys
 import time
 from typing import Any
 
-from airflow_batch_executor.airflow_compat import execution_api_url, executor_conf
-from airflow_batch_executor.author_policy import operator_definitions
+from airflow_batch_executor.airflow_side.adapter import executor_conf
+from airflow_batch_executor.airflow_side.compat import execution_api_url
+from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.cli.output import quiet_library_logging
-from airflow_batch_executor.definition_pruning import parse_duration, prune_verdicts
-from airflow_batch_executor.definition_registry import DefinitionRegistry
+from airflow_batch_executor.definitions.derive import definition_overrides
+from airflow_batch_executor.definitions.prune import parse_duration, prune_verdicts
+from airflow_batch_executor.definitions.registry import DefinitionRegistry
 from airflow_batch_executor.errors import OptionError, TaskConfigError, option_env_var
-from airflow_batch_executor.gateway import BatchGateway
 from airflow_batch_executor.health import run_health_checks
-from airflow_batch_executor.job_definitions import definition_overrides
-from airflow_batch_executor.job_lookup import deployment_jobs
-from airflow_batch_executor.naming import WorkloadIdentity
+from airflow_batch_executor.job_contract import (
+    TAG_CALLBACK_ID,
+    TAG_CONNECTION_ID,
+    TAG_DAG_ID,
+    TAG_MAP_INDEX,
+    TAG_RUN_ID,
+    TAG_TASK_ID,
+    TAG_TRY_NUMBER,
+)
 from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
-from airflow_batch_executor.placement import PlacementCatalog
 from airflow_batch_executor.provider_info import load_config_description
-from airflow_batch_executor.request_factory import RequestFactory, base_request
-from airflow_batch_executor.task_specs import task_sdk_command, task_spec
+from airflow_batch_executor.recovery.lookup import deployment_jobs
+from airflow_batch_executor.requests.factory import RequestFactory, base_request
+from airflow_batch_executor.requests.naming import WorkloadIdentity
+from airflow_batch_executor.requests.placement import PlacementCatalog
+from airflow_batch_executor.requests.task_specs import task_sdk_command, task_spec
+from airflow_batch_executor.rules.author_policy import operator_definitions
 
 WORKLOAD_PLACEHOLDER = "<the task's ExecuteTask workload as JSON, built by the scheduler; token redacted>"
 
@@ -128,13 +138,13 @@ def jobs(args: argparse.Namespace) -> None:
                 job["jobId"],
                 job.get("status", ""),
                 _age(job.get("createdAt"), now),
-                tags.get("airflow.dag_id", ""),
-                tags.get("airflow.task_id")
-                or tags.get("airflow.callback_id")
-                or f"connection test {tags.get('airflow.connection_id', '')}",
-                tags.get("airflow.map_index", ""),
-                tags.get("airflow.try_number", ""),
-                tags.get("airflow.run_id", ""),
+                tags.get(TAG_DAG_ID, ""),
+                tags.get(TAG_TASK_ID)
+                or tags.get(TAG_CALLBACK_ID)
+                or f"connection test {tags.get(TAG_CONNECTION_ID, '')}",
+                tags.get(TAG_MAP_INDEX, ""),
+                tags.get(TAG_TRY_NUMBER, ""),
+                tags.get(TAG_RUN_ID, ""),
                 job.get("statusReason", "") or (job.get("container") or {}).get("reason", ""),
             )
         )

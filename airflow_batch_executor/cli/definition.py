@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
-from airflow_batch_executor.batch_facts import JOB_STATUSES
+from airflow_batch_executor.job_contract import JOB_STATUSES
 
 COMMANDS = "airflow_batch_executor.cli.commands"
 # Airflow renders help text as rich markup, where "[name]" is a style tag and vanishes: escape the

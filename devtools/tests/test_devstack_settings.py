@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batch_devtools.devstack.settings import Timing, multi_team_environment, team_executor_environment
+from batch_devtools.devstack.settings import (
+    Timing,
+    airflow_environment,
+    multi_team_environment,
+    team_executor_environment,
+)
 from batch_devtools.local_batch.environment import TeamResources
 
 EXECUTOR = "airflow_batch_executor.AwsBatchExecutor"
@@ -37,3 +42,19 @@ def test_a_teams_executor_is_configured_under_its_own_variables_only():
         "AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__JOB_DEFINITION": "definition-a",
         "AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__STATUS_POLL_INTERVAL": "0.25",
     }
+
+
+def test_a_stack_reconciles_at_the_executors_default_unless_its_timing_names_an_interval():
+    def environment(timing: Timing) -> dict[str, str]:
+        return airflow_environment(
+            home=Path("/home"),
+            dags_folder=Path("/dags"),
+            database_url="sqlite:///x.db",
+            api_port=8080,
+            jwt_secret="s",
+            timing=timing,
+        )
+
+    variable = "AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL"
+    assert variable not in environment(Timing())
+    assert environment(Timing(status_reconcile_interval=20))[variable] == "20"

@@ -104,6 +104,13 @@ def test_a_reordered_event_arrives_after_the_jobs_next_one(events_on: LocalBatch
     assert statuses == ["SUBMITTED", "PENDING", "STARTING", "RUNNABLE", "RUNNING", "SUCCEEDED"]
 
 
+def test_an_event_delayed_until_a_later_status_arrives_right_after_it(events_on: LocalBatch) -> None:
+    events_on.faults.delay_events("events-after*", status="PENDING", after_status="RUNNING")
+    job_id = run(events_on, "events-after")
+    statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
+    assert statuses == ["SUBMITTED", "RUNNABLE", "STARTING", "RUNNING", "PENDING", "SUCCEEDED"]
+
+
 def test_a_delayed_event_arrives_after_later_ones(events_on: LocalBatch) -> None:
     control = LocalBatchControl(events_on.endpoint_url)
     control.add_fault("delay_events", pattern="events-late*", status="PENDING", seconds=1.5)
@@ -118,8 +125,12 @@ def test_held_jobs_publish_without_being_read(events_on: LocalBatch) -> None:
     events_on.settings.job_mode = "hold"
     events_on.settings.hold_seconds = 0.3
     job_id = run(events_on, "events-held")
-    statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
-    assert statuses[0] == "SUBMITTED" and statuses[-2:] == ["RUNNING", "SUCCEEDED"]
+    statuses = statuses_of(
+        drain(events_on, lambda got: sorted(statuses_of(got, job_id)) == sorted(PLAIN)), job_id
+    )
+    # A standard SQS queue does not promise order (moto may hand a message over one receive late);
+    # the executor's reducer orders events itself, so what matters is that each status arrives once.
+    assert sorted(statuses) == sorted(PLAIN)
 
 
 def test_held_jobs_publish_each_status_as_it_begins_and_when_they_exit(events_on: LocalBatch) -> None:

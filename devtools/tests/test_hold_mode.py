@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from waiting import describe
 
 from batch_devtools.local_batch import LocalBatch, LocalBatchControl
 from batch_devtools.local_batch.__main__ import _parser
@@ -27,10 +28,6 @@ def submit(batch: Any, lb: LocalBatch, name: str, **kwargs: Any) -> str:
     return batch.submit_job(jobName=name, jobQueue=lb.job_queue, jobDefinition=lb.job_definition, **kwargs)[
         "jobId"
     ]
-
-
-def describe(batch: Any, job_id: str) -> dict[str, Any]:
-    return batch.describe_jobs(jobs=[job_id])["jobs"][0]
 
 
 def wait_for(batch: Any, job_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -86,6 +83,31 @@ def test_stuck_and_failing_plans_never_reach_running() -> None:
     failing = _plan(fail_to_start_reason="pull")
     assert failing.running_at is None
     assert failing.status_at(103.5) == "STARTING" and failing.status_at(104.0) == "FAILED"
+
+
+def test_a_late_reader_still_passes_every_status_before_running_in_order() -> None:
+    plan = _plan()
+    assert plan.steps_passed(100.0) == ("SUBMITTED",)
+    assert plan.steps_passed(102.5) == ("SUBMITTED", "PENDING", "RUNNABLE")
+    assert plan.steps_passed(1e9) == tuple(STATUSES_BEFORE_RUNNING)
+    assert _plan(stuck_reason="capacity").steps_passed(1e9) == ("SUBMITTED", "PENDING", "RUNNABLE")
+    assert _plan(step_delay=0).steps_passed(1e9) == ("SUBMITTED",)
+
+
+def test_a_held_job_read_late_publishes_each_status_once_in_order(
+    hold: LocalBatch, batch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold.settings.publish_events = True
+    publisher = hold.runtime.events
+    assert publisher is not None
+    published: list[str] = []
+    monkeypatch.setattr(publisher, "publish", lambda detail: published.append(detail["status"]))
+    monkeypatch.setattr(publisher, "watch", lambda job: None)  # nobody catches it up until it is read
+    request = {"jobQueue": hold.job_queue, "jobDefinition": hold.job_definition}
+    job_id = batch.submit_job(jobName="late-reader", **request)["jobId"]
+    time.sleep(0.3)  # long past all four steps of 0.05 s: the first read comes late
+    assert describe(batch, job_id)["status"] == "RUNNING"
+    assert published == [*STATUSES_BEFORE_RUNNING, "RUNNING"]
 
 
 def test_a_plan_tells_when_its_status_next_changes() -> None:

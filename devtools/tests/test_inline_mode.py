@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,10 +14,11 @@ from botocore.exceptions import ClientError
 from waiting import describe, events_of, log_messages, wait_for_status, wait_until
 
 from batch_devtools.local_batch import HOST_TERMINATED_REASON, LocalBatch, LocalBatchControl
+from batch_devtools.local_batch.inline import STOPPED_BEFORE_THE_TASK_EXIT, inline_workload, run_inline
 
-BOOTSTRAP = ["python", "-m", "airflow_batch_executor.worker"]
+BOOTSTRAP = ["python", "-m", "airflow_batch_executor.in_job.bootstrap"]
 TASK_SDK = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
-CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.callback_runner", "--json-string"]
+CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.in_job.callback_runner", "--json-string"]
 
 
 @pytest.fixture(autouse=True)
@@ -271,3 +275,28 @@ def test_retry_strategy_retries_inline_attempts(local_batch: LocalBatch, batch: 
 
     assert [a["container"]["exitCode"] for a in job["attempts"]] == [65, 65]
     assert [e["attempt"] for e in events_of(local_batch, job["jobId"], "fetch")] == [1, 2]
+
+
+def test_a_job_terminated_while_its_bootstrap_fetches_never_runs_its_task() -> None:
+    """On AWS the SIGTERM of TerminateJob reaches the bootstrap before it starts the Task SDK."""
+    terminated = threading.Event()
+    recorded: list[str] = []
+
+    class S3TerminatedDuringTheRead:
+        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            terminated.set()
+            return {"Body": io.BytesIO(json.dumps(task_workload("late")).encode())}
+
+        def delete_object(self, Bucket: str, Key: str) -> None:
+            pass
+
+    runtime = SimpleNamespace(
+        s3=S3TerminatedDuringTheRead(),
+        history=SimpleNamespace(record=lambda event, **_: recorded.append(event)),
+    )
+    workload = inline_workload([*BOOTSTRAP, "s3://bucket/workloads/late.json"])
+    assert workload is not None
+
+    code = run_inline(runtime, "job-1", 1, workload, lambda line: None, stopped=terminated.is_set)  # type: ignore[arg-type]
+
+    assert (code, recorded) == (STOPPED_BEFORE_THE_TASK_EXIT, ["fetch"])

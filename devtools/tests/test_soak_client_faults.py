@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from airflow_batch_executor.aws_errors import ApiErrorKind, classify_api_error
-from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.aws.errors import ApiErrorKind, classify_api_error
+from airflow_batch_executor.aws.gateway import BatchGateway
 from batch_devtools.local_batch import LocalBatch
 from batch_devtools.soak.client_faults import BURST, KILLED, LOST_ANSWER, THROTTLED, ClientFaults
 

@@ -68,7 +68,7 @@ def clean_history() -> list[dict[str, Any]]:
             1.1,
             jobId=JOB,
             jobName=NAME,
-            command=["python", "-m", "airflow_batch_executor.worker", URI],
+            command=["python", "-m", "airflow_batch_executor.in_job.bootstrap", URI],
         ),
         entry("attempt_started", 1.3, jobId=JOB, attempt=1),
         entry("object_get", 1.31, bucket="airflow-local-workloads", key=OBJECT, found=True),
@@ -129,7 +129,7 @@ def live_job_of_a_revoked_try(evidence: Evidence) -> None:
             1.1,
             jobId=OTHER_JOB,
             jobName=NAME,
-            command=["python", "-m", "airflow_batch_executor.worker", URI],
+            command=["python", "-m", "airflow_batch_executor.in_job.bootstrap", URI],
         )
     ]
     evidence.events = [ExecutorEvent(1.15, 0, KEY, "running", OTHER_JOB)]
@@ -144,7 +144,7 @@ def job_started_after_its_try(evidence: Evidence) -> None:
             2.0,
             jobId=OTHER_JOB,
             jobName=NAME,
-            command=["python", "-m", "airflow_batch_executor.worker", URI],
+            command=["python", "-m", "airflow_batch_executor.in_job.bootstrap", URI],
         )
     )
     evidence.history.append(entry("attempt_started", 2.2, jobId=OTHER_JOB, attempt=1))

@@ -5,6 +5,7 @@ and no invariant breaks."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from batch_devtools.soak.report import injected_kinds
+from batch_devtools.soak.report import injected_kinds, without_tokens
 
 SEED = 206
 ARGUMENTS = [
@@ -33,8 +34,18 @@ ARGUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    path = tmp_path_factory.mktemp("soak") / "report.json"
+def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("soak") / "report.json"
+
+
+@pytest.fixture(scope="module")
+def report_text(report: dict[str, Any], report_path: Path) -> str:
+    return report_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def report(report_path: Path) -> dict[str, Any]:
+    path = report_path
     done = subprocess.run(
         [sys.executable, "-m", "batch_devtools.soak", *ARGUMENTS, "--json", str(path)],
         capture_output=True,
@@ -65,3 +76,15 @@ def test_the_seed_is_printed_and_every_try_was_accounted_for(report: dict[str, A
 
 def test_no_invariant_is_broken(report: dict[str, Any]) -> None:
     assert report["violations"] == [], json.dumps(report["violations"][:3], indent=2)[:6000]
+
+
+def test_the_json_report_shows_no_token(report_text: str) -> None:
+    assert re.search(r"eyJ[\w-]+\.[\w-]+\.[\w-]+", report_text) is None
+
+
+def test_tokens_are_elided_wherever_they_are_nested() -> None:
+    nested = {"history": [{"event": "object_put", "token": "eyJa.b.c"}, {"token": ""}], "token": "x"}
+    assert without_tokens(nested) == {
+        "history": [{"event": "object_put", "token": "…"}, {"token": ""}],
+        "token": "…",
+    }

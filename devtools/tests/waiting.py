@@ -23,15 +23,22 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 15.0) -> 
 
 
 def describe(batch: Any, job_id: str) -> dict[str, Any]:
+    """The DescribeJobs record of one job."""
     return batch.describe_jobs(jobs=[job_id])["jobs"][0]
 
 
 def wait_for_status(batch: Any, job_id: str, statuses: tuple[str, ...] = FINAL, timeout: float = 15.0) -> Any:
+    """The job's record once its status is one of ``statuses``; fails naming the status it is in."""
+    last: dict[str, Any] = {}
+
     def reached() -> dict[str, Any] | None:
-        job = describe(batch, job_id)
+        job = last["job"] = describe(batch, job_id)
         return job if job["status"] in statuses else None
 
-    return wait_until(reached, f"job {job_id} in {statuses}", timeout)
+    try:
+        return wait_until(reached, f"job {job_id} in {statuses}", timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; it is {last['job']['status']}") from None
 
 
 def events_of(lb: LocalBatch, job_id: str, event: str | None = None) -> list[dict[str, Any]]:

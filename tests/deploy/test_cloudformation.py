@@ -23,10 +23,10 @@ TEMPLATE = REPO / "deploy" / "cloudformation.yaml"
 
 def _executor_api_calls() -> set[str]:
     """Every AWS operation the executor's gateway (its only AWS caller) makes, as IAM actions."""
-    source = (REPO / "airflow_batch_executor" / "gateway.py").read_text()
+    source = (REPO / "airflow_batch_executor" / "aws" / "gateway.py").read_text()
     calls = re.findall(r'_call\(\s*"(batch|submit|urgent|logs|s3)",\s*"([a-z_]+)"', source)
-    calls += [("batch", name) for name in re.findall(r'get_paginator\("([a-z_]+)"\)', source)]
-    queue_source = (REPO / "airflow_batch_executor" / "queue_gateway.py").read_text()
+    calls += [("batch", name) for name in re.findall(r'(?:get_paginator|_pages)\(\s*"([a-z_]+)"', source)]
+    queue_source = (REPO / "airflow_batch_executor" / "aws" / "queue_gateway.py").read_text()
     calls += [("sqs", name) for name in re.findall(r"self\._sqs\(\)\.([a-z_]+)\(", queue_source)]
     service = {
         "batch": "batch",
@@ -503,7 +503,7 @@ def test_status_events_of_this_stacks_job_queue_reach_its_queue(resources):
 
 
 def test_the_status_queue_has_a_dead_letter_queue_beyond_the_executors_receive_limit(resources):
-    from airflow_batch_executor.job_supervisor import UNTRACKED_EVENT_RECEIVES
+    from airflow_batch_executor.supervisor import UNTRACKED_EVENT_RECEIVES
 
     redrive = resources["StatusQueue"]["Properties"]["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["StatusDeadLetterQueue", "Arn"]}

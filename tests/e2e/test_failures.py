@@ -39,7 +39,7 @@ TIMING = Timing(
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER, timing=TIMING) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["failures.py"], timing=TIMING) as stack:
         faults = stack.batch
         faults.add_fault("fail_before_start", pattern="e2e_fail_transient-pulls_late-try1-*", count=1)
         faults.add_fault(

@@ -20,7 +20,7 @@ OTHER_IMAGE = "local/airflow-task-ml:2"
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["job_definitions.py", "operator_tools.py"]) as stack:
         yield Runs(stack, [DAG_ID])
 
 

@@ -23,7 +23,7 @@ LIVE_LINES = [f"e2e live log line {n}" for n in range(1, 4)]
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["operator_tools.py"]) as stack:
         yield Runs(stack, [LIVE_DAG, TIMEOUT_DAG])
 
 

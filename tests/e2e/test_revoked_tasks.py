@@ -119,7 +119,7 @@ def _retries_scheduled_before(stack: DevStack, dag_id: str, before: datetime) ->
 
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
-    with DevStack(DAGS_FOLDER, timing=TIMING) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["revoked_tasks.py"], timing=TIMING) as stack:
         holder_run = stack.trigger(HOLDER)
         wait_until_running(stack, HOLDER, holder_run, [("holder", -1)], timeout=90)
 

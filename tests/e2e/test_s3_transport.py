@@ -84,7 +84,7 @@ def test_example_dags_succeed_and_no_token_is_left_in_batch_or_s3(stack: DevStac
     assert len(every_job) == len(requests)
     for record in every_job.values():
         command = record["container"]["command"]
-        assert command[:3] == ["python", "-m", "airflow_batch_executor.worker"]
+        assert command[:3] == ["python", "-m", "airflow_batch_executor.in_job.bootstrap"]
         assert command[3].startswith(f"s3://{WORKLOAD_BUCKET}/{PREFIX}/global/{record['jobName']}.")
     dumped = json.dumps([requests, list(every_job.values())], default=str)
     assert "eyJ" not in dumped and '"token"' not in dumped

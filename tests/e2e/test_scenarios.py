@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from batch_devtools.devstack import CallbackRow, DevStack
+from batch_devtools.devstack import CallbackRow, DevStack, Timing
 from tests.e2e.harness import DAGS_FOLDER, Runs, airflow_has, job_id_of
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +26,25 @@ SCENARIOS = (
     "e2e_queue",
     *(["e2e_callback", "e2e_callback_failing"] if CALLBACKS else []),
 )
-CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.callback_runner", "--json-string"]
+CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.in_job.callback_runner", "--json-string"]
+
+
+NO_RECONCILIATION = Timing(status_reconcile_interval=3600)
+"""With events, no job is described while the module runs: by default a job is described 120 s after
+its last event, which a job running under load may reach, and the test would no longer show that
+every status came from an event."""
 
 
 @pytest.fixture(scope="module", params=["polling", "events"])
 def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
     """Each scenario with job status from DescribeJobs polling, then from state-change events."""
-    with DevStack(DAGS_FOLDER, status_events=request.param == "events") as stack:
+    events = request.param == "events"
+    with DevStack(
+        DAGS_FOLDER,
+        dag_files=("scenario_*.py", "e2e_callback_alerts.py"),
+        status_events=events,
+        timing=NO_RECONCILIATION if events else None,
+    ) as stack:
         yield Runs(stack, SCENARIOS)
 
 

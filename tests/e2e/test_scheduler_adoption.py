@@ -24,7 +24,7 @@ SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2), ("failing_sleeper", 
 @pytest.fixture(scope="module", params=["polling", "events"])
 def stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
     """Job status from DescribeJobs polling, then from state-change events (adopted jobs reconciled)."""
-    with DevStack(DAGS_FOLDER, status_events=request.param == "events") as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["adoption.py"], status_events=request.param == "events") as stack:
         yield stack
 
 

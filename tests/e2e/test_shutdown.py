@@ -26,7 +26,7 @@ SIGTERM_EXIT_SECONDS = 10.0
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    with DevStack(DAGS_FOLDER) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["shutdown.py"]) as stack:
         yield stack
 
 

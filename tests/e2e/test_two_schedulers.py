@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_devtools.devstack import DevStack
+from batch_devtools.devstack import DevStack, Timing
 from batch_devtools.devstack.database import postgres_reachable
 from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, finished_run
 
@@ -19,11 +19,15 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "e2e_two_schedulers"
 WIDTH = 12
 MAX_RUNS = 3
-RECONCILE_MARGIN_SECONDS = 180.0
-"""How long executor events may take: the default status_reconcile_interval (120 s) and some slack.
+RECONCILE_SECONDS = 20
+"""The stack's status_reconcile_interval (120 s by default).
 
 In event mode a scheduler leaves the other scheduler's events on the queue; one that is received by
-the wrong scheduler too often is dropped and its job is found by reconciliation instead."""
+the wrong scheduler too often is dropped and its job is found by reconciliation instead. A short
+interval keeps that path in the test without two minutes of waiting for it."""
+TIMING = Timing(status_reconcile_interval=RECONCILE_SECONDS)
+RECONCILE_MARGIN_SECONDS = 3 * RECONCILE_SECONDS
+"""How long executor events may take: a reconciliation and some slack."""
 
 EXECUTOR_EVENT = re.compile(
     r"Received executor event with state (\w+) for task instance "
@@ -40,7 +44,12 @@ def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
             pytest.fail(f"{problem}; CI must run this test, so start PostgreSQL on 127.0.0.1:5432")
         pytest.skip(problem)
     with DevStack(
-        DAGS_FOLDER, database="postgres", schedulers=2, status_events=request.param == "events"
+        DAGS_FOLDER,
+        dag_files=["two_schedulers.py"],
+        database="postgres",
+        schedulers=2,
+        status_events=request.param == "events",
+        timing=TIMING,
     ) as stack:
         yield Runs(stack, [DAG_ID])
 

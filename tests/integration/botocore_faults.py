@@ -16,7 +16,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.aws.gateway import BatchGateway
 
 
 class _Raw:

@@ -1,10 +1,9 @@
-"""Executor tests through the local Batch: real HTTP, real boto3, jobs running as local processes."""
+"""Fixtures of the executor tests through the local Batch: real HTTP, real boto3, jobs running as local
+processes. The helpers the tests share are in helpers.py."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -12,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_executor import status_events, submitter
+from airflow_batch_executor.status import receiver
+from airflow_batch_executor.submit import submitter
 from batch_devtools.local_batch import LocalBatch
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
@@ -56,7 +56,7 @@ def event_mode(batch_env: LocalBatch, monkeypatch: pytest.MonkeyPatch) -> Iterat
     """
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_QUEUE_URL", batch_env.status_queue_url)
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "60")
-    monkeypatch.setattr(status_events, "WAIT_SECONDS", 1)
+    monkeypatch.setattr(receiver, "WAIT_SECONDS", 1)
     batch_env.settings.publish_events = True
     yield batch_env
     batch_env.settings.publish_events = False
@@ -86,84 +86,6 @@ def make_executor(batch_env: LocalBatch) -> Iterator[Callable[..., Any]]:
     yield make
     for executor in made:
         executor._stop(terminate_jobs=False)
-
-
-def configure_team(
-    monkeypatch: pytest.MonkeyPatch, team: str, source: dict[str, str], **options: str
-) -> None:
-    """Give ``team``'s executor its own ``[aws_batch_executor]`` options (Airflow's team variables):
-    every executor option of ``source`` (environment variables), then ``options``."""
-    prefix = "AIRFLOW__AWS_BATCH_EXECUTOR__"
-    values = {name[len(prefix) :].lower(): value for name, value in source.items() if name.startswith(prefix)}
-    for option, value in {**values, **options}.items():
-        monkeypatch.setenv(f"AIRFLOW__{team.upper()}___AWS_BATCH_EXECUTOR__{option.upper()}", value)
-
-
-def python_command(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
-
-
-def workload(
-    task_id: str = "task",
-    *,
-    dag_id: str = "dag",
-    run_id: str = "run-1",
-    try_number: int = 1,
-    map_index: int = -1,
-    queue: str = "default",
-    executor_config: Any = None,
-    priority_weight: int = 1,
-):
-    """An ExecuteTask workload with the fields the scheduler fills in."""
-    from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstance
-
-    ti = TaskInstance(
-        id=uuid.uuid4(),
-        task_id=task_id,
-        dag_id=dag_id,
-        run_id=run_id,
-        try_number=try_number,
-        map_index=map_index,
-        dag_version_id=uuid.uuid4(),
-        queue=queue,
-        pool_slots=1,
-        priority_weight=priority_weight,
-        executor_config=executor_config,
-    )
-    return ExecuteTask(
-        ti=ti,
-        dag_rel_path="dags/example.py",
-        bundle_info=BundleInfo(name="dags-folder"),
-        log_path=f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={try_number}.log",
-        token="workload-token",
-    )
-
-
-def pump(executor, until: Callable[[list], bool], timeout: float = 30.0) -> list[tuple[Any, str, Any]]:
-    """Heartbeat like the scheduler does, recording (key, state, info) events until ``until(events)``."""
-    events: list[tuple[Any, str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        executor.heartbeat()
-        events += [(key, str(state), info) for key, (state, info) in executor.get_event_buffer().items()]
-        if until(events):
-            return events
-        time.sleep(0.05)
-    raise AssertionError(f"condition not reached in {timeout}s; events so far: {events}")
-
-
-def final_states(events: list[tuple[Any, str, Any]]) -> dict[Any, str]:
-    """The last state reported per key, ignoring the running events."""
-    return {key: state for key, state, _ in events if state != "running"}
-
-
-def finished(*keys: Any) -> Callable[[list], bool]:
-    return lambda events: set(keys) <= set(final_states(events))
-
-
-def queue(executor, *workloads_) -> None:
-    for item in workloads_:
-        executor.queue_workload(item, session=None)
 
 
 @pytest.fixture

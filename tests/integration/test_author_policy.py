@@ -11,10 +11,10 @@ import uuid
 import pytest
 
 from airflow_batch_executor import BatchJobOverrides, HostVolume
-from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.cli import commands
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import final_states, finished, pump, python_command, queue, workload
+from .helpers import final_states, finished, pump, python_command, queue, workload
 
 PROPS = "jobDefinitionOverrides.containerProperties"
 ROLE = "arn:aws:iam::123456789012:role/airflow-etl"

@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 
-from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.cli import commands
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import pump, python_command, queue, workload
+from .helpers import pump, python_command, queue, workload
 
 
 def airflow_cli(*args: str) -> subprocess.CompletedProcess:
@@ -24,28 +24,6 @@ def airflow_cli(*args: str) -> subprocess.CompletedProcess:
         timeout=120,
         env=env,
         check=False,
-    )
-
-
-def test_check_passes_on_a_healthy_setup_and_names_each_check(batch_env):
-    result = airflow_cli("check")
-    assert result.returncode == 0, result.stdout + result.stderr
-    for line in (
-        "[ok] configuration",
-        "[ok] AWS credentials",
-        "[ok] job queue",
-        "[ok] job definition",
-        "[ok] Fargate size",
-    ):
-        assert line in result.stdout
-
-
-def test_check_fails_with_the_fix(batch_env, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE", "missing-queue")
-    result = airflow_cli("check")
-    assert result.returncode == 1
-    assert (
-        "[FAILED] job queue: job queue 'missing-queue' does not exist. Fix: create the queue" in result.stdout
     )
 
 

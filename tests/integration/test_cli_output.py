@@ -40,19 +40,23 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_check_prints_only_its_results(batch_env):
+def test_check_names_each_check_and_prints_only_its_results(batch_env):
     result = airflow_cli("check")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result_lines(result)
     assert lines[0].startswith("[ok] configuration")
+    checks = ("configuration", "AWS credentials", "job queue", "job definition", "Fargate size")
+    for check in checks:
+        assert any(line.startswith(f"[ok] {check}") for line in lines), f"{check}: {lines}"
     assert "Found credentials" not in result.stdout
     assert "Found credentials" not in result.stderr, "botocore's INFO lines need --verbose"
 
 
-def test_a_failing_check_prints_only_its_results(batch_env):
+def test_a_failing_check_gives_the_fix_and_prints_only_its_results(batch_env):
     result = airflow_cli("check", AIRFLOW__AWS_BATCH_EXECUTOR__JOB_QUEUE="missing-queue")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert any(line.startswith("[FAILED] job queue") for line in result_lines(result))
+    failed = "[FAILED] job queue: job queue 'missing-queue' does not exist. Fix: create the queue"
+    assert any(line.startswith(failed) for line in result_lines(result)), result.stdout
     assert "Found credentials" not in result.stdout
 
 

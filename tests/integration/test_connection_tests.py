@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from airflow_batch_executor import task_specs as task_specs_module
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import final_states, finished, pump, python_command, queue
+from .helpers import final_states, finished, pump, python_command, queue
 
 connection_test = pytest.importorskip(
     "airflow.executors.workloads.connection_test",

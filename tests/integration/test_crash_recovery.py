@@ -12,11 +12,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
-from airflow_batch_executor import task_specs as task_specs_module
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import final_states, finished, pump, python_command, workload
+from .helpers import final_states, finished, pump, python_command, ti_for, workload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,10 +23,10 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     sys.path.insert(0, {root!r})
-    from airflow_batch_executor import task_specs as task_specs_module
+    from airflow_batch_executor.requests import task_specs as task_specs_module
     from airflow_batch_executor.executor import AwsBatchExecutor
-    from airflow_batch_executor.job_supervisor import JobSupervisor
-    from tests.integration.conftest import python_command, workload
+    from airflow_batch_executor.supervisor import JobSupervisor
+    from tests.integration.helpers import python_command, workload
 
     task_specs_module.workload_command = lambda w: python_command("import time; time.sleep(1); print('ran')")
     original = JobSupervisor._on_submit_result
@@ -63,17 +62,7 @@ def test_job_submitted_just_before_a_crash_is_adopted_not_resubmitted(
     monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command("print('never')"))
     item = workload("crash", run_id="crash-run")
     ti = item.ti
-    orphan = SimpleNamespace(
-        key=ti.key,
-        dag_id=ti.dag_id,
-        task_id=ti.task_id,
-        run_id=ti.run_id,
-        map_index=ti.map_index,
-        try_number=ti.try_number,
-        queue=ti.queue,
-        executor_config=ti.executor_config,
-        external_executor_id=None,
-    )
+    orphan = ti_for(item)
     executor = make_executor()
     assert executor.try_adopt_task_instances([orphan]) == []
     events = pump(executor, finished(ti.key))

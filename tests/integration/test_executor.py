@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from types import SimpleNamespace
 
 import jwt
 import pytest
 
-from airflow_batch_executor import airflow_compat
-from airflow_batch_executor import task_specs as task_specs_module
-from airflow_batch_executor.naming import job_name
-from airflow_batch_executor.task_specs import task_identity
+from airflow_batch_executor.airflow_side import compat
+from airflow_batch_executor.requests import task_specs as task_specs_module
+from airflow_batch_executor.requests.naming import job_name
+from airflow_batch_executor.requests.task_specs import task_identity
 
-from .conftest import final_states, finished, pump, python_command, queue, workload
+from .helpers import final_states, finished, pump, python_command, queue, ti_for, workload
 
 SCRIPTS = {
     "ok": "print('hello from batch')",
@@ -61,7 +60,7 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
     assert command[:4] == ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
     sent = json.loads(command[4])
     assert sent["ti"]["task_id"] == "real"
-    if airflow_compat.token_generator(executor) is None:  # Airflow 3.1: the scheduler's token is kept
+    if compat.token_generator(executor) is None:  # Airflow 3.1: the scheduler's token is kept
         assert sent["token"] == "workload-token"
     else:  # the executor signs a fresh token for the submission instead of sending the scheduler's
         claims = jwt.decode(sent["token"], options={"verify_signature": False})
@@ -119,7 +118,7 @@ def test_throttled_submissions_are_retried_and_submitted_once(make_executor, bat
     events = pump(executor, finished(item.ti.key))
     assert final_states(events) == {item.ti.key: "success"}
     assert len(batch_env.submitted_requests()) == 1
-    assert executor.jobs.submit_rate < executor.options.submit_rate_limit
+    assert executor.jobs._submitter.limiter.rate < executor.options.submit_rate_limit
 
 
 def test_submissions_that_keep_failing_fail_the_task_with_the_last_error(make_executor, batch_env, scripted):
@@ -151,8 +150,8 @@ def test_bad_executor_config_fails_only_that_task(make_executor, batch_env, scri
 
 def callback_event_key(callback):
     """The key of a callback's events: ``ExecuteCallback.key`` is Airflow 3.3's only, and Airflow 3.2's
-    scheduler needs the id as a UUID (``airflow_compat.scheduler_event_key``)."""
-    return airflow_compat.scheduler_event_key(callback.callback.key)
+    scheduler needs the id as a UUID (``compat.scheduler_event_key``)."""
+    return compat.scheduler_event_key(callback.callback.key)
 
 
 def callback_workload(callback_id, data):
@@ -201,21 +200,6 @@ def test_a_failed_callbacks_reason_goes_with_its_failure_not_to_a_task_event_log
     assert not executor._task_event_logs
 
 
-def ti_for(item, external_executor_id=None):
-    ti = item.ti
-    return SimpleNamespace(
-        key=ti.key,
-        dag_id=ti.dag_id,
-        task_id=ti.task_id,
-        run_id=ti.run_id,
-        map_index=ti.map_index,
-        try_number=ti.try_number,
-        queue=ti.queue,
-        executor_config=ti.executor_config,
-        external_executor_id=external_executor_id,
-    )
-
-
 def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch, status_source):
     monkeypatch.setitem(SCRIPTS, "slow", "import time; time.sleep(1.5)")
     monkeypatch.setattr(
@@ -262,8 +246,8 @@ def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, s
 
 
 def test_job_missing_from_describe_jobs_is_failed_after_a_few_checks(make_executor, batch_env):
-    from airflow_batch_executor.lifecycle import MISSING_JOB_CHECKS
-    from airflow_batch_executor.tracker import TrackedJob
+    from airflow_batch_executor.records import TrackedJob
+    from airflow_batch_executor.rules.lifecycle import MISSING_JOB_CHECKS
 
     executor = make_executor()
     key = workload("lost").ti.key

@@ -119,7 +119,7 @@ def test_bad_credentials_are_named(make_executor, batch_env, monkeypatch):
             "DescribeJobQueues",
         )
 
-    from airflow_batch_executor.gateway import BatchGateway
+    from airflow_batch_executor.aws.gateway import BatchGateway
 
     monkeypatch.setattr(BatchGateway, "describe_job_queue", lambda self, name: expired())
     message = start_fails(make_executor)

@@ -7,26 +7,9 @@ from pathlib import Path
 import pytest
 
 from airflow_batch_executor import metrics
-from airflow_batch_executor import task_specs as task_specs_module
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import finished, pump, python_command, queue, workload
-
-
-class Recorder:
-    def __init__(self):
-        self.calls: list[tuple[str, str, object]] = []
-
-    def incr(self, name, count=1, rate=None, *, tags=None):
-        self.calls.append(("incr", name, count))
-
-    def timing(self, name, value, *, tags=None):
-        self.calls.append(("timing", name, value))
-
-    def gauge(self, name, value, rate=None, delta=None, *, tags=None):
-        self.calls.append(("gauge", name, value))
-
-    def names(self) -> set[str]:
-        return {name for _, name, _ in self.calls}
+from .helpers import Recorder, finished, pump, python_command, queue, workload
 
 
 @pytest.fixture
@@ -78,16 +61,16 @@ def test_derived_job_definition_metrics(make_executor, batch_env, recorder):
     ]
 
 
-def test_readme_lists_every_metric():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_docs_list_every_metric():
+    operating = (Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text()
     for name in metrics.METRICS:
-        assert f"`{metrics.PREFIX}.{name}`" in readme, name
+        assert f"`{metrics.PREFIX}.{name}`" in operating, name
 
 
 def test_status_event_metrics(make_executor, event_mode, recorder, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "1")
     event_mode.faults.duplicate_events("dag-counted-*", count=1, status="RUNNING")
-    event_mode.faults.delay_events("dag-counted-*", count=1, status="PENDING", seconds=0.5)
+    event_mode.faults.delay_events("dag-counted-*", count=1, status="PENDING", after_status="RUNNING")
     event_mode.faults.drop_events("dag-counted-*", count=1, status="SUCCEEDED")
     executor = make_executor()
     item = workload("counted", run_id="event-metrics")
@@ -99,5 +82,5 @@ def test_status_event_metrics(make_executor, event_mode, recorder, monkeypatch):
 
     assert count("status_events.received") >= 5
     assert count("status_events.duplicate") >= 1, "the RUNNING copy"
-    assert count("status_events.stale") >= 1, "the late PENDING"
+    assert count("status_events.stale") >= 1, "the PENDING published after RUNNING"
     assert count("status_events.missed") == 1, "SUCCEEDED, found by reconciliation"

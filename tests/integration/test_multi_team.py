@@ -7,24 +7,19 @@ from __future__ import annotations
 import pytest
 
 from airflow_batch_executor import metrics
-from airflow_batch_executor import task_specs as task_specs_module
 from airflow_batch_executor.errors import HealthCheckError, OptionError
+from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .conftest import configure_team, final_states, finished, pump, python_command, queue, workload
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def incr(self, name, count=1, rate=1, *, tags=None):
-        self.names.append(name)
-
-    def timing(self, name, value, *, tags=None):
-        self.names.append(name)
-
-    def gauge(self, name, value, rate=1, delta=False, *, tags=None):
-        self.names.append(name)
+from .helpers import (
+    Recorder,
+    configure_team,
+    final_states,
+    finished,
+    pump,
+    python_command,
+    queue,
+    workload,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +72,16 @@ def test_teams_share_no_mutable_state_and_measure_themselves(make_executor, batc
     monkeypatch.setenv("AIRFLOW__TEAM_A___AWS_BATCH_EXECUTOR__SUBMIT_RATE_LIMIT", "7")
     a, b = make_executor(team="team_a"), make_executor(team="team_b")
     assert a.jobs is not None and b.jobs is not None
-    assert (a.jobs.submit_rate, b.jobs.submit_rate) == (7.0, 40.0), "each team has its own rate limit"
+    rates = (a.jobs._submitter.limiter.rate, b.jobs._submitter.limiter.rate)
+    assert rates == (7.0, 40.0), "each team has its own rate limit"
     for left, right in ((a.gateway, b.gateway), (a.factory, b.factory), (a.timeouts, b.timeouts)):
         assert left is not right
     assert a.jobs.tracker is not b.jobs.tracker
     item = workload("measured", dag_id="dag_team_a", run_id="team-metrics")
     queue(a, item)
     pump(a, finished(item.ti.key))
-    assert "aws_batch_executor.team_a.submit.ok" in recorder.names
-    assert not [name for name in recorder.names if name.startswith("aws_batch_executor.team_b.submit")]
+    assert "aws_batch_executor.team_a.submit.ok" in recorder.names()
+    assert not [name for name in recorder.names() if name.startswith("aws_batch_executor.team_b.submit")]
 
 
 def test_a_teams_missing_option_stops_start_up_naming_the_team(make_executor, batch_env, teams, monkeypatch):
@@ -148,7 +144,7 @@ def test_a_team_uses_its_own_connection(make_executor, batch_env, teams, monkeyp
     with AWS_ENDPOINT_URL gone, nothing but that connection leads to the local Batch."""
     import json
 
-    from airflow_batch_executor.airflow_compat import teams_enabled
+    from airflow_batch_executor.airflow_side.compat import teams_enabled
 
     if not teams_enabled():
         pytest.skip("teams own connections since Airflow 3.2")

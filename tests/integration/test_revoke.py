@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_batch_executor import job_supervisor
-from airflow_batch_executor import task_specs as task_specs_module
-from tests.integration.conftest import pump, python_command, queue, workload
+from airflow_batch_executor import supervisor as job_supervisor
+from airflow_batch_executor.requests import task_specs as task_specs_module
+
+from .helpers import pump, python_command, queue, workload
 
 SLEEP = python_command("import time; time.sleep(600)")
 LIVE = {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"}

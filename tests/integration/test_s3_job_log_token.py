@@ -18,13 +18,11 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
-from airflow_batch_executor import airflow_compat
-from airflow_batch_executor.gateway import BatchGateway
+from airflow_batch_executor.aws.gateway import BatchGateway
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
-from .conftest import final_states, finished, pump, queue, workload
+from .helpers import MINTS, final_states, finished, pump, queue, workload
 
-MINTS = airflow_compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
 JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TASK_SDK_RUN_SECONDS = 180.0
 """An upper bound for the Task SDK to start, retry the unreachable API and give up."""

@@ -1,7 +1,7 @@
 """``workload_transport = s3://...`` against the local Batch and moto's S3, over real HTTP.
 
-Jobs run the real bootstrap (``python -m airflow_batch_executor.worker s3://...``), which fetches and
-deletes the object from moto's S3 on the same endpoint. The Task SDK it then starts needs an
+Jobs run the real bootstrap (``python -m airflow_batch_executor.in_job.bootstrap s3://...``), which
+fetches and deletes the object from moto's S3 on the same endpoint. The Task SDK it then starts needs an
 api-server, so these jobs get a stand-in (``fake_task_sdk.py``, put in place of
 ``airflow.sdk.execution_time.execute_workload`` by a ``sitecustomize`` on the jobs' PYTHONPATH) that
 prints what it was handed: the task, the file's mode and the token's claims (or, where Airflow does
@@ -20,21 +20,23 @@ from types import SimpleNamespace
 import pytest
 from botocore.exceptions import ClientError
 
-from airflow_batch_executor import airflow_compat
-from airflow_batch_executor.outcome import classify
-from airflow_batch_executor.worker import EXIT_FETCH_FAILED, EXIT_OBJECT_MISSING
-from airflow_batch_executor.workload_transport import token_window
-from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
+from airflow_batch_executor.in_job.bootstrap import EXIT_FETCH_FAILED, EXIT_OBJECT_MISSING
+from airflow_batch_executor.rules.outcome import classify
+from airflow_batch_executor.workloads.transport import token_window
 
 from .botocore_faults import BotocoreFaults
-from .conftest import final_states, finished, pump, queue, workload
-
-BUCKET = WORKLOAD_BUCKET
-MINTS = airflow_compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
-
-
-def describe(batch_env, job_id: str) -> dict:
-    return batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+from .helpers import (
+    BUCKET,
+    MINTS,
+    describe,
+    executor_job_id,
+    final_states,
+    finished,
+    pump,
+    queue,
+    wait_until,
+    workload,
+)
 
 
 def job_log(batch_env, record: dict, timeout: float = 10.0) -> str:
@@ -58,14 +60,6 @@ def fake_report(log: str) -> dict:
     return json.loads(line.removeprefix("FAKE-TASK-SDK "))
 
 
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.1)
-
-
 def test_the_job_fetches_deletes_and_runs_its_workload_and_no_token_reaches_batch(
     make_executor, batch_env, s3_mode
 ):
@@ -79,7 +73,7 @@ def test_the_job_fetches_deletes_and_runs_its_workload_and_no_token_reaches_batc
     [request] = batch_env.submitted_requests()
     record = describe(batch_env, job_id)
     command = request["containerOverrides"]["command"]
-    assert command[:3] == ["python", "-m", "airflow_batch_executor.worker"]
+    assert command[:3] == ["python", "-m", "airflow_batch_executor.in_job.bootstrap"]
     assert command[3].startswith(f"s3://{BUCKET}/{s3_mode.prefix}/global/{request['jobName']}.")
     for seen in (request, record):
         dumped = json.dumps(seen, default=str)
@@ -155,10 +149,6 @@ def test_an_object_already_consumed_fails_the_task_with_the_reason(make_executor
     assert f"workload object s3://{BUCKET}/{key} does not exist" in log
 
 
-def executor_job_id(events) -> str:
-    return next(info for _, state, info in events if state == "running")
-
-
 def test_a_worker_pointed_at_a_bucket_it_cannot_read_fails_with_one_line(batch_env, s3_mode):
     uri = f"s3://no-such-workload-bucket/{s3_mode.prefix}/job.json"
     batch = batch_env.client("batch")
@@ -166,7 +156,7 @@ def test_a_worker_pointed_at_a_bucket_it_cannot_read_fails_with_one_line(batch_e
         jobName=f"wrong-bucket-{s3_mode.prefix}",
         jobQueue=batch_env.job_queue,
         jobDefinition=batch_env.job_definition,
-        containerOverrides={"command": ["python", "-m", "airflow_batch_executor.worker", uri]},
+        containerOverrides={"command": ["python", "-m", "airflow_batch_executor.in_job.bootstrap", uri]},
     )["jobId"]
     wait_until(lambda: describe(batch_env, job_id)["status"] in ("SUCCEEDED", "FAILED"), timeout=30)
     record = describe(batch_env, job_id)
@@ -241,10 +231,10 @@ def test_a_job_waiting_past_its_token_lifetime_starts_with_a_fresh_token(
 
 
 def s3_checks(batch_env, uri: str) -> list:
-    from airflow_batch_executor.gateway import BatchGateway
+    from airflow_batch_executor.aws.gateway import BatchGateway
     from airflow_batch_executor.health import run_health_checks
     from airflow_batch_executor.options import load_options
-    from airflow_batch_executor.request_factory import base_request
+    from airflow_batch_executor.requests.factory import base_request
 
     values = {"job_queue": batch_env.job_queue, "job_definition": batch_env.job_definition}
     values["workload_transport"] = uri

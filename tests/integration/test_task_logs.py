@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from airflow_batch_executor import task_specs as task_specs_module
+from airflow_batch_executor.requests import task_specs as task_specs_module
 from batch_devtools.local_batch import CAPACITY_REASON
 
-from .conftest import pump, python_command, queue, workload
+from .helpers import configure_team, pump, python_command, queue, workload
 
 CHATTY = "import sys, time\nfor i in range(5):\n    print(f'line {i}', flush=True)\ntime.sleep(30)"
 
@@ -66,13 +66,11 @@ def test_no_stream_yet_and_unknown_job_are_one_line_messages(make_executor, batc
 
 def test_a_teams_task_log_is_read_with_the_teams_settings(make_executor, batch_env, monkeypatch):
     """The api-server's executor has no team: it finds the task's team from its DAG (multi-team mode)."""
-    from airflow_batch_executor import airflow_compat
-
-    from .conftest import configure_team
+    from airflow_batch_executor.airflow_side import adapter
 
     job_id = running_job(make_executor, monkeypatch, "team-log")
     configure_team(monkeypatch, "team_a", batch_env.settings_env(), task_log_lines="1")
-    monkeypatch.setattr(airflow_compat, "team_of_dag", lambda dag_id: "team_a" if dag_id == "dag" else None)
+    monkeypatch.setattr(adapter, "team_of_dag", lambda dag_id: "team_a" if dag_id == "dag" else None)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         _, lines = read(make_executor, job_id)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -129,6 +131,26 @@ def test_options_command_lists_every_option_with_its_value(installed):
         )
     assert "submit_rate_limit (float, default: 40)" in result.stdout
     assert "Current value: 25" in result.stdout
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml takes the version from airflow_batch_executor/version.py; it names none itself."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["hatch"]["version"] == {"path": "airflow_batch_executor/version.py"}
+
+
+def test_the_wheel_has_the_version_of_version_py(installed):
+    version = runpy.run_path(str(ROOT / "airflow_batch_executor" / "version.py"))["__version__"]
+    assert Path(installed["wheel"]).name.startswith(f"airflow_batch_executor-{version}-")
+    code = (
+        "import importlib.metadata, airflow_batch_executor as package; "
+        "print(importlib.metadata.version('airflow-batch-executor'), package.__version__)"
+    )
+    result = run(installed, installed["python"], "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == [version, version]
 
 
 def test_the_wheel_holds_the_runtime_only(installed):

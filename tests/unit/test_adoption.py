@@ -7,8 +7,9 @@ import time
 
 from botocore.exceptions import ClientError
 
-from airflow_batch_executor import adoption
-from airflow_batch_executor.adoption import AdoptionSearch, Orphan, look_up
+from airflow_batch_executor.records import Orphan
+from airflow_batch_executor.recovery import adoption
+from airflow_batch_executor.recovery.adoption import AdoptionSearch, look_up
 
 
 class Batch:

@@ -12,7 +12,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from airflow_batch_executor import BatchJobOverrides, EfsVolume, HostVolume
-from airflow_batch_executor.author_policy import (
+from airflow_batch_executor.definitions.derive import SUBMIT_OVERRIDABLE, _container_properties_shape
+from airflow_batch_executor.definitions.registry import DefinitionRegistry
+from airflow_batch_executor.errors import OptionError, TaskConfigError
+from airflow_batch_executor.options import load_options
+from airflow_batch_executor.requests.factory import RequestFactory, base_request
+from airflow_batch_executor.requests.placement import definition_placement
+from airflow_batch_executor.requests.task_specs import JobSpec
+from airflow_batch_executor.rules.author_policy import (
     ALLOWED_FIELDS,
     GATED_FIELDS,
     LINUX_PARAMETERS_ALLOWED,
@@ -28,20 +35,20 @@ from airflow_batch_executor.author_policy import (
     names_root,
     normal_path,
 )
-from airflow_batch_executor.definition_registry import DefinitionRegistry
-from airflow_batch_executor.errors import OptionError, TaskConfigError
-from airflow_batch_executor.job_definitions import SUBMIT_OVERRIDABLE, _container_properties_shape
-from airflow_batch_executor.options import load_options
-from airflow_batch_executor.placement import definition_placement
-from airflow_batch_executor.request_factory import RequestFactory, base_request
-from airflow_batch_executor.task_specs import JobSpec
 
-from .test_job_definitions import EC2_BASE, FARGATE_BASE, FakeGateway
-from .test_options import REQUIRED, FakeConf
-from .test_request import COMMAND, IDENTITY, options
+from .helpers import (
+    COMMAND,
+    EC2_BASE,
+    FARGATE_BASE,
+    IDENTITY,
+    REQUIRED,
+    ROLE,
+    FakeConf,
+    JobDefinitionsGateway,
+    options,
+)
 
 PROPS = "jobDefinitionOverrides.containerProperties"
-ROLE = "arn:aws:iam::123456789012:role/airflow-etl"
 ADMIN = "arn:aws:iam::123456789012:role/admin"
 DEFAULT_ROLE = FARGATE_BASE["containerProperties"]["executionRoleArn"]
 
@@ -237,7 +244,7 @@ def test_each_refusal_says_what_to_do():
     ],
 )  # fmt: skip
 def test_ec2_and_fargate_definitions(base, overrides, option_values, refused_by):
-    gateway = FakeGateway()
+    gateway = JobDefinitionsGateway()
     factory, spec = placing(base, overrides, gateway, **option_values)
     if refused_by is None:
         placed = factory.place(factory.build(spec), spec)
@@ -286,7 +293,7 @@ DEFINITIONS = {
 }
 
 
-def placing(base: dict, config: Any, gateway: FakeGateway, **option_values: Any):
+def placing(base: dict, config: Any, gateway: JobDefinitionsGateway, **option_values: Any):
     factory = RequestFactory(
         options(**option_values),
         api_url="http://api/execution/",
@@ -351,7 +358,7 @@ def test_job_definitions_a_task_may_name(config, option_values, refused):
 def test_the_roles_of_a_definition_a_task_names_must_be_allowed(
     definition, config_extra, option_values, refused
 ):
-    gateway = FakeGateway()
+    gateway = JobDefinitionsGateway()
     config = {**config_extra, "jobDefinition": definition}
     factory, spec = placing(
         FARGATE_BASE, config, gateway, allowed_job_definitions=("gpu-*",), **option_values
@@ -379,7 +386,7 @@ def test_the_operators_own_definition_needs_no_role_check():
 
 def test_a_task_cannot_mount_a_host_volume_of_its_base_definition_it_could_not_ask_for():
     base = named("jd", EC2_BASE, volumes=[{"name": "sock", "host": {"sourcePath": DOCKER_SOCKET}}])
-    gateway = FakeGateway()
+    gateway = JobDefinitionsGateway()
     factory = RequestFactory(
         options(),
         api_url="http://a/",

@@ -1,6 +1,6 @@
 """The callback runner inside a callback's job: the callback really runs, and its failure fails the job.
 
-It runs as the job would run it (``python -m airflow_batch_executor.callback_runner``), with a
+It runs as the job would run it (``python -m airflow_batch_executor.in_job.callback_runner``), with a
 callback module of its own on the path, on whichever Airflow is installed (3.2 runs callbacks in
 process, 3.3 supervises them in a child).
 """
@@ -57,7 +57,7 @@ def run(callbacks, path: str, kwargs: dict) -> subprocess.CompletedProcess[str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:9/execution/",
     }
     return subprocess.run(
-        [sys.executable, "-m", "airflow_batch_executor.callback_runner", "--json-string"]
+        [sys.executable, "-m", "airflow_batch_executor.in_job.callback_runner", "--json-string"]
         + [workload.model_dump_json()],
         env=env,
         capture_output=True,

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_executor.aws_errors import ApiErrorKind
-from airflow_batch_executor.lifecycle import Action, Limits, after_missing, after_record, after_submit
-from airflow_batch_executor.submitter import Submission, SubmitResult
-from airflow_batch_executor.tracker import TrackedJob
+from airflow_batch_executor.aws.errors import ApiErrorKind
+from airflow_batch_executor.records import Submission, SubmitResult, TrackedJob
+from airflow_batch_executor.rules.lifecycle import Action, Limits, after_missing, after_record, after_submit
+from airflow_batch_executor.status.tracker import observe, track_submitted
 
 LIMITS = Limits(max_submit_job_attempts=3, max_pending_seconds=600)
 SUBMITTED_AT = 1_000.0
@@ -26,7 +26,7 @@ def submission(attempt: int) -> Submission:
 def job(
     attempt: int = 1, *, adopted: bool = False, started: bool = False, status: str = "RUNNABLE"
 ) -> TrackedJob:
-    tracked = TrackedJob.submitted(submission(attempt), "job-1", SUBMITTED_AT)
+    tracked = track_submitted(submission(attempt), "job-1", SUBMITTED_AT)
     if adopted:
         tracked.submission = None
     tracked.started, tracked.status = started, status
@@ -171,7 +171,7 @@ def test_a_single_allowed_attempt_is_not_retried() -> None:
     ],
 )
 def test_after_record(tracked, found, now, action, event, reason_has) -> None:
-    tracked.observe(found)
+    observe(tracked, found)
     decision = after_record(tracked, found, LIMITS, now)
     assert (decision.action, decision.event) == (action, event)
     assert reason_has in decision.reason
@@ -193,7 +193,7 @@ def test_no_pending_limit_when_max_pending_seconds_is_zero() -> None:
 def test_a_started_job_is_never_resubmitted_even_with_attempts_left() -> None:
     tracked = job(1)
     found = record("FAILED", container_reason=PULL_TIMEOUT, startedAt=5)
-    tracked.observe(found)
+    observe(tracked, found)
     assert tracked.started and tracked.submission is None
     assert after_record(tracked, found, LIMITS, SUBMITTED_AT).action is Action.FAIL
 
@@ -221,14 +221,14 @@ def retried_after_start() -> dict:
 
 def test_a_job_whose_first_attempt_started_counts_as_started_though_it_waits_again() -> None:
     tracked = job()
-    tracked.observe(retried_after_start())
+    observe(tracked, retried_after_start())
     assert tracked.started and tracked.submission is None, "never resubmitted, no token refresh"
 
 
 def test_the_pending_limit_never_terminates_a_job_whose_first_attempt_ran() -> None:
     tracked = job()
     found = retried_after_start()
-    tracked.observe(found)
+    observe(tracked, found)
     assert after_record(tracked, found, LIMITS, SUBMITTED_AT + 10_000).action is Action.WAIT
 
 

@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from airflow_batch_executor import metrics
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, str] | None]] = []
-
-    def incr(self, name, count=1, rate=1, *, tags=None):
-        self.calls.append(("incr", name, tags))
-
-    def timing(self, name, value, *, tags=None):
-        self.calls.append(("timing", name, tags))
-
-    def gauge(self, name, value, rate=1, delta=False, *, tags=None):
-        self.calls.append(("gauge", name, tags))
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    rec = Recorder()
-    monkeypatch.setattr(metrics, "Stats", rec)
-    return rec
 
 
 def test_the_global_executors_metrics_keep_their_names(recorder):

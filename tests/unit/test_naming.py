@@ -5,16 +5,16 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_batch_executor.naming import (
-    MAX_JOB_NAME,
-    MAX_TAG_VALUE,
+from airflow_batch_executor.job_contract import MAX_JOB_NAME_CHARS, MAX_TAG_VALUE_CHARS
+from airflow_batch_executor.requests.naming import (
     WorkloadIdentity,
     identity_tags,
     job_name,
     sanitize_tag_value,
 )
 
-BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+from .helpers import BATCH_NAME
+
 BATCH_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
 
 
@@ -57,7 +57,7 @@ def test_name_is_deterministic():
 def test_long_ids_are_truncated_but_keep_the_unique_tail():
     long_a = identity(dag_id="d" * 300, task_id="a" * 250)
     long_b = identity(dag_id="d" * 300, task_id="a" * 251)
-    assert len(job_name(long_a)) == MAX_JOB_NAME
+    assert len(job_name(long_a)) == MAX_JOB_NAME_CHARS
     assert job_name(long_a) != job_name(long_b)
 
 
@@ -86,7 +86,7 @@ def test_tags_carry_the_identity():
 def test_tag_values_are_sanitised_and_bounded():
     assert sanitize_tag_value("a*b?c#d") == "a_b_c_d"
     assert sanitize_tag_value("é ü @:/=+-.") == "é ü @:/=+-."
-    assert len(sanitize_tag_value("x" * 1000)) == MAX_TAG_VALUE
+    assert len(sanitize_tag_value("x" * 1000)) == MAX_TAG_VALUE_CHARS
 
 
 ids = st.text(min_size=0, max_size=400)
@@ -112,12 +112,12 @@ def test_any_identity_gives_a_valid_batch_name(dag_id, task_id, run_id, map_inde
 @given(st.text(max_size=600))
 def test_any_tag_value_is_acceptable(value):
     cleaned = sanitize_tag_value(value)
-    assert len(cleaned) <= MAX_TAG_VALUE
+    assert len(cleaned) <= MAX_TAG_VALUE_CHARS
     assert BATCH_TAG_VALUE.match(cleaned)
 
 
 def test_a_connection_test_job_is_named_and_tagged_for_its_connection():
-    from airflow_batch_executor.naming import team_tags
+    from airflow_batch_executor.requests.naming import team_tags
 
     test_identity = WorkloadIdentity(
         dag_id="", connection_id="warehouse.pg", connection_test_id="0190c2f6-2a1b-7c3d-9e4f-5a6b7c8d9e0f"

@@ -4,20 +4,9 @@ import pytest
 
 from airflow_batch_executor.errors import OptionError
 from airflow_batch_executor.options import SECTION, connection_options, load_options, option_defaults
-from airflow_batch_executor.provider_info import get_provider_info, load_config_description
+from airflow_batch_executor.provider_info import load_config_description
 
-
-class FakeConf:
-    def __init__(self, team_name: str | None = None, **values: str) -> None:
-        self.team_name = team_name
-        self.values = values
-
-    def get(self, section, key, fallback=None):
-        assert section == SECTION
-        return self.values.get(key, fallback)
-
-
-REQUIRED = {"job_queue": "q", "job_definition": "jd"}
+from .helpers import REQUIRED, FakeConf
 
 
 def test_defaults_come_from_the_config_template():
@@ -133,42 +122,6 @@ def test_real_airflow_config_from_environment(monkeypatch):
     assert connection_options(ExecutorConf()) == ("aws_default", "eu-west-1")
 
 
-def test_execution_api_url_from_core_or_derived_from_the_api_base_url():
-    from airflow_batch_executor.airflow_compat import execution_api_url
-
-    class Conf:
-        def __init__(self, **values):
-            self.values = values
-
-        def get(self, section, key, fallback=None):
-            return self.values.get(f"{section}.{key}", fallback)
-
-    assert (
-        execution_api_url(Conf(**{"core.execution_api_server_url": "https://af/execution/"}))
-        == "https://af/execution/"
-    )
-    assert (
-        execution_api_url(Conf(**{"api.base_url": "https://airflow.example.com/"}))
-        == "https://airflow.example.com/execution/"
-    )
-    assert execution_api_url(Conf()) == "http://localhost:8080/execution/"
-
-
-@pytest.mark.parametrize(
-    "airflow_version, registers_section",
-    [("3.1.8", False), ("3.2.0", True), ("3.3.2", True), ("3.4.0.dev0", True)],
-)
-def test_the_section_is_registered_where_airflow_accepts_a_shared_section(
-    monkeypatch, airflow_version, registers_section
-):
-    import airflow
-
-    monkeypatch.setattr(airflow, "__version__", airflow_version)
-    info = get_provider_info()
-    assert ("config" in info) is registers_section
-    assert info["executors"] == ["airflow_batch_executor.AwsBatchExecutor"]
-
-
 def test_a_teams_bad_option_names_the_team_and_its_own_variable():
     with pytest.raises(OptionError) as err:
         load_options(FakeConf(team_name="team_a", job_definition="jd"))
@@ -194,17 +147,3 @@ def test_a_teams_options_are_its_own(monkeypatch):
     assert (everyone.job_queue, everyone.submit_rate_limit, everyone.team_name) == ("global-queue", 40, None)
     with pytest.raises(OptionError, match="of team 'team_b'"):
         load_options(ExecutorConf("team_b"))
-
-
-def test_a_team_without_its_own_execution_api_url_uses_the_deployments(monkeypatch):
-    from airflow.executors.base_executor import ExecutorConf
-
-    from airflow_batch_executor.airflow_compat import execution_api_url
-
-    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "https://airflow.internal/execution/")
-    assert execution_api_url(ExecutorConf("team_a")) == "https://airflow.internal/execution/"
-    monkeypatch.setenv("AIRFLOW__TEAM_A___API__BASE_URL", "https://team-a.internal/")
-    assert execution_api_url(ExecutorConf("team_a")) == "https://team-a.internal/execution/"
-    monkeypatch.setenv("AIRFLOW__TEAM_A___CORE__EXECUTION_API_SERVER_URL", "https://a.internal/execution/")
-    assert execution_api_url(ExecutorConf("team_a")) == "https://a.internal/execution/"
-    assert execution_api_url(ExecutorConf()) == "https://airflow.internal/execution/"

@@ -7,7 +7,7 @@ import time
 from botocore.exceptions import ClientError
 
 from airflow_batch_executor.options import S3Location
-from airflow_batch_executor.orphan_sweep import ORPHAN_REASON, OrphanSweep
+from airflow_batch_executor.recovery.orphan_sweep import ORPHAN_REASON, OrphanSweep
 
 SCOPE = "s3://workloads/airflow/global"
 
@@ -22,7 +22,11 @@ class Batch:
 
     def describe_jobs(self, job_ids):
         def command(uri):
-            return ["python", "-m", "airflow_batch_executor.worker", uri] if uri else ["python", "-c", "1"]
+            return (
+                ["python", "-m", "airflow_batch_executor.in_job.bootstrap", uri]
+                if uri
+                else ["python", "-c", "1"]
+            )
 
         return [
             {"jobId": job_id, "jobName": job_id, "container": {"command": command(self.jobs[job_id])}}

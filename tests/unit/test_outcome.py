@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_batch_executor.outcome import Outcome, Verdict, classify
+from airflow_batch_executor.rules.outcome import Outcome, Verdict, classify
 
 STARTED_AT = 1620067361882
 
@@ -540,7 +540,12 @@ def test_classify_tolerates_a_record_that_is_not_a_mapping(job: Any) -> None:
 
 # --- the S3 transport's bootstrap ----------------------------------------------------------------
 
-BOOTSTRAP = ["python", "-m", "airflow_batch_executor.worker", "s3://bucket/prefix/dag-task-1.0a1b.json"]
+BOOTSTRAP = [
+    "python",
+    "-m",
+    "airflow_batch_executor.in_job.bootstrap",
+    "s3://bucket/prefix/dag-task-1.0a1b.json",
+]
 
 
 @pytest.mark.parametrize(
@@ -568,7 +573,8 @@ def test_the_same_exit_code_of_a_task_is_not_blamed_on_the_bootstrap() -> None:
 
 
 def test_a_task_code_the_bootstrap_remapped_is_reported_as_the_tasks_failure() -> None:
-    from airflow_batch_executor.worker import EXIT_TASK_USED_RESERVED_CODE, FAILURES
+    from airflow_batch_executor.job_contract import BOOTSTRAP_FAILURES as FAILURES
+    from airflow_batch_executor.job_contract import EXIT_TASK_USED_RESERVED_CODE
 
     assert EXIT_TASK_USED_RESERVED_CODE not in FAILURES
     job = record("FAILED", ESSENTIAL_EXITED, exit_code=EXIT_TASK_USED_RESERVED_CODE, started_at=STARTED_AT)

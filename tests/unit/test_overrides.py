@@ -7,7 +7,7 @@ import pytest
 
 from airflow_batch_executor import BatchJobOverrides
 
-from .test_request import build
+from .helpers import build
 
 
 def test_builds_submit_job_overrides():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_batch_executor.errors import TaskConfigError
-from airflow_batch_executor.placement import Placement, place
+from airflow_batch_executor.requests.placement import Placement, place
 
 FARGATE = Placement(
     fair_share=False,

@@ -5,20 +5,18 @@ from __future__ import annotations
 import threading
 import time
 
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ReadTimeoutError
 
-from airflow_batch_executor.aws_errors import ApiErrorKind
-from airflow_batch_executor.submitter import Submission, Submitter, backoff_delay
+from airflow_batch_executor.aws.errors import ApiErrorKind
+from airflow_batch_executor.records import Submission
+from airflow_batch_executor.submit.submitter import Submitter, backoff_delay
 
-
-def client_error(code: str, status: int) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "SubmitJob",
-    )
+from .helpers import client_error, dispatch
 
 
-class StubGateway:
+class SubmitJobGateway:
+    """SubmitJob and the look-up by name only, with failures to raise in turn; records the names sent."""
+
     def __init__(self, failures=()):
         self.failures = list(failures)
         self.submitted: list[str] = []
@@ -51,8 +49,8 @@ def collect(submitter: Submitter, count: int, timeout: float = 10.0):
 
 
 def test_every_submission_is_sent_once():
-    gateway = StubGateway()
-    submitter = Submitter(gateway, rate=1000, concurrency=4)
+    gateway = SubmitJobGateway()
+    submitter = Submitter(dispatch(gateway), rate=1000, concurrency=4)
     submitter.start()
     for n in range(50):
         submitter.put(submission(n))
@@ -63,8 +61,8 @@ def test_every_submission_is_sent_once():
 
 
 def test_throttling_is_reported_and_slows_the_limiter():
-    gateway = StubGateway(failures=[client_error("TooManyRequestsException", 429)])
-    submitter = Submitter(gateway, rate=100, concurrency=1)
+    gateway = SubmitJobGateway(failures=[client_error("TooManyRequestsException", 429)])
+    submitter = Submitter(dispatch(gateway), rate=100, concurrency=1)
     submitter.start()
     submitter.put(submission(1))
     [result] = collect(submitter, 1)
@@ -75,8 +73,8 @@ def test_throttling_is_reported_and_slows_the_limiter():
 
 
 def test_ambiguous_failure_then_retry_finds_the_job_instead_of_submitting_twice():
-    gateway = StubGateway()
-    submitter = Submitter(gateway, rate=1000, concurrency=1)
+    gateway = SubmitJobGateway()
+    submitter = Submitter(dispatch(gateway), rate=1000, concurrency=1)
     submitter.start()
     first = submission(1)
     gateway.submit_job(first.request)
@@ -93,8 +91,8 @@ def test_ambiguous_failure_then_retry_finds_the_job_instead_of_submitting_twice(
 
 
 def test_delayed_submissions_wait_and_cancel_drops_them():
-    gateway = StubGateway()
-    submitter = Submitter(gateway, rate=1000, concurrency=2)
+    gateway = SubmitJobGateway()
+    submitter = Submitter(dispatch(gateway), rate=1000, concurrency=2)
     submitter.start()
     submitter.submit(submission(1), delay=30)
     submitter.submit(submission(2))
@@ -110,8 +108,8 @@ def test_delayed_submissions_wait_and_cancel_drops_them():
 
 
 def test_stop_while_submissions_are_waiting_sends_nothing_more():
-    gateway = StubGateway()
-    submitter = Submitter(gateway, rate=1, concurrency=1)
+    gateway = SubmitJobGateway()
+    submitter = Submitter(dispatch(gateway), rate=1, concurrency=1)
     submitter.start()
     for n in range(20):
         submitter.put(submission(n))
@@ -131,10 +129,10 @@ def test_backoff_grows_and_is_capped():
 
 
 def test_a_failed_namesake_does_not_count_as_the_lost_submission():
-    gateway = StubGateway()
+    gateway = SubmitJobGateway()
     first = submission(1)
     gateway.jobs_by_name["job-1"] = [{"jobId": "old", "jobName": "job-1", "status": "FAILED"}]
-    submitter = Submitter(gateway, rate=1000, concurrency=1)
+    submitter = Submitter(dispatch(gateway), rate=1000, concurrency=1)
     submitter.start()
     submitter.put(Submission(key=first.key, request=first.request, maybe_submitted=True))
     [result] = collect(submitter, 1)

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from batch_devtools.devstack.demo import run_demo
+from batch_devtools.devstack.settings import EDITING_DAGS
 from batch_devtools.devstack.stack import DevStack
 
 
@@ -62,7 +63,7 @@ def _serve(dags_folder: Path, database: str, teams: dict[str, Path]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with DevStack(dags_folder, database=database, teams=teams) as stack:
+    with DevStack(dags_folder, database=database, teams=teams, timing=EDITING_DAGS) as stack:
         print(f"Airflow UI and API: {stack.api.base_url} (all users are admins)")
         for team in teams:
             resources = stack.team_resources(team)

@@ -69,6 +69,10 @@ class DevStack:
     through the team's own variables, with its own job queue and job definition in the local Batch.
     The global executor alone reads the status queue: one SQS queue read by several executors
     hands each of them the others' events.
+
+    ``dag_files``: only the files of ``dags_folder`` these glob patterns match are the stack's DAGs
+    (linked into a folder of the stack). The DAG processor parses every file of its folder at start-up,
+    about half a CPU-second each, so a test stack that needs two DAGs of fifteen starts cheaper.
     """
 
     def __init__(
@@ -82,8 +86,10 @@ class DevStack:
         keep_dir: bool = False,
         status_events: bool = False,
         teams: Mapping[str, Path | str] | None = None,
+        dag_files: Iterable[str] | None = None,
     ) -> None:
         self.dags_folder = _existing_folder(dags_folder)
+        self.dag_files = _matching_files(self.dags_folder, dag_files) if dag_files is not None else None
         self.teams = {team: _existing_folder(folder) for team, folder in (teams or {}).items()}
         self.database_kind = database
         self.scheduler_count = schedulers
@@ -131,16 +137,17 @@ class DevStack:
         self._database = create_database(self.database_kind, self.stack_dir)
         api_port = free_port()
         secret = secrets.token_urlsafe(32)
+        dags = self._airflow_dags_folder()
         base_env = airflow_environment(
             home=home,
-            dags_folder=self.dags_folder,
+            dags_folder=dags,
             database_url=self._database.url,
             api_port=api_port,
             jwt_secret=secret,
             timing=self.timing,
         )
         if self.teams:
-            base_env.update(multi_team_environment(self.dags_folder, self.teams))
+            base_env.update(multi_team_environment(dags, self.teams))
         batch, ready_file = start_local_batch(self.stack_dir, base_env, publish_events=self.status_events)
         self._processes.append(batch)
         self._finish([self._spawn("db-migrate", ["db", "migrate"], base_env)], "migrate the database")
@@ -170,6 +177,18 @@ class DevStack:
             f"{self.scheduler_count} scheduler(s) to start",
             lambda: len(self.metadata.running_jobs("SchedulerJob")) >= self.scheduler_count,
         )
+
+    def _airflow_dags_folder(self) -> Path:
+        """``dags_folder``, or with ``dag_files`` a folder of the stack linking to those files alone."""
+        if self.dag_files is None:
+            return self.dags_folder
+        folder = self.stack_dir / "dags"
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in self.dag_files:
+            link = folder / file.name
+            link.unlink(missing_ok=True)  # a stack_dir given again
+            link.symlink_to(file)
+        return folder
 
     def _finish(self, commands: list[ManagedProcess], what: str) -> None:
         """Wait for one-off ``airflow`` commands started together; each must succeed."""
@@ -443,6 +462,17 @@ class DevStack:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"----- {path.name} (last {len(text)} lines) -----\n" + "\n".join(text))
         return "\n".join(parts)
+
+
+def _matching_files(folder: Path, patterns: Iterable[str]) -> list[Path]:
+    """The files of ``folder`` (not below it) each pattern matches; a pattern matching none is a typo."""
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        matched = sorted(path for path in folder.glob(pattern) if path.is_file() and path.parent == folder)
+        if not matched:
+            raise StackError(f"no file of {folder} matches {pattern!r}; name DAG files of that folder")
+        found.update(dict.fromkeys(matched))
+    return list(found)
 
 
 def _existing_folder(folder: Path | str) -> Path:

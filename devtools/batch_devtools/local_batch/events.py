@@ -12,8 +12,8 @@ receiver meets a spoilt message about a job it tracks (see :func:`malformed_body
 
 Held jobs (``hold`` mode) move on only when read, so while publishing is on, the publisher's thread
 catches each one up at the moments its plan changes its status (``watch``): a held job that stays
-RUNNING costs nothing, so tens of thousands of them leave the thread idle. A status that lasts less
-than the thread's wake-up period (``WAKE_SECONDS``) may be skipped.
+RUNNING costs nothing, so tens of thousands of them leave the thread idle. A job caught up late (a
+busy thread) still walks through each status it passed, so none is skipped.
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ class EventPublisher:
         self._region = region
         self._queue_name = queue_name
         self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self._due: list[tuple[float, int, str, str]] = []
+        self._due: list[tuple[float, int, str, str, str]] = []
         self._held_back: dict[str, list[str]] = {}
+        self._held_until: dict[tuple[str, str], list[str]] = {}
         self._watching: queue.SimpleQueue[LocalJob] = queue.SimpleQueue()
         self._changes: list[tuple[float, int, LocalJob]] = []
         self._order = itertools.count()
@@ -176,17 +177,20 @@ class EventPublisher:
             self._held_back.setdefault(job_id, []).append(body)
             return
         delay = faults.claim_event_fault("delay_events", name, status)
+        if delay is not None and delay.after_status is not None:
+            self._held_until.setdefault((job_id, delay.after_status), []).append(body)
+            return
         copies = faults.claim_event_fault("duplicate_events", name, status)
         due = time.monotonic() + (delay.seconds if delay is not None else 0.0)
         for _ in range(copies.copies if copies is not None else 1):
-            heapq.heappush(self._due, (due, next(self._order), job_id, body))
+            heapq.heappush(self._due, (due, next(self._order), job_id, status, body))
 
     def _send_due(self) -> None:
         now = time.monotonic()
         while self._due and self._due[0][0] <= now:
-            _, _, job_id, body = heapq.heappop(self._due)
+            _, _, job_id, status, body = heapq.heappop(self._due)
             self._send(body)
-            for held in self._held_back.pop(job_id, []):
+            for held in [*self._held_back.pop(job_id, []), *self._held_until.pop((job_id, status), [])]:
                 self._send(held)
 
     def _send_malformed(self) -> None:

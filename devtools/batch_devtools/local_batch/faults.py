@@ -123,6 +123,7 @@ class EventFault:
     status: str | None = None
     seconds: float = 0.0
     copies: int = 2
+    after_status: str | None = None
 
     def matches(self, job_name: str, status: str) -> bool:
         return fnmatch.fnmatchcase(job_name, self.pattern) and self.status in (None, status)
@@ -282,12 +283,23 @@ class Faults:
         self._add_event_fault("duplicate_events", fault)
 
     def delay_events(
-        self, pattern: str = "*", count: int | None = 1, status: str | None = None, seconds: float = 1.0
+        self,
+        pattern: str = "*",
+        count: int | None = 1,
+        status: str | None = None,
+        seconds: float = 1.0,
+        after_status: str | None = None,
     ) -> None:
-        """Publish the matching events ``seconds`` late (later events of the job may overtake them)."""
+        """Publish the matching events ``seconds`` late (later events of the job may overtake them).
+
+        With ``after_status``, publish them right after the job's event of that status instead (never,
+        if the job does not get there): an event surely overtaken, however busy the machine is.
+        """
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        fault = EventFault(pattern, _validated_count(count), status, seconds=seconds)
+        fault = EventFault(
+            pattern, _validated_count(count), status, seconds=seconds, after_status=after_status
+        )
         self._add_event_fault("delay_events", fault)
 
     def reorder_events(self, pattern: str = "*", count: int | None = 1, status: str | None = None) -> None:

@@ -74,6 +74,20 @@ class HoldPlan:
             changes = [at for at in changes if at < self.end.at] + [self.end.at]
         return next((at for at in changes if at > after), None)
 
+    def steps_passed(self, now: float) -> tuple[str, ...]:
+        """The statuses before RUNNING that the job has entered by ``now``, in order.
+
+        A reader that comes late (a busy publisher thread) still walks through each of them, so every
+        status is published once and in order, as Batch does, however late the job is caught up. A plan
+        without steps (``step_delay`` 0, for load tests) goes from SUBMITTED straight to where it is.
+        """
+        if self.step_delay <= 0:
+            return STEPS_BEFORE_RUNNING[:1]
+        entered = int((now - self.created) / self.step_delay) + 1
+        if self.stuck_reason is not None:
+            entered = min(entered, STEPS_BEFORE_RUNNING.index(RUNNABLE) + 1)
+        return STEPS_BEFORE_RUNNING[: max(1, min(entered, len(STEPS_BEFORE_RUNNING)))]
+
     def status_at(self, now: float) -> str:
         """The status before any termination; an ended job reports the end's status."""
         if self.end is not None and now >= self.end.at:

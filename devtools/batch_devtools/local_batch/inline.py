@@ -4,13 +4,13 @@ A fault soak drives thousands of jobs on two cores, where a Python process per j
 Task SDK) does not fit. What the soak must see is whether a workload was fetched and run, and how
 often, so an inline job does the part that decides that for real and records the rest:
 
-* ``python -m airflow_batch_executor.worker s3://bucket/key`` (the S3 bootstrap): the REAL
-  bootstrap's :func:`~airflow_batch_executor.worker.fetch` reads and deletes the object through this
+* ``python -m airflow_batch_executor.in_job.bootstrap s3://bucket/key`` (the S3 bootstrap): the REAL
+  bootstrap's :func:`~airflow_batch_executor.in_job.bootstrap.fetch` reads and deletes the object through this
   server (so S3 faults and the history apply), recorded as ``fetch``; a :class:`FetchError` ends the
   container with its exit code, as the bootstrap would. A fetched workload is recorded as
   ``workload_run`` and "runs" for ``inline_run_seconds``.
 * ``python -m airflow.sdk.execution_time.execute_workload --json-string <json>`` (command mode; also
-  ``airflow_batch_executor.callback_runner``): recorded as ``workload_run`` from the JSON, no fetch.
+  ``airflow_batch_executor.in_job.callback_runner``): recorded as ``workload_run`` from the JSON, no fetch.
 
 Any other command is not a workload the executor sends, and runs as a process as in process mode.
 Nothing here logs a workload's token; the history keeps it for the soak's checks.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BOOTSTRAP_MODULE = "airflow_batch_executor.worker"
+BOOTSTRAP_MODULE = "airflow_batch_executor.in_job.bootstrap"
 WORKLOAD_MODULES = frozenset(
-    {"airflow.sdk.execution_time.execute_workload", "airflow_batch_executor.callback_runner"}
+    {"airflow.sdk.execution_time.execute_workload", "airflow_batch_executor.in_job.callback_runner"}
 )
 UNREADABLE_WORKLOAD_EXIT = 1
+STOPPED_BEFORE_THE_TASK_EXIT = 128 + 15
+"""A job terminated before its task started: on AWS the container gets SIGTERM, and the bootstrap
+(whose fetch it interrupts, or which checks for it before starting the Task SDK) exits with 128 + 15
+without running the task."""
 """What the Task SDK exits with on a workload it cannot parse."""
 TI_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
 
@@ -84,13 +89,24 @@ def workload_fields(text: str | bytes) -> dict[str, Any] | None:
 
 
 def run_inline(
-    runtime: Runtime, job_id: str, attempt: int, workload: InlineWorkload, sink: CloudWatchLogSink
+    runtime: Runtime,
+    job_id: str,
+    attempt: int,
+    workload: InlineWorkload,
+    sink: CloudWatchLogSink,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Fetch (S3 bootstrap) and record the workload; the exit code its container would end with."""
+    """Fetch (S3 bootstrap) and record the workload; the exit code its container would end with.
+
+    ``stopped`` tells whether the job was terminated meanwhile: the task then never starts.
+    """
     history = runtime.history
+    if stopped():
+        sink("terminated before the task started")
+        return STOPPED_BEFORE_THE_TASK_EXIT
     text: str | bytes | None = workload.json_text
     if workload.uri is not None:
-        from airflow_batch_executor.worker import FetchError, fetch
+        from airflow_batch_executor.in_job.bootstrap import FetchError, fetch
 
         sink(f"inline run of {workload.uri}")
         try:
@@ -100,6 +116,9 @@ def run_inline(
             sink(str(err))
             return err.exit_code
         history.record("fetch", jobId=job_id, attempt=attempt, uri=workload.uri, outcome="ok")
+        if stopped():
+            sink("terminated before the task started")
+            return STOPPED_BEFORE_THE_TASK_EXIT
     fields = workload_fields(text or "")
     if fields is None:
         sink("inline run: the workload is not a JSON object; the Task SDK would refuse it")

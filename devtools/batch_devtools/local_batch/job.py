@@ -243,6 +243,9 @@ class LocalJob(Job):
             now = time.time()
             if plan.stuck_reason is not None:
                 self._status_reason = plan.stuck_reason
+            passed = plan.steps_passed(now)
+            for step in passed[passed.index(self._status) + 1 :] if self._status in passed else ():
+                self._status = step
             running_at = plan.running_at
             if running_at is not None and now >= running_at and self._started_ms is None:
                 self._enter_running(int(running_at * 1000))
@@ -521,7 +524,9 @@ class LocalJob(Job):
             return None
         container, sink, exit_fault = started
         if isinstance(container, InlineContainer) and workload is not None:
-            exit_code = run_inline(self.runtime, self.job_id, self._attempt_number, workload, sink)
+            exit_code = run_inline(
+                self.runtime, self.job_id, self._attempt_number, workload, sink, stopped=lambda: self.stop
+            )
             sink.flush()
             container.begin(exit_code, self.runtime.settings.inline_run_seconds if exit_code == 0 else 0.0)
         return self._supervise(container, sink, exit_fault)

@@ -38,8 +38,8 @@ from moto.batch.responses import BatchResponse
 from moto.core.utils import unix_time
 from moto.sqs.models import Message, SQSBackend
 
-from airflow_batch_executor.batch_facts import DESCRIBE_JOBS_MAX_IDS as MAX_DESCRIBE_JOBS
-from airflow_batch_executor.batch_facts import JOB_STATUSES
+from airflow_batch_executor.job_contract import DESCRIBE_JOBS_MAX_IDS as MAX_DESCRIBE_JOBS
+from airflow_batch_executor.job_contract import JOB_STATUSES
 from batch_devtools.local_batch.job import LocalJob, submission_options
 from batch_devtools.local_batch.runtime import HOLD, active_runtime
 

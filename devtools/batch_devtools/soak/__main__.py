@@ -36,10 +36,10 @@ def _soak(options: SoakOptions) -> int:
     plan = make_plan(options)
     print(f"Plan: {options.tasks} tasks, status from {plan.status}, planned: {plan.planned()}", flush=True)
 
-    from airflow_batch_executor import airflow_compat
+    from airflow_batch_executor.airflow_side import compat
     from batch_devtools.soak.invariants import check
     from batch_devtools.soak.log_capture import capture_executor_logs
-    from batch_devtools.soak.report import build, text
+    from batch_devtools.soak.report import build, text, without_tokens
     from batch_devtools.soak.run import SoakRun
 
     logs = capture_executor_logs()
@@ -48,7 +48,7 @@ def _soak(options: SoakOptions) -> int:
     gathered = run.run()
     wall = time.monotonic() - started
     violations, lifecycle = check(gathered.evidence)
-    signs = airflow_compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
+    signs = compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
     report = build(options, plan, gathered, violations, lifecycle, wall, None if signs else NO_REFRESH_NOTE)
     print(text(report, run.record.started_at), flush=True)
     if options.executor_log:
@@ -56,7 +56,7 @@ def _soak(options: SoakOptions) -> int:
             out.write(logs.text())
     if options.json_path:
         with open(options.json_path, "w", encoding="utf-8") as out:
-            json.dump(report, out, indent=2, default=str)
+            json.dump(without_tokens(report), out, indent=2, default=str)
     return 0 if not violations else 1
 
 

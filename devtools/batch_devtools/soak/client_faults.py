@@ -33,8 +33,8 @@ from urllib.parse import unquote, urlsplit
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from airflow_batch_executor.gateway import BatchGateway
-from airflow_batch_executor.queue_gateway import StatusQueueGateway
+from airflow_batch_executor.aws.gateway import BatchGateway
+from airflow_batch_executor.aws.queue_gateway import StatusQueueGateway
 
 FAULTED_OPERATIONS = frozenset(
     {

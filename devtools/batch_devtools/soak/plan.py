@@ -2,7 +2,7 @@
 plan (pure: no clock, no I/O, no Airflow).
 
 Faults that hit jobs are planned per task instance try and aimed at its jobs by name (a try's job
-name is deterministic, see ``airflow_batch_executor.naming``), so a failing seed hits the same tries
+name is deterministic, see ``airflow_batch_executor.requests.naming``), so a failing seed hits the same tries
 again. Faults of the whole run (executor kills, the prune, S3 latency, malformed status messages)
 are placed on the run's progress: the share of task instances finished.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_executor.cli.commands import prune_definitions
-from airflow_batch_executor.job_definitions import MANAGED_TAG
+from airflow_batch_executor.definitions.derive import MANAGED_TAG
 
 
 @dataclass(frozen=True)

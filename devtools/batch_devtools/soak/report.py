@@ -226,7 +226,7 @@ def _registered_after(gathered: Gathered, prunes: list[Any]) -> int:
     if not prunes:
         return 0
     first = min(prune.at for prune in prunes)
-    from airflow_batch_executor.job_definitions import MANAGED_TAG, REGISTERED_TAG
+    from airflow_batch_executor.definitions.derive import MANAGED_TAG, REGISTERED_TAG
 
     return sum(
         1
@@ -392,3 +392,13 @@ def _entry(entry: dict[str, Any], started_at: float) -> str:
     if entry.get("token"):
         fields["token"] = "…"
     return f"+{entry['at'] - started_at:8.3f}s {entry['event']} {json.dumps(fields, default=str)}"
+
+
+def without_tokens(value: Any) -> Any:
+    """The report with every token the history recorded shown as ``…``, as the text report shows them:
+    a report is something people paste into issues."""
+    if isinstance(value, dict):
+        return {key: "…" if key == "token" and item else without_tokens(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_tokens(item) for item in value]
+    return value

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_batch_executor import status_events
+from airflow_batch_executor.status import receiver as status_events
 from batch_devtools.local_batch import LocalBatch
 from batch_devtools.soak.batch_view import BatchView
 from batch_devtools.soak.client_faults import ClientFaults

@@ -37,7 +37,7 @@ from typing import Any
 
 from airflow.models.taskinstancekey import TaskInstanceKey
 
-from airflow_batch_executor.naming import WorkloadIdentity, job_name
+from airflow_batch_executor.requests.naming import WorkloadIdentity, job_name
 from batch_devtools.soak.batch_view import BatchView
 from batch_devtools.soak.executors import ExecutorHandle
 from batch_devtools.soak.options import SoakOptions

@@ -1,0 +1,146 @@
+"""The job's contract, written once: AWS Batch's vocabulary and limits, and what our jobs look like.
+
+The first part holds facts of the AWS Batch API (its reference and its service quotas), not choices
+of ours. The second holds what the scheduler and a job agree on: the module a job runs, the shape of
+its command, its workload object's URI, the bootstrap's exit codes and the tags that say which Airflow
+workload a job runs. Every module that needs one imports it from here; this module imports nothing of
+ours, so the bootstrap inside a job can use it too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+JOB_STATUSES: tuple[str, ...] = (
+    "SUBMITTED",
+    "PENDING",
+    "RUNNABLE",
+    "STARTING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+)
+WAITING_STATUSES: frozenset[str] = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING"})
+FINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED"})
+
+DESCRIBE_JOBS_MAX_IDS = 100
+MAX_REASON_CHARS = 1024
+MIN_ATTEMPT_DURATION_SECONDS = 60
+MAX_TAGS_PER_JOB = 50
+MAX_TAG_VALUE_CHARS = 256
+MAX_JOB_NAME_CHARS = 128
+MAX_JOB_DEFINITION_NAME_CHARS = 128
+MAX_SUBMIT_PAYLOAD_BYTES = 30 * 1024
+MAX_SCHEDULING_PRIORITY = 9999
+
+
+def batch_reason(text: str) -> str:
+    """A reason TerminateJob accepts: Batch rejects longer ones instead of truncating them."""
+    return text[:MAX_REASON_CHARS]
+
+
+DEFINITION_NOT_ACTIVE = re.compile(r"is not in ACTIVE status|does not exist or is not in ACTIVE status")
+"""How SubmitJob words its refusal of a job definition that is not (or no longer) ACTIVE:
+``JobDefinition arn:... is not in ACTIVE status`` / ``JobDefinition name X does not exist or is not in
+ACTIVE status`` (HTTP 400 ClientException)."""
+
+
+# What a job runs. The scheduler writes these commands and the job's image runs them, so a module named
+# here is part of the contract between a scheduler and its worker image, which must carry the same
+# release of this package.
+TASK_SDK_MODULE = "airflow.sdk.execution_time.execute_workload"
+CALLBACK_RUNNER_MODULE = "airflow_batch_executor.in_job.callback_runner"
+BOOTSTRAP_MODULE = "airflow_batch_executor.in_job.bootstrap"
+_BOOTSTRAP = ("python", "-m", BOOTSTRAP_MODULE)
+
+
+def runner_command(module: str, workload_json: str) -> list[str]:
+    """A command-mode job's command: the runner with the whole workload (token included)."""
+    return ["python", "-m", module, "--json-string", workload_json]
+
+
+def bootstrap_command(object_uri: str) -> list[str]:
+    """An S3-mode job's command: the bootstrap and the one object it fetches its workload from."""
+    return [*_BOOTSTRAP, object_uri]
+
+
+def object_uri(command: object) -> str | None:
+    """The ``s3://`` object a job's command fetches its workload from; None for a command-mode job."""
+    if (
+        isinstance(command, list)
+        and len(command) == len(_BOOTSTRAP) + 1
+        and tuple(command[:-1]) == _BOOTSTRAP
+    ):
+        return str(command[-1])
+    return None
+
+
+def request_object_uri(request: Mapping[str, Any]) -> str | None:
+    """The object a SubmitJob request's job will fetch (None in command mode)."""
+    return object_uri((request.get("containerOverrides") or {}).get("command"))
+
+
+def record_object_uri(record: Mapping[str, Any] | None) -> str | None:
+    """The object of a job as DescribeJobs shows it (adopted jobs: their submitter kept no request);
+    None for a record without one, however odd the record."""
+    container = (record or {}).get("container")
+    return object_uri(container.get("command")) if isinstance(container, Mapping) else None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → (bucket, key); the key may be empty. ValueError when it is no s3:// URL."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URL")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+# How the bootstrap says that it, not the task, failed. A task that itself exits with one of these is
+# reported as EXIT_TASK_USED_RESERVED_CODE, so these codes always mean the task never started.
+EXIT_USAGE = 64
+EXIT_OBJECT_MISSING = 65
+EXIT_ACCESS_DENIED = 66
+EXIT_FETCH_FAILED = 67
+EXIT_TASK_USED_RESERVED_CODE = 1
+BOOTSTRAP_FAILURES: Mapping[int, str] = {
+    EXIT_OBJECT_MISSING: "its workload object was already consumed or removed",
+    EXIT_ACCESS_DENIED: "its job role may not read or delete its workload object in S3",
+    EXIT_FETCH_FAILED: "it could not fetch its workload object from S3",
+    EXIT_USAGE: "its bootstrap command was malformed",
+}
+
+
+# Tag keys: how a job says which Airflow workload it runs (read back by adoption, the orphan sweep and
+# the CLI).
+TAG_DAG_ID = "airflow.dag_id"
+TAG_TASK_ID = "airflow.task_id"
+TAG_RUN_ID = "airflow.run_id"
+TAG_TRY_NUMBER = "airflow.try_number"
+TAG_MAP_INDEX = "airflow.map_index"
+TAG_CALLBACK_ID = "airflow.callback_id"
+TAG_CONNECTION_ID = "airflow.connection_id"
+TAG_CONNECTION_TEST_ID = "airflow.connection_test_id"
+TAG_TEAM = "airflow.team"
+TAG_SUBMISSION = "airflow.submission"
+"""A random id per queueing of a workload: tells the job of this queueing from a namesake (the job of
+an earlier queueing of the same try, which the scheduler revoked and queued again)."""
+
+
+_ROLE_ARN_HEAD = r"arn:aws[a-z-]*:iam::\d{12}:role/"
+_ROLE_PATH_AND_NAME = r"[\w+=,.@/-]"
+ROLE_ARN = re.compile(rf"^{_ROLE_ARN_HEAD}{_ROLE_PATH_AND_NAME}+$")
+"""An IAM role ARN (any partition, path allowed): what a job or execution role must be."""
+ROLE_ARN_PREFIX = re.compile(rf"^{_ROLE_ARN_HEAD}{_ROLE_PATH_AND_NAME}*\*$")
+"""The same rule for an allow-list entry that names every role whose ARN starts with it."""
+
+
+def is_role_arn(value: object) -> bool:
+    return isinstance(value, str) and ROLE_ARN.match(value) is not None
+
+
+def is_role_arn_or_prefix(value: str) -> bool:
+    return is_role_arn(value) or ROLE_ARN_PREFIX.match(value) is not None

@@ -1,0 +1,121 @@
+"""How a job is found again: by id or by its deterministic name.
+
+A task instance whose ``external_executor_id`` holds a job id is found with DescribeJobs. One without
+it may still have a job: the old scheduler can die between SubmitJob returning and the id reaching the
+database. Such a job is found by its deterministic name (ListJobs with a ``JOB_NAME`` filter on the
+task's queue), so the try is adopted instead of run a second time. The submitter uses the same lookup
+before retrying a SubmitJob whose answer was lost, and the CLI to list a deployment's jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_batch_executor.aws.gateway import BatchGateway
+from airflow_batch_executor.job_contract import (
+    DESCRIBE_JOBS_MAX_IDS,
+    JOB_STATUSES,
+    TAG_CONNECTION_ID,
+    TAG_DAG_ID,
+    TAG_SUBMISSION,
+    TAG_TEAM,
+)
+from airflow_batch_executor.requests.naming import team_tags
+
+REVOKED_PREFIX = "Revoked by the Airflow scheduler"
+"""How every reason the executor gives Batch when it revokes a task begins (see ``REVOKE_REASON``)."""
+
+log = logging.getLogger(__name__)
+
+
+def jobs_by_id(gateway: BatchGateway, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """DescribeJobs records for the ids Batch still knows, in chunks of 100."""
+    ids = list(dict.fromkeys(job_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), DESCRIBE_JOBS_MAX_IDS):
+        for job in gateway.describe_jobs(ids[start : start + DESCRIBE_JOBS_MAX_IDS]):
+            found[job["jobId"]] = job
+    return found
+
+
+def jobs_named(
+    gateway: BatchGateway, job_queue: str, job_name: str, submission: str | None = None
+) -> list[dict[str, Any]]:
+    """Jobs with exactly this name, newest first, in every status but revoked.
+
+    ``submission`` keeps only the jobs of that queueing (its ``airflow.submission`` tag, read with
+    DescribeJobs): a try requeued after a revoke keeps its try number, hence its name, so the job of
+    the earlier queueing is a namesake. Jobs the scheduler revoked are left out: their try was queued
+    again and waits for a job of its own.
+    """
+    jobs = [job for job in gateway.find_jobs_by_name(job_queue, job_name) if not revoked(job)]
+    if submission is not None and jobs:
+        tagged = jobs_by_id(gateway, [job["jobId"] for job in jobs])
+        jobs = [
+            job
+            for job in jobs
+            if ((tagged.get(job["jobId"]) or {}).get("tags") or {}).get(TAG_SUBMISSION) == submission
+        ]
+    return jobs
+
+
+def find_job_by_name(
+    gateway: BatchGateway,
+    job_queue: str,
+    job_name: str,
+    *,
+    live_only: bool = False,
+    submission: str | None = None,
+) -> dict[str, Any] | None:
+    """The newest job with this exact name (see :func:`jobs_named`), preferring one that has not failed.
+
+    ``live_only`` ignores failed jobs altogether: a job that failed before starting keeps its name
+    when it is resubmitted, so a failed namesake is no proof that the current request reached Batch.
+    """
+    jobs = jobs_named(gateway, job_queue, job_name, submission)
+    live = [job for job in jobs if job.get("status") != "FAILED"]
+    return (live or ([] if live_only else jobs) or [None])[0]
+
+
+def revoked(job: Mapping[str, Any]) -> bool:
+    """Whether the scheduler terminated this job because it revoked its task (the reason says so)."""
+    return str(job.get("statusReason") or "").startswith(REVOKED_PREFIX)
+
+
+def deployment_jobs(
+    gateway: BatchGateway,
+    job_queue: str,
+    prefix: str | None,
+    state: str | None,
+    dag_id: str | None,
+    limit: int,
+    team: str | None = None,
+) -> list[dict[str, Any]]:
+    """Jobs of this deployment in a queue, newest first: Airflow-tagged (tasks, callbacks, connection
+    tests), optionally by name prefix, and of ``team``'s executor only (untagged: the global one's)."""
+    if prefix:
+        summaries = gateway.list_jobs(job_queue, name_pattern=f"{prefix}*")
+        summaries = [job for job in summaries if not state or job.get("status") == state]
+    else:
+        summaries = [
+            job
+            for status in ([state] if state else JOB_STATUSES)
+            for job in gateway.list_jobs(job_queue, status=status)
+        ]
+    summaries.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
+    described = jobs_by_id(gateway, [job["jobId"] for job in summaries])
+    jobs = []
+    for summary in summaries:
+        job = described.get(summary["jobId"])
+        tags = (job or {}).get("tags") or {}
+        airflow_job = bool({TAG_DAG_ID, TAG_CONNECTION_ID} & tags.keys())
+        if not airflow_job or tags.get(TAG_TEAM) != team_tags(team).get(TAG_TEAM):
+            continue
+        if dag_id and tags.get(TAG_DAG_ID) != dag_id:
+            continue
+        jobs.append(job)
+        if len(jobs) >= limit:
+            break
+    return jobs

@@ -1,0 +1,1 @@
+"""Job status: the poller, the event receiver, the reducer that orders events, the tracker of jobs."""

@@ -1,0 +1,1 @@
+"""Sending: the rate-limited submit threads and the token bucket."""

@@ -1,0 +1,156 @@
+"""Helpers shared by the integration tests: workloads as the scheduler hands them over, a heartbeat
+loop that records what the scheduler hears, waiting on the local Batch, and a metrics recorder.
+
+Test modules import their shared helpers from here, never from one another or from conftest.py
+(which holds the fixtures).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_batch_executor.airflow_side import compat
+from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
+
+BUCKET = WORKLOAD_BUCKET
+"""The local Batch's workload bucket."""
+MINTS = compat.token_generator(SimpleNamespace(jwt_generator=object())) is not None
+"""Whether this Airflow lets an executor sign workload tokens."""
+
+
+def configure_team(
+    monkeypatch: pytest.MonkeyPatch, team: str, source: dict[str, str], **options: str
+) -> None:
+    """Give ``team``'s executor its own ``[aws_batch_executor]`` options (Airflow's team variables):
+    every executor option of ``source`` (environment variables), then ``options``."""
+    prefix = "AIRFLOW__AWS_BATCH_EXECUTOR__"
+    values = {name[len(prefix) :].lower(): value for name, value in source.items() if name.startswith(prefix)}
+    for option, value in {**values, **options}.items():
+        monkeypatch.setenv(f"AIRFLOW__{team.upper()}___AWS_BATCH_EXECUTOR__{option.upper()}", value)
+
+
+def python_command(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def workload(
+    task_id: str = "task",
+    *,
+    dag_id: str = "dag",
+    run_id: str = "run-1",
+    try_number: int = 1,
+    map_index: int = -1,
+    queue: str = "default",
+    executor_config: Any = None,
+    priority_weight: int = 1,
+):
+    """An ExecuteTask workload with the fields the scheduler fills in."""
+    from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstance
+
+    ti = TaskInstance(
+        id=uuid.uuid4(),
+        task_id=task_id,
+        dag_id=dag_id,
+        run_id=run_id,
+        try_number=try_number,
+        map_index=map_index,
+        dag_version_id=uuid.uuid4(),
+        queue=queue,
+        pool_slots=1,
+        priority_weight=priority_weight,
+        executor_config=executor_config,
+    )
+    return ExecuteTask(
+        ti=ti,
+        dag_rel_path="dags/example.py",
+        bundle_info=BundleInfo(name="dags-folder"),
+        log_path=f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={try_number}.log",
+        token="workload-token",
+    )
+
+
+def pump(executor, until: Callable[[list], bool], timeout: float = 30.0) -> list[tuple[Any, str, Any]]:
+    """Heartbeat like the scheduler does, recording (key, state, info) events until ``until(events)``."""
+    events: list[tuple[Any, str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.heartbeat()
+        events += [(key, str(state), info) for key, (state, info) in executor.get_event_buffer().items()]
+        if until(events):
+            return events
+        time.sleep(0.05)
+    raise AssertionError(f"condition not reached in {timeout}s; events so far: {events}")
+
+
+def final_states(events: list[tuple[Any, str, Any]]) -> dict[Any, str]:
+    """The last state reported per key, ignoring the running events."""
+    return {key: state for key, state, _ in events if state != "running"}
+
+
+def finished(*keys: Any) -> Callable[[list], bool]:
+    return lambda events: set(keys) <= set(final_states(events))
+
+
+def queue(executor, *workloads_) -> None:
+    for item in workloads_:
+        executor.queue_workload(item, session=None)
+
+
+def executor_job_id(events) -> str:
+    """The job id the first running event told the scheduler."""
+    return next(info for _, state, info in events if state == "running")
+
+
+def ti_for(item, external_executor_id=None):
+    """The task instance of a workload as ``try_adopt_task_instances`` and ``revoke_task`` get it."""
+    ti = item.ti
+    return SimpleNamespace(
+        key=ti.key,
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+        try_number=ti.try_number,
+        queue=ti.queue,
+        executor_config=ti.executor_config,
+        external_executor_id=external_executor_id,
+    )
+
+
+def describe(batch_env, job_id: str) -> dict:
+    """The DescribeJobs record of one job of the local Batch."""
+    return batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.1)
+
+
+class Recorder:
+    """Airflow's ``Stats``, recording each call as (kind, name, value)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, object]] = []
+
+    def incr(self, name, count=1, rate=None, *, tags=None):
+        self.calls.append(("incr", name, count))
+
+    def timing(self, name, value, *, tags=None):
+        self.calls.append(("timing", name, value))
+
+    def gauge(self, name, value, rate=None, delta=None, *, tags=None):
+        self.calls.append(("gauge", name, value))
+
+    def names(self) -> set[str]:
+        return {name for _, name, _ in self.calls}
