@@ -215,9 +215,16 @@ def test_a_job_waiting_past_its_token_lifetime_starts_with_a_fresh_token(
 
     first = token_claims()
     assert first["exp"] - first["iat"] == lifetime
-    events += pump(executor, lambda _: time.time() > first["exp"] + 2, timeout=lifetime + 10)
-    latest = token_claims()
-    assert latest["iat"] > first["iat"] and latest["exp"] > time.time()
+    # Waits on the refresh, not a duration: on a loaded machine it may come late, and how soon it
+    # comes is the half-life rule's (tests/unit/test_handoff.py), not this test's.
+    latest = first
+
+    def refreshed_past_expiry(_: list) -> bool:
+        nonlocal latest
+        latest = token_claims()
+        return time.time() > first["exp"] and latest["iat"] > first["iat"]
+
+    events += pump(executor, refreshed_past_expiry, timeout=60)
     assert describe(batch_env, executor_job_id(events))["status"] == "RUNNABLE"
 
     assert batch_env.release_stuck_jobs()
