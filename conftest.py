@@ -1,5 +1,6 @@
 """Test-wide set-up, for tests/ and devtools/tests/ alike: every test run gets its own AIRFLOW_HOME,
-never the user's; ``--e2e-status-sources`` narrows the e2e stacks to some ways of learning job status."""
+never the user's; hypothesis has no per-example deadline; ``--e2e-status-sources`` narrows the e2e stacks
+to some ways of learning job status."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 _home = tempfile.mkdtemp(prefix="abe-test-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _home
@@ -20,6 +22,11 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
 
 # The in-process local Batch serves every API call through werkzeug, which logs each request at INFO.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+# Hypothesis fails an example that takes over 200 ms by default: a stall on a loaded CI machine, not a
+# property of the code under test. How fast the code is belongs in benchmarks/.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 STATUS_SOURCES = ("polling", "events")
 

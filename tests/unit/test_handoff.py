@@ -249,11 +249,12 @@ def test_a_failed_rewrite_is_tried_again_a_little_later(monkeypatch):
     obj = submission.workload
     gateway.put_failures.append(client_error("InternalError", 500, "PutObject"))
     obj.token_window = (time.time() - 60, time.time() + 40)
+    before = time.time()
     handoff.refresh_later(obj, submission.spec.workload)
     handoff.start()
     handoff.stop()
-    assert not obj.refresh_due(time.time())
-    assert obj.refresh_due(time.time() + REFRESH_RETRY_SECONDS + 0.1)
+    assert before + REFRESH_RETRY_SECONDS <= obj.retry_at <= time.time() + REFRESH_RETRY_SECONDS
+    assert not obj.refresh_due(obj.retry_at - 0.01) and obj.refresh_due(obj.retry_at)
 
 
 @needs_minting

@@ -109,7 +109,9 @@ def test_delayed_submissions_wait_and_cancel_drops_them():
 
 def test_stop_while_submissions_are_waiting_sends_nothing_more():
     gateway = SubmitJobGateway()
-    submitter = Submitter(dispatch(gateway), rate=1, concurrency=1)
+    # One token in the bucket and the next one far away: however long this thread stalls, one job at
+    # most is sent before the stop.
+    submitter = Submitter(dispatch(gateway), rate=0.001, concurrency=1)
     submitter.start()
     for n in range(20):
         submitter.put(submission(n))
