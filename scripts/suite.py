@@ -6,8 +6,8 @@
     the end-to-end modules in two groups of about the same length, the devtools and benchmark tests,
     and the rest), and one *leg* per version of ``constraints/matrix.txt``: that version's test
     paths, in a virtualenv installed from ``constraints/airflow-<version>.txt``. Shards and legs are
-    independent runs of pytest, ``SLOTS`` at a time, the longest first: each keeps about one core
-    busy, and most wait part of the time (on local Batch jobs, on schedulers). Each writes
+    independent runs of pytest, the longest first: ``SLOTS`` at a time, each keeping about one core
+    busy, and beside them one of the ``LIGHT_RUNS``, which mostly wait. Each writes
     ``.matrix/logs/<run>.log``; a line is printed as each run ends, then a summary, the slowest tests
     of all runs, and the end of every failed run's log. The exit code is non-zero when any run failed.
 ``scripts/test PATH... [OPTION...]``
@@ -43,9 +43,14 @@ ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "constraints" / "matrix.txt"
 WORK = ROOT / ".matrix"
 SLOTS = 2
-"""Runs at once on a 2-core machine: each keeps about one core busy while it computes, so two fill
-both cores; with three, two of them end-to-end shards, the load reached 11 to 17 and two-scheduler
-runs missed their 150 s deadline."""
+"""Runs at once on a 2-core machine besides one light run: each keeps about one core busy while it
+computes, so two fill both cores; with three, two of them end-to-end shards, the load reached 11 to 17
+and two-scheduler runs missed their 150 s deadline."""
+LIGHT_RUNS = frozenset({"main-core", "main-tools"})
+"""Runs that mostly wait (botocore's backoffs, local Batch jobs, held jobs, sleeps in the code under
+test): half a core each in CI (CPU 3m45s in 7m34s, 1m42s in 3m30s). One of them goes beside the
+``SLOTS`` others, where it fills the time they wait, instead of taking a whole slot."""
+LIGHT_SLOTS = 1
 MAX_STACK_RUNS = 1
 """End-to-end shards at once (``Run.stacks``): two together are the heaviest pair there is."""
 MAIN_SHARDS = {
@@ -67,6 +72,12 @@ MAIN_SHARDS = {
 }
 """The main run's shards besides ``core``, which runs every test path the others leave out (so a new
 test module always runs somewhere). Groups are balanced by the ``--durations`` of a CI run."""
+MAIN_SHARD_OPTIONS = {"e2e-2": ("--e2e-status-sources=events",)}
+"""Scenarios and adoption take job status from events here and from polling on 3.2.2's leg
+(constraints/matrix.txt): each of their stacks runs once, where two of each ran here before (about
+three minutes of the longest shard). The status source is the executor's own code, the same on
+every Airflow version; both sources run on 3.3.2 in the integration tests and the two-scheduler
+stacks."""
 INSTALL_TIMEOUT = 20 * 60
 RUN_TIMEOUT = 45 * 60
 """Far above a run's usual time: a hung run ends with its log instead of holding CI to its hard stop."""
@@ -139,7 +150,10 @@ def main_shards() -> list[Run]:
     ``core`` is given the test paths no shard takes whole and ignores the named shards' paths below
     them (pytest ignores only what it meets while collecting, never a path it is given).
     """
-    named = [Run(f"main-{name}", paths, stacks=starts_stacks(paths)) for name, paths in MAIN_SHARDS.items()]
+    named = [
+        Run(f"main-{name}", paths, MAIN_SHARD_OPTIONS.get(name, ()), stacks=starts_stacks(paths))
+        for name, paths in MAIN_SHARDS.items()
+    ]
     taken = [path for paths in MAIN_SHARDS.values() for path in paths]
     core_paths = tuple(path for path in testpaths() if path not in taken)
     left_out = tuple(f"--ignore={path}" for path in taken if path not in testpaths())
@@ -279,15 +293,15 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
 
 
 EXPECTED_SECONDS = {
-    "main-e2e-2": 720.0,
-    "airflow-3.2.2": 680.0,
-    "main-core": 550.0,
-    "main-e2e-1": 405.0,
-    "airflow-3.1.8": 355.0,
-    "airflow-3.2.0": 325.0,
-    "airflow-3.1.2": 295.0,
-    "airflow-3.3.0": 275.0,
-    "main-tools": 200.0,
+    "airflow-3.2.2": 560.0,
+    "main-e2e-2": 480.0,
+    "main-core": 455.0,
+    "main-e2e-1": 365.0,
+    "airflow-3.3.0": 285.0,
+    "airflow-3.1.8": 280.0,
+    "airflow-3.2.0": 220.0,
+    "airflow-3.1.2": 210.0,
+    "main-tools": 205.0,
 }
 """What each run takes beside another on 2 cores (the summary of a CI run), to start the longest first;
 a run not listed (a new leg) is taken for ``DEFAULT_SECONDS``."""
@@ -300,14 +314,21 @@ def schedule(runs: list[Run]) -> list[Run]:
 
 
 def pick(waiting: list[Run], busy: list[Run]) -> Run | None:
-    """The first waiting run that may start now: one that starts Airflow stacks only while fewer
-    than ``MAX_STACK_RUNS`` such runs are going."""
+    """The first waiting run that may start now: at most ``SLOTS`` runs that are not light and
+    ``SLOTS + LIGHT_SLOTS`` in all, and one that starts Airflow stacks only while fewer than
+    ``MAX_STACK_RUNS`` such runs are going."""
+    if len(busy) >= SLOTS + LIGHT_SLOTS:
+        return None
     full = sum(run.stacks for run in busy) >= MAX_STACK_RUNS
-    return next((run for run in waiting if not (run.stacks and full)), None)
+    heavy_full = sum(run.name not in LIGHT_RUNS for run in busy) >= SLOTS
+    return next(
+        (run for run in waiting if not (run.stacks and full) and (run.name in LIGHT_RUNS or not heavy_full)),
+        None,
+    )
 
 
 def run_all(runs: list[Run], arguments: list[str]) -> list[Outcome]:
-    """Every run, ``SLOTS`` at a time, each slot taking the first run ``pick`` allows when it is free."""
+    """Every run, as ``pick`` allows, each slot taking the first run it allows when it is free."""
     waiting, busy, outcomes = list(runs), [], []
     changed = threading.Condition()
 
@@ -327,8 +348,8 @@ def run_all(runs: list[Run], arguments: list[str]) -> list[Outcome]:
                 print(line_of(outcome), flush=True)
                 changed.notify_all()
 
-    with ThreadPoolExecutor(max_workers=SLOTS) as pool:
-        slots = [pool.submit(slot) for _ in range(SLOTS)]
+    with ThreadPoolExecutor(max_workers=SLOTS + LIGHT_SLOTS) as pool:
+        slots = [pool.submit(slot) for _ in range(SLOTS + LIGHT_SLOTS)]
         try:
             for running in slots:
                 running.result()
@@ -352,7 +373,11 @@ def main(arguments: list[str]) -> int:
     if any(names_tests(argument) for argument in arguments):
         os.execv(sys.executable, [sys.executable, "-m", "pytest", *arguments])
     runs = schedule([*main_shards(), *leg_runs(legs)])
-    print(f"{len(runs)} runs, {SLOTS} at a time: {', '.join(run.name for run in runs)}", flush=True)
+    print(
+        f"{len(runs)} runs, {SLOTS} at a time and one light run beside them: "
+        f"{', '.join(run.name for run in runs)}",
+        flush=True,
+    )
     start = time.monotonic()
     try:
         outcomes = run_all(runs, arguments)

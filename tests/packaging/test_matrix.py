@@ -105,10 +105,33 @@ def test_every_test_module_runs_in_exactly_one_main_shard():
     for shard in shards:
         for path in shard.paths:
             assert (ROOT / path).exists(), f"scripts/suite.py MAIN_SHARDS: {path} does not exist"
-        for option in shard.options:
+        for option in (option for option in shard.options if option.startswith("--ignore=")):
             ignored = Path(option.removeprefix("--ignore="))
             assert any(Path(path) in ignored.parents for path in shard.paths), (
                 f"{shard.name}: pytest honours --ignore only below a path it is given, not {ignored}"
+            )
+
+
+def status_sources(options: tuple[str, ...]) -> set[str]:
+    for option in options:
+        if option.startswith("--e2e-status-sources="):
+            return set(option.removeprefix("--e2e-status-sources=").split(","))
+    return {"polling", "events"}
+
+
+def test_every_status_source_of_every_end_to_end_module_runs_somewhere():
+    """A shard narrowed to some status sources leaves the others to a leg that runs the module (a module
+    whose stacks are parametrized by status source says ``params=["polling", "events"]``)."""
+    runs = [*SUITE["main_shards"](), *SUITE["leg_runs"](LEGS)]
+    for shard in SUITE["main_shards"]():
+        for path in shard.paths:
+            if not path.startswith("tests/e2e") or '"polling", "events"' not in (ROOT / path).read_text():
+                continue
+            covered = set().union(
+                *(status_sources(run.options) for run in runs if path in run.paths or run is shard)
+            )
+            assert covered == {"polling", "events"}, (
+                f"{path}: no run takes status from {covered ^ {'polling', 'events'}}"
             )
 
 
@@ -127,6 +150,18 @@ def test_end_to_end_shards_run_one_at_a_time():
     assert pick([e2e_2, core], [e2e_1]) is core
     assert pick([e2e_2], [e2e_1]) is None
     assert pick([e2e_2, core], [core]) is e2e_2
+
+
+def test_a_light_run_goes_beside_two_others_and_nothing_more():
+    runs = {run.name: run for run in [*SUITE["main_shards"](), *SUITE["leg_runs"](LEGS)]}
+    core, tools, e2e_2 = runs["main-core"], runs["main-tools"], runs["main-e2e-2"]
+    legs = [runs["airflow-3.2.2"], runs["airflow-3.1.8"], runs["airflow-3.2.0"]]
+    pick = SUITE["pick"]
+    assert pick([legs[2], core], [e2e_2, legs[0]]) is core, "two heavy runs leave room for a light one"
+    assert pick([legs[2]], [e2e_2, legs[0]]) is None, "never three heavy runs"
+    assert pick([legs[2], tools], [e2e_2, legs[0], core]) is None, "never four runs"
+    assert pick([legs[2]], [core, tools]) is legs[2], "light runs do not hold the heavy slots"
+    assert set(SUITE["LIGHT_RUNS"]) <= set(runs)
 
 
 def test_the_slowest_tests_are_gathered_from_every_run(tmp_path: Path):
