@@ -8,6 +8,7 @@ so a module costs one stack start-up plus its slowest run, not the sum of its ru
 from __future__ import annotations
 
 import importlib
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,14 @@ from batch_devtools.devstack import DevStack, TaskInstanceRow
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 RUN_TIMEOUT_SECONDS = 150.0
+RELEASE_HELPER = "e2e_release.py"
+"""The DAGs' helper that holds a task until ``release``: list it in ``dag_files`` of a stack whose DAG
+files import it."""
+RELEASE_FOLDER = "e2e-release"
+"""Under AIRFLOW_HOME; ``RELEASE_FOLDER`` of dags/e2e_release.py."""
+ADOPTION_TIMEOUT_SECONDS = 180.0
+ADOPTED = re.compile(r"Adopted (\d+) task instance\(s\) with Batch jobs")
+"""The executor's line for each adoption pass that found jobs."""
 
 TryKey = tuple[str, int, int]
 """(task_id, map_index, try_number): one task instance try of a run."""
@@ -117,10 +126,43 @@ def finished_run(
     )
 
 
+def release(stack: DevStack, name: str) -> None:
+    """Let the tasks waiting in ``wait_for_release(name)`` (dags/e2e_release.py) finish.
+
+    The file is created where the stack's jobs look: their AIRFLOW_HOME is the stack's. Releasing twice
+    is harmless.
+    """
+    folder = Path(stack.env["AIRFLOW_HOME"]) / RELEASE_FOLDER
+    folder.mkdir(exist_ok=True)
+    (folder / name).touch()
+
+
+def adopted(stack: DevStack, scheduler: str) -> int:
+    """How many task instances ``scheduler`` (e.g. ``scheduler-2``) logged adopting, over all its passes."""
+    return sum(int(count) for count in ADOPTED.findall(stack.component_log(scheduler)))
+
+
+def wait_until_adopted(
+    stack: DevStack, scheduler: str, count: int, timeout: float = ADOPTION_TIMEOUT_SECONDS
+) -> None:
+    """Wait until ``scheduler`` has logged adopting at least ``count`` task instances (after a SIGKILL,
+    that is only once the dead scheduler's heartbeat is stale and an orphan check has run)."""
+    deadline = time.monotonic() + timeout
+    while (found := adopted(stack, scheduler)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{scheduler} logged adopting {found} of {count} in {timeout:.0f}s")
+        time.sleep(0.5)
+
+
 def wait_until_running(
-    stack: DevStack, dag_id: str, run_id: str, keys: Sequence[tuple[str, int]], timeout: float = 60.0
+    stack: DevStack, dag_id: str, run_id: str, keys: Sequence[tuple[str, int]], timeout: float = 150.0
 ) -> dict[tuple[str, int], str]:
-    """Job id per (task id, map index) once every one of ``keys`` runs inside its Batch job."""
+    """Job id per (task id, map index) once every one of ``keys`` runs inside its Batch job.
+
+    The default is generous because it is a wait for a condition, free when the stack is quick: on a
+    loaded 2-core CI machine (two stacks at once), parsing, scheduling and starting each job's Task SDK
+    can take longer than a minute.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tis = {ti.key: ti for ti in stack.task_instances(dag_id, run_id)}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs
+from tests.e2e.harness import DAGS_FOLDER, RELEASE_HELPER, FinishedRun, Runs
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,9 @@ OTHER_IMAGE = "local/airflow-task-ml:2"
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER, dag_files=["job_definitions.py", "operator_tools.py"]) as stack:
+    # operator_tools.py (for e2e_render, never triggered here) imports the release helper.
+    files = ["job_definitions.py", "operator_tools.py", RELEASE_HELPER]
+    with DevStack(DAGS_FOLDER, dag_files=files) as stack:
         yield Runs(stack, [DAG_ID])
 
 

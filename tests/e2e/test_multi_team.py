@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, log_events, wait_until_running
+from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, log_events, release, wait_until_running
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,10 @@ BUNDLES = DAGS_FOLDER / "multi_team"
 TEAMS = ("team_a", "team_b")
 GLOBAL_DAG = "e2e_teams_global"
 EVENT_WAIT_SECONDS = 30.0
-LIVE_LINE = "e2e live log line of team_a"
+LIVE_TEAM = "team_a"
+"""Its task logs ``LIVE_LINE`` and then runs until released (dags/multi_team/team_a/team_a.py)."""
+LIVE_LINE = f"e2e live log line of {LIVE_TEAM}"
+LIVE_LOG_WAIT_SECONDS = 90.0
 
 
 def team_dag(team: str) -> str:
@@ -34,20 +37,33 @@ def runs() -> Iterator[Runs]:
 
 def test_a_running_team_tasks_log_is_served_from_its_batch_job(runs: Runs) -> None:
     """The api-server's executor belongs to no team: it reads a team task's job log all the same."""
-    stack, dag_id = runs.stack, team_dag("team_a")
+    stack, dag_id = runs.stack, team_dag(LIVE_TEAM)
     run_id = runs.run_ids[dag_id]
-    job_id = wait_until_running(stack, dag_id, run_id, [("work", -1)])[("work", -1)]
-    deadline = time.monotonic() + EVENT_WAIT_SECONDS
-    events = log_events(stack.api.task_log(dag_id, run_id, "work", 1))
-    while not any(LIVE_LINE in event for event in events):
-        assert time.monotonic() < deadline, f"the live log never showed {LIVE_LINE!r}: {events}"
-        time.sleep(1)
-        events = log_events(stack.api.task_log(dag_id, run_id, "work", 1))
+    try:
+        job_id = wait_until_running(stack, dag_id, run_id, [("work", -1)])[("work", -1)]
+        deadline = time.monotonic() + LIVE_LOG_WAIT_SECONDS
+        events: list[str] = []
+        while True:
+            try:
+                events = log_events(stack.api.task_log(dag_id, run_id, "work", 1))
+            except (OSError, ValueError) as error:
+                # The one API server worker also serves every job's calls: a slow or failed answer under
+                # load is asked again, not a failure.
+                print(f"reading the live log: {error}")
+            if any(LIVE_LINE in event for event in events):
+                break
+            assert time.monotonic() < deadline, f"the live log never showed {LIVE_LINE!r}: {events}"
+            time.sleep(1)
 
-    assert stack.task_states(dag_id, run_id)[("work", -1)] == "running", "the log was read while it ran"
-    stream = f"/aws/batch/job/{stack.team_resources('team_a').job_definition}/default/{job_id}"
-    sources = [event for event in events if f"AWS Batch job {job_id}" in event]
-    assert sources and stream in sources[0], f"no source naming job {job_id} and stream {stream}: {events}"
+        assert stack.task_states(dag_id, run_id)[("work", -1)] == "running", "the log was read while it ran"
+        stream = f"/aws/batch/job/{stack.team_resources(LIVE_TEAM).job_definition}/default/{job_id}"
+        sources = [event for event in events if f"AWS Batch job {job_id}" in event]
+        assert sources and stream in sources[0], (
+            f"no source naming job {job_id} and stream {stream}: {events}"
+        )
+    finally:
+        # Also when an assertion failed, so that the module's other tests find the run finishing.
+        release(stack, dag_id)
 
 
 def test_a_bad_team_setting_stops_a_scheduler_at_start_up_naming_the_team(runs: Runs) -> None:
@@ -71,6 +87,9 @@ def test_a_bad_team_setting_stops_a_scheduler_at_start_up_naming_the_team(runs: 
 
 @pytest.mark.parametrize("team", TEAMS)
 def test_a_teams_task_runs_in_its_teams_queue_with_its_definition_and_tag(runs: Runs, team: str) -> None:
+    if team == LIVE_TEAM:
+        # Released by the live-log test above already; again here for when that test is not selected.
+        release(runs.stack, team_dag(team))
     run = runs.finish(team_dag(team))
     resources = runs.stack.team_resources(team)
 

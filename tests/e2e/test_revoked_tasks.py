@@ -14,7 +14,7 @@ it queues is handed to the executor in the same loop's heartbeat. A real schedul
 task in ``queued_tasks`` for ``task_queued_timeout``; tests/integration/test_revoke.py drives the
 executor directly for that case. Here the tasks are revoked where a real scheduler can find them:
 
-* ``holder`` runs (sleeping longer than the timeout) while the others are revoked, and succeeds;
+* ``holder`` runs (until the test, having seen the others revoked, releases it) and succeeds;
 * ``runnable``'s first job stays RUNNABLE (no capacity): revoked while its job is tracked, the job
   is terminated before it starts, and the re-queued try gets a second job that runs;
 * ``throttled``'s SubmitJob calls are all throttled: revoked while the executor waits to retry,
@@ -34,9 +34,19 @@ from typing import Any, TypeVar
 import pytest
 
 from batch_devtools.devstack import DevStack, Timing
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, finished_run, job_ids_by_name, wait_until_running
+from tests.e2e.harness import (
+    DAGS_FOLDER,
+    RELEASE_HELPER,
+    FinishedRun,
+    finished_run,
+    job_ids_by_name,
+    release,
+    wait_until_running,
+)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+"""The module's fixture (a stack, three runs, two revokes and their aftermath) runs inside its first
+test: more than the suite's 300 s per test when the machine is busy."""
 
 QUEUED_TIMEOUT = 30
 HOLDER, TRACKED, UNSUBMITTED = "e2e_revoke_holder", "e2e_revoke_tracked", "e2e_revoke_unsubmitted"
@@ -119,9 +129,9 @@ def _retries_scheduled_before(stack: DevStack, dag_id: str, before: datetime) ->
 
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
-    with DevStack(DAGS_FOLDER, dag_files=["revoked_tasks.py"], timing=TIMING) as stack:
+    with DevStack(DAGS_FOLDER, dag_files=["revoked_tasks.py", RELEASE_HELPER], timing=TIMING) as stack:
         holder_run = stack.trigger(HOLDER)
-        wait_until_running(stack, HOLDER, holder_run, [("holder", -1)], timeout=90)
+        wait_until_running(stack, HOLDER, holder_run, [("holder", -1)])
 
         # Its first job stays RUNNABLE until terminated; the re-queued try's job (same name) runs.
         stack.batch.add_fault("stuck_in_runnable", pattern=f"{TRACKED}-runnable-try1-*", count=1)
@@ -147,6 +157,8 @@ def scenario() -> Iterator[Scenario]:
             stack,
         )
         holder_state = stack.task_states(HOLDER, holder_run).get(("holder", -1))
+        # Read while it still runs (it waits for this release): the revokes left it alone.
+        release(stack, HOLDER)
         throttled_calls = stack.batch.calls().get("submitjob", 0) - calls_before
         stack.batch.clear_faults()
 

@@ -6,14 +6,21 @@ state its job ended in.
 
 from __future__ import annotations
 
-import re
 import signal
 from collections.abc import Iterator
 
 import pytest
 
 from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, finished_run, wait_until_running
+from tests.e2e.harness import (
+    DAGS_FOLDER,
+    RELEASE_HELPER,
+    adopted,
+    finished_run,
+    release,
+    wait_until_adopted,
+    wait_until_running,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +31,8 @@ SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2), ("failing_sleeper", 
 @pytest.fixture(scope="module", params=["polling", "events"])
 def stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
     """Job status from DescribeJobs polling, then from state-change events (adopted jobs reconciled)."""
-    with DevStack(DAGS_FOLDER, dag_files=["adoption.py"], status_events=request.param == "events") as stack:
+    events = request.param == "events"
+    with DevStack(DAGS_FOLDER, dag_files=["adoption.py", RELEASE_HELPER], status_events=events) as stack:
         yield stack
 
 
@@ -34,6 +42,10 @@ def test_killed_scheduler_jobs_are_adopted_not_rerun(stack: DevStack) -> None:
 
     stack.kill_scheduler(signal.SIGKILL)
     stack.start_scheduler()
+    # The tasks run until scheduler-2 has adopted all four, which waits for the killed scheduler's
+    # heartbeat to go stale: a job ending first would leave its task nothing to adopt.
+    wait_until_adopted(stack, "scheduler-2", len(SLEEPERS))
+    release(stack, DAG_ID)
     run = finished_run(stack, DAG_ID, run_id)
 
     assert run.states() == {
@@ -45,7 +57,4 @@ def test_killed_scheduler_jobs_are_adopted_not_rerun(stack: DevStack) -> None:
     assert {key: ti.try_number for key, ti in run.task_instances.items()} == {key: 1 for key in SLEEPERS}
     assert {key: ti.external_executor_id for key, ti in run.task_instances.items()} == job_ids
     assert run.submissions_per_try() == {(task_id, index, 1): 1 for task_id, index in SLEEPERS}
-    adopted = re.findall(
-        r"Adopted (\d+) task instance\(s\) with Batch jobs", stack.component_log("scheduler-2")
-    )
-    assert sum(map(int, adopted)) == len(SLEEPERS)
+    assert adopted(stack, "scheduler-2") == len(SLEEPERS), "each adopted once"

@@ -13,18 +13,29 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+REQUEST_TIMEOUT_SECONDS = 60.0
+"""The stack's API server is one worker that also answers every running job's execution-API calls; on a
+busy 2-core machine a request can wait behind them for more than 10 s."""
+HEALTH_TIMEOUT_SECONDS = 10.0
+"""The health check is asked again until the server answers, so a slow answer need not be waited for."""
+
 
 class ApiClient:
     """Talks to one API server with a token from SimpleAuthManager's all-admins login."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._token: str | None = None
 
     def healthy(self) -> bool:
         try:
-            self._request("GET", "/api/v2/monitor/health", authenticated=False)
+            self._request(
+                "GET",
+                "/api/v2/monitor/health",
+                authenticated=False,
+                timeout=min(self._timeout, HEALTH_TIMEOUT_SECONDS),
+            )
         except (OSError, ValueError):
             return False
         return True
@@ -66,6 +77,7 @@ class ApiClient:
         *,
         authenticated: bool = True,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         headers = {
             "Content-Type": "application/json",
@@ -76,7 +88,7 @@ class ApiClient:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")

@@ -1,12 +1,13 @@
 """DAGs for the operator tools: live task logs, ``aws-batch-executor render`` and ``jobs``."""
 
-import time
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from e2e_release import wait_for_release
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
+LIVE_DAG = "e2e_live_logs"
 SECOND_QUEUE = "airflow-local-queue-2"
 RENDERED_CONFIG = {
     "containerOverrides": {
@@ -23,13 +24,14 @@ INVALID_FARGATE_SIZE = {
 OWN_IMAGE = {"jobDefinitionOverrides": {"containerProperties": {"image": "local/never-run:1"}}}
 
 
-@dag(schedule=None, start_date=START, catchup=False)
+@dag(dag_id=LIVE_DAG, schedule=None, start_date=START, catchup=False)
 def e2e_live_logs():
     @task
     def chatty() -> None:
         for n in range(1, 4):
             print(f"e2e live log line {n}", flush=True)
-        time.sleep(20)
+        # Still running while the test reads these lines through the API; it releases the task then.
+        wait_for_release(LIVE_DAG)
 
     chatty()
 

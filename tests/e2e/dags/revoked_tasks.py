@@ -5,20 +5,20 @@ One DAG per role, because the test triggers them one after another: a fault that
 applies per API operation (SubmitJob throttling) must only start once the holder's job exists.
 """
 
-import time
-
 import pendulum
 from airflow.sdk import dag, task
+from e2e_release import wait_for_release
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
-HOLD_SECONDS = 60
+HOLDER = "e2e_revoke_holder"
 
 
-@dag(schedule=None, start_date=START, catchup=False)
+@dag(dag_id=HOLDER, schedule=None, start_date=START, catchup=False)
 def e2e_revoke_holder():
     @task(retries=0)
     def holder() -> None:
-        time.sleep(HOLD_SECONDS)
+        # Runs until the test has seen both other tasks revoked and rescheduled, however long that takes.
+        wait_for_release(HOLDER)
 
     holder()
 
