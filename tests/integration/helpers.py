@@ -7,6 +7,7 @@ Test modules import their shared helpers from here, never from one another or fr
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -76,8 +77,12 @@ def workload(
     )
 
 
-def pump(executor, until: Callable[[list], bool], timeout: float = 30.0) -> list[tuple[Any, str, Any]]:
-    """Heartbeat like the scheduler does, recording (key, state, info) events until ``until(events)``."""
+def pump(executor, until: Callable[[list], bool], timeout: float = 120.0) -> list[tuple[Any, str, Any]]:
+    """Heartbeat like the scheduler does, recording (key, state, info) events until ``until(events)``.
+
+    It returns as soon as the condition holds; the generous default is for a loaded CI machine, where
+    S3-mode jobs (a bootstrap and a Task SDK process each) take tens of seconds to start in parallel.
+    """
     events: list[tuple[Any, str, Any]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,12 +134,37 @@ def describe(batch_env, job_id: str) -> dict:
     return batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
 
 
-def wait_until(condition, timeout: float = 10.0) -> None:
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Wait for ``condition()``; it returns at once when it holds, the timeout only bounds a failure."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.1)
+
+
+def status_messages(monkeypatch: pytest.MonkeyPatch, executor) -> dict[tuple[str, str], set[str]]:
+    """The status-queue messages the executor's receiver took in: SQS message ids per (job id, status).
+
+    A message shows up here only once it waits for the next heartbeat, so a heartbeat after it is seen
+    hands it to the executor. Counted by message id, a copy received more than once (left on the queue,
+    or taken by a stopping executor's last long poll and handed out again) counts once.
+    """
+    receiver = executor.jobs._receiver
+    seen: dict[tuple[str, str], set[str]] = {}
+    keep = receiver._keep
+
+    def keeping(messages: list[dict[str, Any]]) -> None:
+        keep(messages)
+        for message in messages:
+            try:
+                detail = json.loads(message["Body"])["detail"]
+                seen.setdefault((detail["jobId"], detail["status"]), set()).add(message["MessageId"])
+            except (KeyError, TypeError, ValueError):
+                continue  # not a state-change event: the receiver has dealt with it
+
+    monkeypatch.setattr(receiver, "_keep", keeping)
+    return seen
 
 
 class Recorder:

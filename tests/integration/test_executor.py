@@ -8,12 +8,23 @@ import re
 import jwt
 import pytest
 
+from airflow_batch_executor import supervisor as job_supervisor
 from airflow_batch_executor.airflow_side import compat
 from airflow_batch_executor.requests import task_specs as task_specs_module
 from airflow_batch_executor.requests.naming import job_name
 from airflow_batch_executor.requests.task_specs import task_identity
 
-from .helpers import final_states, finished, pump, python_command, queue, ti_for, workload
+from .helpers import (
+    describe,
+    final_states,
+    finished,
+    pump,
+    python_command,
+    queue,
+    ti_for,
+    wait_until,
+    workload,
+)
 
 SCRIPTS = {
     "ok": "print('hello from batch')",
@@ -32,11 +43,20 @@ def scripted(monkeypatch):
     monkeypatch.setattr(task_specs_module, "workload_command", command)
 
 
+@pytest.fixture
+def request_cleanup():
+    """Run the cleanups a test registers once it is over, whether it passed or failed."""
+    cleanups = []
+    yield cleanups.append
+    for cleanup in cleanups:
+        cleanup()
+
+
 def requests_for(local_batch, task_id):
     return [r for r in local_batch.submitted_requests() if r["jobName"].startswith(f"dag-{task_id}-")]
 
 
-def test_submit_request_carries_command_environment_name_and_tags(make_executor, batch_env):
+def test_submit_request_carries_command_environment_name_and_tags(make_executor, batch_env, request_cleanup):
     executor = make_executor()
     item = workload(
         "real",
@@ -52,6 +72,9 @@ def test_submit_request_carries_command_environment_name_and_tags(make_executor,
     )
     queue(executor, item)
     events = pump(executor, lambda ev: any(state == "running" for _, state, _ in ev))
+    # The job runs the real Task SDK, which retries the unreachable api-server for minutes: stop it, pass
+    # or fail, so it does not load the machine under the tests that follow.
+    request_cleanup(lambda: batch_env.client("batch").terminate_job(jobId=events[0][2], reason="test over"))
     [request] = batch_env.submitted_requests()
     assert request["jobQueue"] == batch_env.job_queue
     assert request["jobDefinition"] == batch_env.job_definition
@@ -201,6 +224,9 @@ def test_a_failed_callbacks_reason_goes_with_its_failure_not_to_a_task_event_log
 
 
 def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, monkeypatch, status_source):
+    # A look-up not answered within ADOPTION_WAIT_SECONDS is adopted provisionally, not handed back:
+    # on a loaded machine 5 s can pass before ListJobs answers. The wait ends once all are answered.
+    monkeypatch.setattr(job_supervisor, "ADOPTION_WAIT_SECONDS", 60.0)
     monkeypatch.setitem(SCRIPTS, "slow", "import time; time.sleep(1.5)")
     monkeypatch.setattr(
         task_specs_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id])
@@ -225,7 +251,6 @@ def test_new_scheduler_adopts_jobs_by_id_and_by_name(make_executor, batch_env, m
 
 
 def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, scripted, status_source):
-    client = batch_env.client("batch")
     executor = make_executor()
     item = workload("sleep")
     queue(executor, item)
@@ -233,14 +258,9 @@ def test_revoke_terminates_the_job_and_emits_nothing(make_executor, batch_env, s
     job_id = events[0][2]
     executor.revoke_task(ti=ti_for(item, job_id))
     assert executor.jobs.tracker.for_key(item.ti.key) is None and item.ti.key not in executor.running
-    for _ in range(100):
-        [job] = client.describe_jobs(jobs=[job_id])["jobs"]
-        if job["status"] == "FAILED":
-            break
-        executor.heartbeat()
-        import time as _time
-
-        _time.sleep(0.05)
+    # The local Batch stops the job on its own thread: wait for it, not for a number of heartbeats.
+    wait_until(lambda: executor.heartbeat() or describe(batch_env, job_id)["status"] == "FAILED")
+    job = describe(batch_env, job_id)
     assert job["status"] == "FAILED" and "task_queued_timeout" in job["statusReason"]
     assert executor.get_event_buffer() == {}
 
@@ -280,15 +300,20 @@ def test_terminate_leaves_jobs_running_for_the_next_scheduler(make_executor, bat
     client.terminate_job(jobId=job_id, reason="test cleanup")
 
 
-def test_terminate_can_stop_jobs_when_configured(make_executor, batch_env, scripted, monkeypatch):
+def test_terminate_can_stop_jobs_when_configured(
+    make_executor, batch_env, scripted, monkeypatch, request_cleanup
+):
     monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__TERMINATE_JOBS_ON_SHUTDOWN", "True")
     client = batch_env.client("batch")
     executor = make_executor()
     item = workload("sleep")
     queue(executor, item)
     job_id = pump(executor, lambda ev: bool(ev))[0][2]
+    request_cleanup(lambda: client.terminate_job(jobId=job_id, reason="test cleanup"))
     executor.terminate()
-    [job] = client.describe_jobs(jobs=[job_id])["jobs"]
+    # TerminateJob has answered, but the local Batch stops the process on the job's own thread.
+    wait_until(lambda: describe(batch_env, job_id)["status"] == "FAILED")
+    job = describe(batch_env, job_id)
     assert job["status"] == "FAILED" and "terminate_jobs_on_shutdown" in job["statusReason"]
 
 

@@ -7,6 +7,7 @@ and no Batch job of the revoked try is left alive.
 
 from __future__ import annotations
 
+import threading
 import time
 from types import SimpleNamespace
 
@@ -15,7 +16,8 @@ import pytest
 from airflow_batch_executor import supervisor as job_supervisor
 from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .helpers import pump, python_command, queue, workload
+from .botocore_faults import BotocoreFaults
+from .helpers import pump, python_command, queue, wait_until, workload
 
 SLEEP = python_command("import time; time.sleep(600)")
 LIVE = {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"}
@@ -41,7 +43,11 @@ def jobs_named(batch_env, prefix: str) -> list[dict]:
 
 
 def heartbeats_after_revoke(executor, key, seconds: float, batch_env=None, name: str = "") -> list:
-    """Heartbeat for a while, collecting events for ``key``; stop early once its job is terminated."""
+    """Heartbeat for a while, collecting events for ``key``; stop early once its job is terminated.
+
+    With ``batch_env``, ``seconds`` only bounds a failure: the loop ends once the job is stopped, which
+    the local Batch does on the job's own thread (late on a loaded machine).
+    """
     events, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
         executor.heartbeat()
@@ -87,7 +93,7 @@ def test_revoked_while_waiting_for_a_retry_after_throttling(make_executor, batch
     executor = make_executor()
     item = workload("backoff", run_id="revoke-backoff")
     queue(executor, item)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a bound on failure only: the loop ends once SubmitJob was throttled
     while batch_env.faults.to_dict()["throttle"]:
         assert time.monotonic() < deadline, "SubmitJob was never throttled"
         executor.heartbeat()
@@ -101,17 +107,25 @@ def test_revoked_while_waiting_for_a_retry_after_throttling(make_executor, batch
     assert jobs_named(batch_env, "dag-backoff-") == []
 
 
-def test_revoked_during_an_in_flight_submit_job_terminates_the_job_it_creates(make_executor, batch_env):
-    batch_env.faults.latency(1.5, operation="SubmitJob")
+def test_revoked_during_an_in_flight_submit_job_terminates_the_job_it_creates(
+    make_executor, batch_env, monkeypatch
+):
+    # SubmitJob is held on its way to Batch until the revoke is done: in flight at the revoke however
+    # slow the machine is (a fixed latency could run out first), and then it creates its job.
+    faults = BotocoreFaults().install(monkeypatch)
+    answer = threading.Event()
+    faults.hold("SubmitJob", answer, count=1)
     executor = make_executor()
     item = workload("inflight", run_id="revoke-inflight")
     queue(executor, item)
-    executor.heartbeat()
-    time.sleep(0.3)
-    assert executor.jobs.busy and not batch_env.submitted_requests()
-    revoke(executor, item)
-    assert_forgotten(executor, item.ti.key)
-    events = heartbeats_after_revoke(executor, item.ti.key, 15.0, batch_env, "dag-inflight-")
+    try:
+        wait_until(lambda: executor.heartbeat() or ("SubmitJob", "held") in faults.injected)
+        assert executor.jobs.busy and not batch_env.submitted_requests()
+        revoke(executor, item)
+        assert_forgotten(executor, item.ti.key)
+    finally:
+        answer.set()
+    events = heartbeats_after_revoke(executor, item.ti.key, 30.0, batch_env, "dag-inflight-")
     assert events == []
     [job] = jobs_named(batch_env, "dag-inflight-")
     assert job["status"] == "FAILED" and "task_queued_timeout" in job["statusReason"]
@@ -124,13 +138,13 @@ def test_revoked_while_tracked_and_runnable(make_executor, batch_env):
     queue(executor, item)
     events = pump(executor, lambda ev: any(s == "running" for _, s, _ in ev))
     job_id = events[0][2]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a bound on failure only: the loop ends once the job is RUNNABLE
     while executor.jobs.tracker.for_key(item.ti.key).status != "RUNNABLE":
         assert time.monotonic() < deadline
         executor.heartbeat()
         time.sleep(0.05)
     revoke(executor, item, job_id)
     assert_forgotten(executor, item.ti.key)
-    assert heartbeats_after_revoke(executor, item.ti.key, 10.0, batch_env, "dag-runnable-") == []
+    assert heartbeats_after_revoke(executor, item.ti.key, 30.0, batch_env, "dag-runnable-") == []
     [job] = jobs_named(batch_env, "dag-runnable-")
     assert job["status"] == "FAILED" and "task_queued_timeout" in job["statusReason"]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from airflow_batch_executor.requests import task_specs as task_specs_module
 from batch_devtools.local_batch import CAPACITY_REASON
 
-from .helpers import configure_team, pump, python_command, queue, workload
+from .helpers import configure_team, describe, pump, python_command, queue, wait_until, workload
 
 CHATTY = "import sys, time\nfor i in range(5):\n    print(f'line {i}', flush=True)\ntime.sleep(30)"
 
@@ -56,6 +56,8 @@ def test_log_is_bounded_to_the_newest_lines(make_executor, batch_env, monkeypatc
 def test_no_stream_yet_and_unknown_job_are_one_line_messages(make_executor, batch_env, monkeypatch):
     batch_env.faults.stuck_in_runnable("dag-chatty-*", count=1, reason=CAPACITY_REASON)
     job_id = running_job(make_executor, monkeypatch, "waiting")
+    # The first event comes with the SubmitJob answer; the job reaches RUNNABLE (where it stays) later.
+    wait_until(lambda: describe(batch_env, job_id)["status"] == "RUNNABLE")
     sources, lines = read(make_executor, job_id)
     assert lines == [] and sources == [f"AWS Batch job {job_id} is RUNNABLE and has no log stream yet"]
     sources, lines = read(make_executor, "00000000-0000-0000-0000-000000000000")

@@ -158,6 +158,8 @@ class LocalJob(Job):
         self._pid: int | None = None
         self._runner: ProcessRunner | InlineContainer | None = None
         self._hold: HoldPlan | None = None
+        self._stuck_here = False
+        """Whether the attempt under way waits in RUNNABLE for a ``stuck_in_runnable`` fault."""
         self.vanished = False
         """Set once a ``vanish`` fault made the finished job disappear from DescribeJobs and ListJobs."""
         self.runtime.jobs.register(self)
@@ -424,20 +426,33 @@ class LocalJob(Job):
             return
         if self._pause():
             return self._cancel()
-        self._set_status(RUNNABLE)
+        with self._lock:
+            if self.finished:
+                return
+            self._enter_runnable()
         while True:
             end = self._run_attempt()
             if end is None or not self._retried(end):
                 return
 
+    def _enter_runnable(self) -> None:
+        """Move to RUNNABLE for the next attempt (call with the lock held).
+
+        A ``stuck_in_runnable`` fault is claimed and its reason set in the same step as the status:
+        the RUNNABLE event and every DescribeJobs then show why the job waits, as AWS does. Setting
+        the reason afterwards left a window in which observers saw a RUNNABLE job without it.
+        """
+        stuck = self.runtime.faults.claim_stuck_in_runnable(self.job_name)
+        self._stuck_here = stuck is not None
+        if stuck is not None:
+            self._status_reason = stuck.reason
+            self._released.clear()
+        self._status = RUNNABLE
+
     def _run_attempt(self) -> AttemptEnd | None:
         """One attempt, from RUNNABLE to its end; None when the job was stopped before it started."""
         faults = self.runtime.faults
-        stuck = faults.claim_stuck_in_runnable(self.job_name)
-        if stuck is not None:
-            with self._lock:
-                self._status_reason = stuck.reason
-                self._released.clear()
+        if self._stuck_here:
             while not self._released.is_set():
                 if self._sleep(POLL_SECONDS):
                     self._cancel()
@@ -509,7 +524,7 @@ class LocalJob(Job):
         self._status_reason = self._exit_code = self._container_reason = self._log_stream = None
         self._latest_task_arn = None
         self._pid = None
-        self._status = RUNNABLE
+        self._enter_runnable()
 
     def _run_container(self, command: list[str]) -> AttemptEnd | None:
         workload = inline_workload(command) if self._mode == INLINE else None

@@ -7,7 +7,7 @@ import pytest
 from airflow_batch_executor.requests import task_specs as task_specs_module
 from batch_devtools.local_batch import CAPACITY_REASON, MISCONFIGURATION_REASON
 
-from ..helpers import final_states, finished, pump, python_command, queue, workload
+from ..helpers import describe, final_states, finished, pump, python_command, queue, wait_until, workload
 
 
 @pytest.fixture(autouse=True)
@@ -99,13 +99,9 @@ def test_misconfigured_job_stuck_in_runnable_is_terminated_and_failed(make_execu
     job_id = next(info for _, state, info in events if state == "running")
     [(_, state, info)] = [e for e in events if e[0] == item.ti.key and e[1] != "running"]
     assert state == "failed" and "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT" in info
-    client = batch_env.client("batch")
-    for _ in range(50):
-        [job] = client.describe_jobs(jobs=[job_id])["jobs"]
-        if job["status"] == "FAILED":
-            break
-        executor.heartbeat()
-    assert job["status"] == "FAILED"
+    # The executor's TerminateJob runs in the background and the local Batch stops the job on its own
+    # thread: wait for that, heartbeating as the scheduler does.
+    wait_until(lambda: executor.heartbeat() or describe(batch_env, job_id)["status"] == "FAILED")
 
 
 def test_capacity_wait_is_left_alone_unless_a_pending_limit_is_set(

@@ -9,7 +9,17 @@ import pytest
 
 from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from ..helpers import final_states, finished, pump, python_command, queue, workload
+from ..helpers import (
+    executor_job_id,
+    final_states,
+    finished,
+    pump,
+    python_command,
+    queue,
+    status_messages,
+    wait_until,
+    workload,
+)
 
 SCRIPTS = {"ok": "print('ok')", "boom": "raise SystemExit(3)", "slow": "import time; time.sleep(1)"}
 
@@ -20,6 +30,11 @@ def commands(monkeypatch, event_mode):
         task_specs_module, "workload_command", lambda w: python_command(SCRIPTS[w.ti.task_id])
     )
     event_mode.clear_api_calls()
+
+
+def outcome_status(item) -> str:
+    """The Batch status a job of ``SCRIPTS`` ends with."""
+    return "FAILED" if item.ti.task_id == "boom" else "SUCCEEDED"
 
 
 def describe_calls(batch_env) -> int:
@@ -36,19 +51,35 @@ def test_events_bring_every_outcome_without_describe_jobs(make_executor, event_m
     }
     assert "exit code 3" in next(info for _, state, info in events if state == "failed")
     assert describe_calls(event_mode) == 0
-    calls = event_mode.api_calls()
-    assert calls["receivemessage"] >= 1 and calls["deletemessagebatch"] >= 1
+    assert event_mode.api_calls()["receivemessage"] >= 1
+    # Handled messages are deleted by the receiver's own thread, after the heartbeat that handled them.
+    wait_until(lambda: event_mode.api_calls().get("deletemessagebatch", 0) >= 1)
 
 
-def test_duplicated_and_reordered_events_report_each_outcome_once(make_executor, event_mode):
+def test_duplicated_and_reordered_events_report_each_outcome_once(make_executor, event_mode, monkeypatch):
     event_mode.faults.duplicate_events("dag-*", count=None, copies=3)
     event_mode.faults.reorder_events("dag-*", count=None, status="RUNNING")
     event_mode.faults.delay_events("dag-*", count=None, status="STARTING", seconds=0.5)
     executor = make_executor()
+    taken_in = status_messages(monkeypatch, executor)
     items = [workload("ok", run_id="dup-ok"), workload("boom", run_id="dup-boom")]
     queue(executor, *items)
     events = pump(executor, finished(*(item.ti.key for item in items)))
-    pump(executor, lambda ev: True, timeout=3)  # late copies arrive after the outcome
+    # Late copies arrive after the outcome: heartbeat until every message the faults publish was taken
+    # in (three copies of each event, except RUNNING: held back to be reordered, it is sent once), then
+    # once more to hand the last over, so the check below covers every copy, however late.
+    published = {"SUBMITTED": 3, "PENDING": 3, "RUNNABLE": 3, "STARTING": 3, "RUNNING": 1}
+    ends = {executor_job_id([e for e in events if e[0] == item.ti.key]): item for item in items}
+
+    def every_copy_taken_in(_events: list) -> bool:
+        return all(
+            len(taken_in.get((job_id, status), ())) >= copies
+            for job_id, item in ends.items()
+            for status, copies in {**published, outcome_status(item): 3}.items()
+        )
+
+    events += pump(executor, every_copy_taken_in)
+    events += pump(executor, lambda ev: True)
     for item in items:
         states = [state for key, state, _ in events if key == item.ti.key]
         assert states == ["running", "success" if item.ti.task_id == "ok" else "failed"]
@@ -69,23 +100,42 @@ def test_a_dropped_final_event_is_caught_by_reconciliation(make_executor, event_
     assert "SUCCEEDED: its status event was lost or late" in caplog.text
 
 
-def test_a_queue_that_stops_answering_falls_back_to_polling_with_a_warning(make_executor, event_mode, caplog):
+def test_a_queue_that_stops_answering_falls_back_to_polling_with_a_warning(
+    make_executor, event_mode, caplog, monkeypatch, tmp_path
+):
+    # The job runs until the test lets it end (or for 2 minutes, if the test failed): it cannot end
+    # before polling was seen at work, however slow the machine is.
+    gate = tmp_path / "go"
+    gated = (
+        "import os, time\n"
+        "deadline = time.time() + 120\n"
+        f"while not os.path.exists({str(gate)!r}) and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    monkeypatch.setitem(SCRIPTS, "gated", gated)
     executor = make_executor()
     event_mode.faults.throttle(
         count=None, operation="ReceiveMessage", error_code="InternalError", status_code=500
     )
-    item = workload("slow", run_id="queue-down")
-    queue(executor, item)
+    item = workload("gated", run_id="queue-down")
     with caplog.at_level(logging.INFO, logger="airflow_batch_executor"):
-        events = pump(executor, finished(item.ti.key))
+        # The job is queued once the fallback is in force: the receiver notices only when its long poll
+        # under way ends, so what follows is polling's alone, whenever that was.
+        pump(executor, lambda ev: "falling back to DescribeJobs" in caplog.text)
+        assert "does not answer" in caplog.text
+        event_mode.clear_api_calls()
+        queue(executor, item)
+        # Reconciliation is 60 s away: DescribeJobs of the job, again and again while it runs, is polling.
+        events = pump(executor, lambda ev: describe_calls(event_mode) >= 3)
+        assert final_states(events) == {}
+        gate.touch()
+        events += pump(executor, finished(item.ti.key))
         assert final_states(events) == {item.ti.key: "success"}
-        assert "does not answer" in caplog.text and "falling back to DescribeJobs" in caplog.text
-        assert describe_calls(event_mode) >= 3
 
         event_mode.faults.clear()
-        pump(
-            executor, lambda ev: "answers again; job status comes from its events" in caplog.text, timeout=40
-        )
+        # The receiver's retry pause has grown (up to RETRY_MAX_SECONDS, 30 s) while the queue was down:
+        # the default timeout leaves room for it and a loaded machine.
+        pump(executor, lambda ev: "answers again; job status comes from its events" in caplog.text)
     event_mode.clear_api_calls()
     after = workload("ok", run_id="queue-back")
     queue(executor, after)
@@ -100,14 +150,17 @@ def test_events_for_jobs_another_scheduler_tracks_are_left_for_it(make_executor,
     An event that reaches the wrong scheduler every time it is handed out is at last dropped, and
     then reconciliation finds its job: rare, so DescribeJobs stays far below polling's dozens of calls.
     """
-    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", "5")
+    interval = 5
+    monkeypatch.setenv("AIRFLOW__AWS_BATCH_EXECUTOR__STATUS_RECONCILE_INTERVAL", str(interval))
     first, second = make_executor(), make_executor()
     mine = [workload("ok", run_id=f"first-{n}") for n in range(3)]
     theirs = [workload("ok", run_id=f"second-{n}") for n in range(3)]
+    started = time.monotonic()
     queue(first, *mine)
     queue(second, *theirs)
     outcomes: dict = {}
-    for _ in range(600):
+    deadline = started + 120  # a bound on failure only: the loop ends once every task has finished
+    while time.monotonic() < deadline:
         for executor in (first, second):
             executor.heartbeat()
             for key, (state, _) in executor.get_event_buffer().items():
@@ -115,6 +168,12 @@ def test_events_for_jobs_another_scheduler_tracks_are_left_for_it(make_executor,
         if all(outcomes.get(item.ti.key, [])[-1:] == ["success"] for item in mine + theirs):
             break
         time.sleep(0.1)
+    elapsed = time.monotonic() - started
     outcomes = {key: [state for state in states if state != "running"] for key, states in outcomes.items()}
     assert outcomes == {item.ti.key: ["success"] for item in mine + theirs}
-    assert describe_calls(event_mode) <= 6
+    # Reconciliation describes a job only after Batch said nothing of it for `interval` seconds, and
+    # then not again for as long: at most once per job per interval, however long a loaded machine
+    # made the test (none at all when it took less than one). Polling instead describes every job of a
+    # scheduler every status_poll_interval (0.1 s here): dozens of calls a second.
+    reconciliations = len(mine + theirs) * int(elapsed // interval)
+    assert describe_calls(event_mode) <= reconciliations, f"{elapsed:.1f}s"
