@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import pytest
+from waiting import TIMEOUT, describe, take_messages, wait_for_status, wait_until
 
-from batch_devtools.local_batch import LocalBatch
+from batch_devtools.local_batch import CAPACITY_REASON, LocalBatch
 from batch_devtools.local_batch.control import LocalBatchControl
 
 PLAIN = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"]
@@ -31,15 +32,12 @@ def run(lb: LocalBatch, name: str) -> str:
     )["jobId"]
 
 
-def drain(lb: LocalBatch, until: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+def drain(lb: LocalBatch, until: Any, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
     """Every message on the status queue (deleted as read) until ``until(messages)``."""
     sqs, got = lb.client("sqs"), []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not until(got):
-        answer = sqs.receive_message(QueueUrl=lb.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        for message in answer.get("Messages", []):
-            got.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=lb.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        got.extend(json.loads(body) for body in take_messages(sqs, lb.status_queue_url))
         time.sleep(0.05)
     return got
 
@@ -78,10 +76,7 @@ def test_each_status_change_is_published_in_the_aws_envelope(events_on: LocalBat
 def test_nothing_is_published_while_publishing_is_off(local_batch: LocalBatch) -> None:
     drain(local_batch, until=lambda _: False, timeout=0.5)
     job_id = run(local_batch, "events-off")
-    deadline = time.monotonic() + 10
-    while local_batch.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]["status"] != "SUCCEEDED":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert wait_for_status(local_batch.client("batch"), job_id)["status"] == "SUCCEEDED"
     assert statuses_of(drain(local_batch, until=lambda _: False, timeout=0.5), job_id) == []
 
 
@@ -112,13 +107,23 @@ def test_an_event_delayed_until_a_later_status_arrives_right_after_it(events_on:
 
 
 def test_a_delayed_event_arrives_after_later_ones(events_on: LocalBatch) -> None:
+    # The job is held in RUNNABLE, so the later event that overtakes the delayed one is RUNNABLE's,
+    # published a step after PENDING: no process has to start (and exit) within the delay.
+    events_on.faults.stuck_in_runnable(pattern="events-late*")
     control = LocalBatchControl(events_on.endpoint_url)
-    control.add_fault("delay_events", pattern="events-late*", status="PENDING", seconds=1.5)
-    assert control.faults()["delay_events"][0]["seconds"] == 1.5
+    control.add_fault("delay_events", pattern="events-late*", status="PENDING", seconds=3.0)
+    assert control.faults()["delay_events"][0]["seconds"] == 3.0
     job_id = run(events_on, "events-late")
     messages = drain(events_on, lambda got: "PENDING" in statuses_of(got, job_id))
-    statuses = statuses_of(messages, job_id)
-    assert statuses[-1] == "PENDING" and "SUCCEEDED" in statuses
+    assert statuses_of(messages, job_id) == ["SUBMITTED", "RUNNABLE", "PENDING"]
+
+    batch = events_on.client("batch")
+    wait_until(
+        lambda: describe(batch, job_id).get("statusReason") == CAPACITY_REASON, f"job {job_id} is held"
+    )
+    assert events_on.release_stuck_jobs([job_id]) == [job_id]
+    statuses = statuses_of(drain(events_on, ended(job_id)), job_id)
+    assert statuses == ["STARTING", "RUNNING", "SUCCEEDED"]
 
 
 def test_held_jobs_publish_without_being_read(events_on: LocalBatch) -> None:
@@ -156,7 +161,7 @@ def test_many_held_running_jobs_leave_the_publisher_idle(events_on: LocalBatch) 
     def all_running(got: list[dict[str, Any]]) -> bool:
         return {m["detail"]["jobId"] for m in got if m["detail"]["status"] == "RUNNING"} >= set(ids)
 
-    assert all_running(drain(events_on, all_running, timeout=30))
+    assert all_running(drain(events_on, all_running, timeout=120))
     publisher = events_on.runtime.events
     assert publisher is not None and publisher.pending_changes == 0
     batch = events_on.client("batch")
@@ -164,16 +169,13 @@ def test_many_held_running_jobs_leave_the_publisher_idle(events_on: LocalBatch) 
         batch.terminate_job(jobId=job_id, reason="cleanup")
 
 
-def drain_bodies(lb: LocalBatch, count: int, timeout: float = 15.0) -> list[str]:
+def drain_bodies(lb: LocalBatch, count: int, timeout: float = TIMEOUT) -> list[str]:
     """The next ``count`` raw message bodies of the status queue (deleted as read)."""
     sqs, bodies = lb.client("sqs"), []
     deadline = time.monotonic() + timeout
     while len(bodies) < count:
         assert time.monotonic() < deadline, f"only {len(bodies)} of {count} messages arrived"
-        answer = sqs.receive_message(QueueUrl=lb.status_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        for message in answer.get("Messages", []):
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=lb.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        bodies.extend(take_messages(sqs, lb.status_queue_url))
         time.sleep(0.05)
     return bodies
 

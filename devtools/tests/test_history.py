@@ -72,7 +72,9 @@ def test_the_history_is_read_from_an_index_on(local_batch: LocalBatch, batch: An
 
 
 def test_terminations_are_recorded_with_the_status_they_found(local_batch: LocalBatch, batch: Any) -> None:
-    local_batch.settings.step_delay = 0.5
+    # A minute in SUBMITTED: the terminate surely finds the job there, however slow the machine is, and
+    # it wakes the job at once (a stopped job's waits end as soon as it is stopped).
+    local_batch.settings.step_delay = 60
     job_id = batch.submit_job(
         jobName="early-stop",
         jobQueue=local_batch.job_queue,

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from waiting import describe
+from waiting import describe, wait_for_status, wait_until
 
 from batch_devtools.local_batch import LocalBatch, LocalBatchControl
 from batch_devtools.local_batch.__main__ import _parser
@@ -30,14 +30,8 @@ def submit(batch: Any, lb: LocalBatch, name: str, **kwargs: Any) -> str:
     ]
 
 
-def wait_for(batch: Any, job_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = describe(batch, job_id)
-        if job["status"] == status:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} not {status} within {timeout}s: {describe(batch, job_id)}")
+def wait_for(batch: Any, job_id: str, status: str) -> dict[str, Any]:
+    return wait_for_status(batch, job_id, (status,))
 
 
 def _plan(**overrides: Any) -> Any:
@@ -137,13 +131,15 @@ def test_job_mode_is_validated_and_offered_on_the_command_line() -> None:
 
 def test_held_job_runs_nothing_stays_running_and_terminates_with_143(hold: LocalBatch, batch: Any) -> None:
     job_id = submit(batch, hold, "held-one", containerOverrides={"command": ["false"]})
-    seen = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "RUNNING" not in seen:
+    seen: list[str] = []
+
+    def running() -> bool:
         status = describe(batch, job_id)["status"]
         if not seen or seen[-1] != status:
             seen.append(status)
-        time.sleep(0.005)
+        return status == "RUNNING"
+
+    wait_until(running, f"job {job_id} is RUNNING")
     assert seen[-1] == "RUNNING" and set(seen) <= {*STATUSES_BEFORE_RUNNING, "RUNNING"}
     assert hold.job_pid(job_id) is None
     time.sleep(0.3)
@@ -200,7 +196,10 @@ def test_thousands_of_held_jobs_need_no_threads_and_describe_fast(hold: LocalBat
     assert threading.active_count() <= threads_before + 2  # werkzeug request threads come and go
     started = time.monotonic()
     jobs = batch.describe_jobs(jobs=ids[:100])["jobs"]
-    assert time.monotonic() - started < 1.0
+    # Only a gross slowdown fails here (a held job's read doing real work): a loaded CI machine may take
+    # seconds over one HTTP round trip. How fast DescribeJobs is belongs in benchmarks/; the point of
+    # this test is that held jobs need no threads.
+    assert time.monotonic() - started < 10.0
     assert len(jobs) == 100 and {job["status"] for job in jobs} == {"RUNNING"}
     assert set(hold.unfinished_jobs()) >= set(ids)
     listed = batch.list_jobs(jobQueue=hold.job_queue, jobStatus="RUNNING")["jobSummaryList"]

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from waiting import describe, events_of, log_messages, wait_for_status, wait_until
 
-from batch_devtools.local_batch import HOST_TERMINATED_REASON, LocalBatch
+from batch_devtools.local_batch import CAPACITY_REASON, HOST_TERMINATED_REASON, LocalBatch
 
 SAY_ATTEMPT = "import os, sys; print('attempt', os.environ['AWS_BATCH_JOB_ATTEMPT'], flush=True); "
 SLEEP_FOREVER = ["python", "-c", "import time; time.sleep(60)"]
@@ -152,13 +152,20 @@ def test_a_terminated_job_is_not_retried(local_batch: LocalBatch, batch: Any) ->
 def test_a_job_terminated_while_it_waits_for_its_retry_never_runs_again(
     local_batch: LocalBatch, batch: Any
 ) -> None:
-    local_batch.settings.step_delay = 0.5
+    # Both attempts are held in RUNNABLE (a rule for two): the first is let go, the retry waits there
+    # until it is terminated, so the terminate surely finds it between its attempts.
+    local_batch.faults.stuck_in_runnable(pattern="between-*", count=2)
     job_id = submit(
         local_batch, unique("between"), ["python", "-c", "raise SystemExit(1)"], retryStrategy={"attempts": 2}
     )
+    wait_until(lambda: local_batch.release_stuck_jobs([job_id]), "the first attempt is held, then let go")
 
     waiting = wait_until(
-        lambda: (job := describe(batch, job_id))["status"] == "RUNNABLE" and job["attempts"] and job,
+        lambda: (
+            (job := describe(batch, job_id)).get("statusReason") == CAPACITY_REASON
+            and job["attempts"]
+            and job
+        ),
         "the job waits for its second attempt",
     )
     batch.terminate_job(jobId=job_id, reason="Revoked")

@@ -10,9 +10,13 @@ from batch_devtools.local_batch import LocalBatch
 
 T = TypeVar("T")
 FINAL = ("SUCCEEDED", "FAILED")
+TIMEOUT = 60.0
+"""How long a wait may take before it fails. Generous on purpose: a wait ends as soon as its condition
+holds, and on a loaded CI machine (two cores, load 6 to 12) a job with three attempts starts three
+Python processes, each of which may take seconds to start."""
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+def wait_until(condition: Callable[[], T], what: str, timeout: float = TIMEOUT) -> T:
     """The first truthy value of ``condition()``; fails naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not (value := condition()):
@@ -27,7 +31,9 @@ def describe(batch: Any, job_id: str) -> dict[str, Any]:
     return batch.describe_jobs(jobs=[job_id])["jobs"][0]
 
 
-def wait_for_status(batch: Any, job_id: str, statuses: tuple[str, ...] = FINAL, timeout: float = 15.0) -> Any:
+def wait_for_status(
+    batch: Any, job_id: str, statuses: tuple[str, ...] = FINAL, timeout: float = TIMEOUT
+) -> Any:
     """The job's record once its status is one of ``statuses``; fails naming the status it is in."""
     last: dict[str, Any] = {}
 
@@ -46,11 +52,27 @@ def events_of(lb: LocalBatch, job_id: str, event: str | None = None) -> list[dic
     return [e for e in lb.history() if e.get("jobId") == job_id and event in (None, e["event"])]
 
 
-def wait_for_final(lb: LocalBatch, job_id: str, timeout: float = 15.0) -> dict[str, Any]:
+def wait_for_final(lb: LocalBatch, job_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
     """The job's ``job_final`` history entry, once it is there (also for jobs that vanish)."""
     return wait_until(
         lambda: next(iter(events_of(lb, job_id, "job_final")), None), f"{job_id} final", timeout
     )
+
+
+def take_messages(sqs: Any, queue_url: str) -> list[str]:
+    """The bodies of the messages the queue hands over now (up to ten), deleted so none comes twice.
+
+    One DeleteMessageBatch call per ten messages, not one DeleteMessage each: hundreds of messages
+    cost a few dozen HTTP calls, which stays quick even on a loaded machine.
+    """
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages", []
+    )
+    if messages:
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        answer = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+        assert not answer.get("Failed"), f"messages not deleted: {answer['Failed']}"
+    return [message["Body"] for message in messages]
 
 
 def log_messages(lb: LocalBatch, stream: str) -> list[str]:

@@ -21,6 +21,8 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 LineSink = Callable[[str], None]
+PUMP_JOIN_SECONDS = 30.0
+"""How long :meth:`ProcessRunner.finish` waits, at most, for the output of a process that has ended."""
 PYTHON_NAMES = frozenset({"python", "python3", f"python{sys.version_info.major}.{sys.version_info.minor}"})
 
 
@@ -99,9 +101,20 @@ class ProcessRunner:
         """Reap the process and drain its output; stragglers of the group die with it."""
         returncode = self._process.wait()
         self._signal_group(signal.SIGKILL)
-        deadline = time.monotonic() + 2.0
+        # With the whole group killed the pipes reach EOF, so the pumps end once they have read every
+        # line left: waiting for them costs nothing when they are quick, and on a loaded machine they
+        # may need seconds to be scheduled (a short cap loses the last lines of the job's log). The cap
+        # only bounds a process that left the group (its own session) and keeps the pipes open.
+        deadline = time.monotonic() + PUMP_JOIN_SECONDS
         for pump in self._pumps:
             pump.join(timeout=max(0.0, deadline - time.monotonic()))
+            if pump.is_alive():
+                logger.warning(
+                    "Output of process %s still open %ss after it ended (held by a process that left "
+                    "its group?); lines from now on are not shipped",
+                    self.pid,
+                    PUMP_JOIN_SECONDS,
+                )
         return exit_code_of(returncode)
 
     def _signal_group(self, signum: int) -> None:
