@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from batch_devtools.devstack import CallbackRow, DevStack, Timing
-from tests.e2e.harness import DAGS_FOLDER, Runs, airflow_has, job_id_of
+from tests.e2e.harness import DAGS_FOLDER, RELEASE_HELPER, Runs, airflow_has, job_id_of, release
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +27,9 @@ SCENARIOS = (
     *(["e2e_callback", "e2e_callback_failing"] if CALLBACKS else []),
 )
 CALLBACK_RUNNER = ["python", "-m", "airflow_batch_executor.in_job.callback_runner", "--json-string"]
+CALLBACK_RELEASE = "e2e_callbacks"
+"""What the deadline DAGs' tasks wait for (``RELEASE`` of dags/scenario_callback.py): both deadlines
+pass while their runs are still going, however slowly the machine runs."""
 
 
 NO_RECONCILIATION = Timing(status_reconcile_interval=3600)
@@ -41,7 +44,7 @@ def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
     events = request.param == "events"
     with DevStack(
         DAGS_FOLDER,
-        dag_files=("scenario_*.py", "e2e_callback_alerts.py"),
+        dag_files=("scenario_*.py", "e2e_callback_alerts.py", RELEASE_HELPER),
         status_events=events,
         timing=NO_RECONCILIATION if events else None,
     ) as stack:
@@ -113,17 +116,6 @@ def test_task_queue_routes_to_the_second_batch_queue(runs: Runs) -> None:
     assert run.task_instances[("routed", -1)].queue == runs.stack.environment.second_job_queue
 
 
-def test_job_status_comes_from_events_when_a_status_queue_is_set(runs: Runs) -> None:
-    for dag_id in SCENARIOS:
-        assert runs.finish(dag_id).state in ("success", "failed")
-    calls = runs.stack.batch.calls()
-    if runs.stack.status_events:
-        assert calls.get("describejobs", 0) == 0, "every status came from an event"
-        assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
-    else:
-        assert calls["describejobs"] > 0 and "receivemessage" not in calls
-
-
 def callbacks_ended(stack: DevStack, ids: list[str], timeout: float = 60.0) -> dict[str, CallbackRow]:
     """The callbacks once the scheduler has recorded an outcome for each."""
     deadline = time.monotonic() + timeout
@@ -145,16 +137,30 @@ def callback_jobs(stack: DevStack, dag_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def callback_jobs_of(
+    stack: DevStack, dag_ids: list[str], timeout: float = 120.0
+) -> list[list[dict[str, Any]]]:
+    """The callback jobs of each DAG, once every one of them has some."""
+    deadline = time.monotonic() + timeout
+    while not all(found := [callback_jobs(stack, dag_id) for dag_id in dag_ids]):
+        missing = [dag_id for dag_id, jobs in zip(dag_ids, found, strict=True) if not jobs]
+        assert time.monotonic() < deadline, f"no deadline callback job for {missing} after {timeout}s"
+        time.sleep(0.5)
+    return found
+
+
 @pytest.mark.skipif(not CALLBACKS, reason="Airflow hands deadline callbacks to executors since 3.2")
 def test_deadline_callbacks_run_as_batch_jobs_and_report_their_outcome(runs: Runs) -> None:
+    try:
+        [recorded_job], [failing_job] = callback_jobs_of(runs.stack, ["e2e_callback", "e2e_callback_failing"])
+        ids = [job["tags"]["airflow.callback_id"] for job in (recorded_job, failing_job)]
+        rows = callbacks_ended(runs.stack, ids)
+    finally:
+        release(runs.stack, CALLBACK_RELEASE)
     recorded_run, failing_run = runs.finish("e2e_callback"), runs.finish("e2e_callback_failing")
     assert (recorded_run.state, failing_run.state) == ("success", "success"), "a missed deadline fails no run"
-
-    [recorded_job] = callback_jobs(runs.stack, "e2e_callback")
-    [failing_job] = callback_jobs(runs.stack, "e2e_callback_failing")
     assert recorded_job["containerOverrides"]["command"][:4] == CALLBACK_RUNNER
-    ids = [job["tags"]["airflow.callback_id"] for job in (recorded_job, failing_job)]
-    rows = callbacks_ended(runs.stack, ids)
+    assert callback_jobs(runs.stack, "e2e_callback") == [recorded_job], "one callback job per missed deadline"
     recorded, failed = rows[str(uuid.UUID(ids[0]))], rows[str(uuid.UUID(ids[1]))]
     assert recorded.state == "success"
     mark = runs.stack.stack_dir / "airflow-home" / "e2e-callbacks" / recorded_run.run_id.replace(":", "_")
@@ -162,9 +168,22 @@ def test_deadline_callbacks_run_as_batch_jobs_and_report_their_outcome(runs: Run
     assert failed.state == "failed" and "exit code 1" in (failed.output or ""), failed
 
 
+def test_job_status_comes_from_events_when_a_status_queue_is_set(runs: Runs) -> None:
+    release(runs.stack, CALLBACK_RELEASE)  # the deadline DAGs' runs end only once released
+    for dag_id in SCENARIOS:
+        assert runs.finish(dag_id).state in ("success", "failed")
+    calls = runs.stack.batch.calls()
+    if runs.stack.status_events:
+        assert calls.get("describejobs", 0) == 0, "every status came from an event"
+        assert calls["receivemessage"] > 0 and calls["deletemessagebatch"] > 0
+    else:
+        assert calls["describejobs"] > 0 and "receivemessage" not in calls
+
+
 @pytest.mark.skipif(not CONNECTION_TESTS, reason="Airflow runs connection tests on executors since 3.3")
 def test_connection_tests_run_in_batch_jobs_and_report_their_outcome(runs: Runs) -> None:
     stack = runs.stack
+    release(stack, CALLBACK_RELEASE)  # the deadline DAGs' runs end only once released
     for dag_id in SCENARIOS:  # SQLite takes one writer at a time: let the runs' writes settle first
         runs.finish(dag_id)
     secret = "only-the-execution-api-may-hand-this-out"

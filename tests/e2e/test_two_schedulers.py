@@ -30,7 +30,13 @@ RECONCILE_SECONDS = 20
 In event mode a scheduler leaves the other scheduler's events on the queue; one that is received by
 the wrong scheduler too often is dropped and its job is found by reconciliation instead. A short
 interval keeps that path in the test without two minutes of waiting for it."""
-TIMING = Timing(status_reconcile_interval=RECONCILE_SECONDS)
+HEALTH_CHECK_SECONDS = 60
+"""Both schedulers live through the test: with the stacks' usual 6 s, a scheduler starved of CPU for
+6 s on a loaded machine would be taken for dead, and the other would adopt or reset its tasks while it
+still runs them. Adoption after a real death is the other modules' test."""
+TIMING = Timing(
+    status_reconcile_interval=RECONCILE_SECONDS, scheduler_health_check_threshold=HEALTH_CHECK_SECONDS
+)
 RECONCILE_MARGIN_SECONDS = 3 * RECONCILE_SECONDS
 """How long executor events may take: a reconciliation and some slack."""
 
