@@ -59,10 +59,20 @@ def report(report_path: Path) -> dict[str, Any]:
     return report
 
 
+IN_FLIGHT_REVOKES = "revokes while SubmitJob was in flight"
+"""Whether a revoke planned for a SubmitJob's 0.2 s on the wire catches it depends on when the soak's
+scheduler loop runs: on a loaded machine one can miss the window and land after submit instead (CI
+saw a run with none). The in-flight path itself is proven with a held SubmitJob in
+tests/integration/test_revoke.py; here the seed must at least plan such revokes."""
+
+
 def test_every_fault_kind_happened(report: dict[str, Any]) -> None:
     kinds = injected_kinds(report)
 
-    assert {kind for kind, count in kinds.items() if not count} == set(), kinds
+    assert {kind for kind, count in kinds.items() if not count and kind != IN_FLIGHT_REVOKES} == set(), kinds
+    assert report["faults_planned"]["revoke_in_flight"] > 0, (
+        "the seed plans revokes of SubmitJobs on the wire"
+    )
     assert report["executor_restarts"][0]["offered"] > 0, "the new executor was offered the orphans"
     assert report["scheduler"]["stalled"] is False and report["scheduler"]["timed_out"] is False
 
