@@ -77,6 +77,13 @@ def workload(
     )
 
 
+def short_lived_tokens(monkeypatch: pytest.MonkeyPatch, lifetime: int) -> None:
+    """Workload tokens signed by executors made from now on live ``lifetime`` seconds: Airflow 3.3 (and
+    3.2.2) signs them for ``task_queued_timeout``, 3.2.0 for the lifetime of execution tokens."""
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", str(lifetime))
+    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", str(lifetime))
+
+
 def pump(executor, until: Callable[[list], bool], timeout: float = 120.0) -> list[tuple[Any, str, Any]]:
     """Heartbeat like the scheduler does, recording (key, state, info) events until ``until(events)``.
 

@@ -34,6 +34,7 @@ from .helpers import (
     finished,
     pump,
     queue,
+    short_lived_tokens,
     wait_until,
     workload,
 )
@@ -197,10 +198,7 @@ def test_a_job_waiting_past_its_token_lifetime_starts_with_a_fresh_token(
     """With status from events a waiting job sends none, and reconciliation (60 s here) comes after
     the token expired: the refresh runs on its own clock."""
     lifetime = 4
-    # Airflow 3.3 (and 3.2.2) signs workload tokens for task_queued_timeout, 3.2.0 for the lifetime
-    # of execution tokens.
-    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", str(lifetime))
-    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", str(lifetime))
+    short_lived_tokens(monkeypatch, lifetime)
     batch_env.faults.stuck_in_runnable(pattern="dag-patient-*")
     executor = make_executor()
     item = workload("patient")

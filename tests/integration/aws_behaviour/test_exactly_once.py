@@ -26,6 +26,7 @@ from ..helpers import (
     pump,
     python_command,
     queue,
+    short_lived_tokens,
     ti_for,
     wait_until,
     workload,
@@ -209,8 +210,7 @@ def test_a_refresh_never_brings_back_a_workload_a_job_already_read(
     """The object was read (by a first attempt that Batch then retried, say) while the executor still
     thought the job waited: an unconditional rewrite would have let the next start run the try again."""
     lifetime = 4
-    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", str(lifetime))
-    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", str(lifetime))
+    short_lived_tokens(monkeypatch, lifetime)
     batch_env.faults.stuck_in_runnable(pattern="dag-consumed-*")
     executor = make_executor()
     item = workload("consumed")
@@ -234,8 +234,7 @@ def test_a_refresh_never_brings_back_a_workload_a_job_already_read(
 def test_an_adopted_waiting_jobs_token_is_refreshed(make_executor, batch_env, s3_mode, monkeypatch):
     """Only the scheduler that submitted a job used to refresh its token: an adopted one expired."""
     lifetime = 6
-    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", str(lifetime))
-    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", str(lifetime))
+    short_lived_tokens(monkeypatch, lifetime)
     batch_env.faults.stuck_in_runnable(pattern="dag-orphaned-*")
     old = make_executor()
     item = workload("orphaned")
@@ -265,8 +264,7 @@ def test_a_batch_retry_after_the_container_started_never_runs_the_try_again(
 ):
     """Batch re-ran a job whose first attempt had run the task (the executor sends attempts = 1, but a
     retry it did not ask for must still find nothing to run); short tokens keep refreshes due."""
-    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", "4")
-    monkeypatch.setenv("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", "4")
+    short_lived_tokens(monkeypatch, 4)
     batch_env.faults.retry_after_start(pattern="dag-retried-*")
     executor = make_executor()
     item = workload("retried")
