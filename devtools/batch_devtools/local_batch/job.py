@@ -564,7 +564,12 @@ class LocalJob(Job):
             container: ProcessRunner | InlineContainer = (
                 InlineContainer()
                 if workload is not None
-                else ProcessRunner(command, self._process_env(), sink)
+                else ProcessRunner(
+                    command,
+                    self._process_env(),
+                    sink,
+                    self.runtime.warm_starts if self.runtime.settings.warm_start else None,
+                )
             )
             self._runner = container
             self._pid = container.pid
@@ -578,8 +583,11 @@ class LocalJob(Job):
         if attempt == 1:
             self._lost_at_end = faults.claim_retry_after_start(self.job_name)
         exit_fault = faults.claim_fail_after_start(self.job_name)
-        if container.pid is not None:
-            logger.info("Job %s (%s) runs as pid %s: %s", self.job_id, self.job_name, container.pid, command)
+        if isinstance(container, ProcessRunner):
+            how = "a fork of a warm interpreter" if container.warm else "a new process"
+            logger.info(
+                "Job %s (%s) runs as pid %s, %s: %s", self.job_id, self.job_name, container.pid, how, command
+            )
         return container, sink, exit_fault
 
     def _attempt_stream(self, options: dict[str, Any]) -> str:

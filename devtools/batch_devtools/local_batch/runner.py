@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
+from batch_devtools.local_batch.warm_start import WarmProcess, WarmStarts
+
 logger = logging.getLogger(__name__)
 
 LineSink = Callable[[str], None]
@@ -54,9 +56,13 @@ def exit_code_of(returncode: int) -> int:
 class ProcessRunner:
     """One started command: its process group, its output pumps, and how to stop it."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], sink: LineSink) -> None:
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], sink: LineSink, warm: WarmStarts | None = None
+    ) -> None:
         argv = resolve_argv(command, env)
-        self._process = subprocess.Popen(
+        self._process: subprocess.Popen[bytes] | WarmProcess = (
+            warm and warm.start(argv, env)
+        ) or subprocess.Popen(
             argv,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -64,6 +70,7 @@ class ProcessRunner:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        self.warm = isinstance(self._process, WarmProcess)
         self._pumps = [
             threading.Thread(
                 target=self._pump,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batch_devtools.local_batch.faults import Faults
+from batch_devtools.local_batch.warm_start import WarmStarts
 
 if TYPE_CHECKING:
     from batch_devtools.local_batch.events import EventPublisher
@@ -48,6 +49,10 @@ class JobSettings:
     """Hold mode: seconds a job stays RUNNING before it SUCCEEDS; None holds it until terminated."""
     inline_run_seconds: float = 0.05
     """Inline mode: seconds a workload "runs" (interruptible) before its container exits."""
+    warm_start: bool = True
+    """Process mode: start a job whose command runs the Task SDK (or the executor's callback runner)
+    as a fork of an interpreter that has imported it already (see ``warm_start.py``), instead of a
+    new interpreter that spends about 3 CPU-seconds importing Airflow. Read when a job starts."""
     publish_events: bool = False
     """Publish a "Batch Job State Change" event to the status queue on every status change
     (see ``events.py``); off by default, so a queue nobody reads does not fill up."""
@@ -170,6 +175,8 @@ class Runtime:
     """The ready environment (names, ARNs, endpoint) once it has been created."""
     events: EventPublisher | None = None
     """Publishes job state-change events once the status queue exists."""
+    warm_starts: WarmStarts = field(default_factory=WarmStarts)
+    """The zygotes jobs are forked from when ``settings.warm_start`` is on; closed when the server stops."""
     s3: Any = None
     """The one (thread-safe) boto3 S3 client on this server that inline jobs fetch workloads with."""
 

@@ -36,6 +36,7 @@ from batch_devtools.local_batch.faults import Faults
 from batch_devtools.local_batch.job import FINAL_STATUSES
 from batch_devtools.local_batch.middleware import LocalBatchMiddleware
 from batch_devtools.local_batch.runtime import PROCESS, JobSettings, Runtime, activate, deactivate
+from batch_devtools.local_batch.warm_start import WarmStarts
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class LocalBatch:
         hold_seconds: float | None = None,
         inline_run_seconds: float = 0.05,
         publish_events: bool = False,
+        warm_start: bool = True,
     ) -> None:
         self._requested_port = port
         self.region = region
@@ -79,6 +81,7 @@ class LocalBatch:
                 hold_seconds=hold_seconds,
                 inline_run_seconds=inline_run_seconds,
                 publish_events=publish_events,
+                warm_start=warm_start,
             )
         )
         self._server: ThreadedMotoServer | None = None
@@ -132,6 +135,8 @@ class LocalBatch:
         for job in self.runtime.jobs.all():
             if job.is_alive():
                 job.join(timeout=self.runtime.settings.kill_grace_seconds + 3.0)
+        self.runtime.warm_starts.close()
+        self.runtime.warm_starts = WarmStarts()  # a restarted server starts its zygotes afresh
         if self.runtime.events is not None:
             self.runtime.events.stop()
             self.runtime.events = None
