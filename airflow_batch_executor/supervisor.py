@@ -360,18 +360,20 @@ class JobSupervisor:
         """Stop submitting, tracking and searching for this workload, and terminate its job wherever it
         may be: the tracked one, the id Airflow stored, or one only its name can find.
 
-        A job whose SubmitJob is still on the wire is terminated when its answer arrives.
+        Its workload object is removed and its known job terminated before this returns, so a scheduler
+        that dies next leaves no job that could run the task. A job whose SubmitJob is still on the wire
+        is terminated when its answer arrives.
         """
         submission, in_flight = self._submitter.forget(key)
         if submission is not None:
-            self._handoff.remove_later(submission.workload)
+            self._handoff.remove_now(submission.workload)
             if submission.maybe_submitted and not in_flight:
                 self._hunt(submission, reason)
         if (orphan := self._adoption.cancel(key)) is not None:
             self._hunt_orphan(orphan, reason)
         job = self.tracker.for_key(key)
         if job is not None:
-            self._handoff.remove_later(job.workload)
+            self._handoff.remove_now(job.workload)
             self.tracker.pop(job.job_id)
         job_id = job.job_id if job is not None else known_job_id
         if job_id:

@@ -67,6 +67,7 @@ class BatchGateway:
             "urgent": ("batch", URGENT_CONFIG),
             "logs": ("logs", reads),
             "s3": ("s3", reads),
+            "urgent-s3": ("s3", URGENT_CONFIG),
         }
         return aws_clients(self.conn_id, self.region_name, wanted, self.team)
 
@@ -233,9 +234,12 @@ class BatchGateway:
         """Whether an object exists: returns, or raises ClientError 404 (NotFound) when it does not."""
         self._call("s3", "head_object", Bucket=bucket, Key=key)
 
-    def delete_object(self, bucket: str, key: str) -> None:
-        """Delete one object; S3 answers a missing object with success, so this is idempotent."""
-        self._call("s3", "delete_object", Bucket=bucket, Key=key)
+    def delete_object(self, bucket: str, key: str, *, urgent: bool = False) -> None:
+        """Delete one object; S3 answers a missing object with success, so this is idempotent.
+
+        ``urgent`` makes one short attempt (the scheduler is revoking a task and waits).
+        """
+        self._call("urgent-s3" if urgent else "s3", "delete_object", Bucket=bucket, Key=key)
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> list[str]:
         """Delete up to 1,000 objects in one call; the keys S3 could not delete (missing ones count

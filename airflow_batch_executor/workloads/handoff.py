@@ -2,7 +2,8 @@
 
 ``sign`` gives a workload a fresh token where Airflow lets the executor; ``write`` (on a submit
 thread, just before SubmitJob) writes the workload object in S3 mode; ``discard`` removes the object
-of a request that definitely did not become a job. ``remove_later`` and ``refresh_later`` hand work
+of a request that definitely did not become a job; ``remove_now`` removes a revoked job's object before
+the scheduler goes on. ``remove_later`` and ``refresh_later`` hand work
 to the object workers (:mod:`~airflow_batch_executor.workloads.objects`), never to the scheduler's heartbeat.
 
 Which writes are conditional: the first write of a submission's object, and a rewrite for a
@@ -149,14 +150,34 @@ class WorkloadHandoff:
         with obj.lock:
             self._delete_now(obj)
 
-    def _delete_now(self, obj: WorkloadObject) -> None:
+    def _delete_now(self, obj: WorkloadObject, *, urgent: bool = False) -> None:
         """Delete while holding ``obj.lock``; a failure leaves it to the worker's batched removal."""
         try:
-            self._gateway.delete_object(*obj.bucket_key)
+            self._gateway.delete_object(*obj.bucket_key, urgent=urgent)
         except Exception as error:  # noqa: BLE001 - the object worker tries again
             log.info("Could not remove %s now (%s); it is queued", obj.uri, describe_api_error(error))
             self._worker.remove(obj.uri)
         obj.etag = None
+
+    def remove_now(self, obj: WorkloadObject | None) -> None:
+        """Remove a revoked job's object before returning, with one short attempt.
+
+        The scheduler revokes a try and requeues it with the same job name. Should it die before its
+        TerminateJob lands, the revoked job waits on, unknown to the next scheduler; without its object
+        that job can never run the task, and the next scheduler's orphan sweep stops it. A failed
+        attempt, or a write or refresh of the object under way (it holds ``obj.lock``, and removes the
+        object itself once it sees ``removed``), leaves the removal to the background.
+        """
+        if obj is None or obj.removed:
+            return
+        obj.removed = True
+        if not obj.lock.acquire(blocking=False):
+            self._worker.remove(obj.uri)
+            return
+        try:
+            self._delete_now(obj, urgent=True)
+        finally:
+            obj.lock.release()
 
     def remove_later(self, obj: WorkloadObject | None) -> None:
         """Remove a job's object in the background: the job is over, or nobody wants it any more."""

@@ -276,6 +276,7 @@ class ConditionalS3Gateway:
         self.requests: list[dict] = []
         self.puts: list[dict] = []
         self.delete_calls: list[list[str]] = []
+        self.single_deletes: list[tuple[str, bool]] = []
         self.writes = 0
         self.lock = threading.Lock()
 
@@ -300,8 +301,9 @@ class ConditionalS3Gateway:
                 raise client_error("NoSuchKey", 404, "GetObject")
             return self.objects[(bucket, key)]
 
-    def delete_object(self, bucket, key):
+    def delete_object(self, bucket, key, *, urgent=False):
         with self.lock:
+            self.single_deletes.append((key, urgent))
             if self.delete_failures:
                 raise self.delete_failures.pop(0)
             self.objects.pop((bucket, key), None)

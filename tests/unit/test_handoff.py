@@ -190,6 +190,35 @@ def test_removals_are_batched_best_effort_and_in_the_background(caplog):
     assert all(obj.removed for obj in objects)
 
 
+def test_a_revoked_jobs_object_is_removed_before_remove_now_returns_with_one_short_attempt():
+    gateway = ConditionalS3Gateway()
+    obj = WorkloadObject("s3://workloads/a/revoked.json")
+    gateway.objects[obj.bucket_key] = (b"{}", '"e"')
+    handoff = WorkloadHandoff(gateway, kms_key_id=None, generator=None)
+    handoff.remove_now(obj)
+    assert gateway.objects == {} and gateway.single_deletes == [("a/revoked.json", True)]
+    handoff.remove_now(obj)  # removed once only
+    handoff.start()
+    handoff.stop()
+    assert gateway.single_deletes == [("a/revoked.json", True)] and gateway.delete_calls == []
+
+
+def test_a_removal_that_fails_now_or_meets_a_write_under_way_is_left_to_the_background():
+    gateway = ConditionalS3Gateway(delete_failures=[client_error("SlowDown", 503, "DeleteObject")])
+    failing, busy = (WorkloadObject(f"s3://workloads/a/{name}.json") for name in ("failing", "busy"))
+    for obj in (failing, busy):
+        gateway.objects[obj.bucket_key] = (b"{}", '"e"')
+    handoff = WorkloadHandoff(gateway, kms_key_id=None, generator=None)
+    handoff.remove_now(failing)
+    with busy.lock:  # a write or a refresh holds it
+        handoff.remove_now(busy)
+    assert gateway.single_deletes == [("a/failing.json", True)], "no wait for the lock"
+    assert failing.removed and busy.removed
+    handoff.start()
+    handoff.stop()
+    assert gateway.objects == {}, "the background removed both"
+
+
 def written(gateway, lifetime: float, monkeypatch) -> tuple[Submission, WorkloadHandoff]:
     """A submission whose object was written with a token of ``lifetime`` seconds."""
     # Airflow 3.3 (and 3.2.2) signs for task_queued_timeout, 3.2.0 for the generator's own lifetime.

@@ -336,3 +336,35 @@ def test_a_waiting_job_whose_object_is_gone_is_stopped(make_executor, batch_env,
     assert orphan["statusReason"].startswith("Stopped by the Airflow scheduler: its workload object is gone")
     assert describe(batch_env, submitted["dag-orphaned-try1-y"])["status"] == "RUNNABLE"
     client.terminate_job(jobId=submitted["dag-orphaned-try1-y"], reason="test over")
+
+
+def test_a_revoke_whose_terminate_fails_before_the_scheduler_dies_leaves_no_job_that_can_run(
+    make_executor, batch_env, s3_mode, monkeypatch
+):
+    """The fault soak's seed 206 found it: TerminateJob refused at the revoke, the scheduler dead
+    before its retry in the background, and the object left for a background removal that never came.
+    The waiting job kept a workload it could run, and the next scheduler's sweep, seeing the object,
+    left it alone. The object is now removed before ``revoke_task`` returns."""
+    from airflow_batch_executor.recovery import orphan_sweep
+
+    monkeypatch.setattr(orphan_sweep, "SWEEP_SECONDS", 0.5)
+    batch_env.faults.stuck_in_runnable(pattern="dag-abandoned-*", count=None)
+    dying = make_executor()
+    item = workload("abandoned")
+    queue(dying, item)
+    job_id = executor_job_id(pump(dying, lambda events: any(state == "running" for _, state, _ in events)))
+    wait_until(lambda: describe(batch_env, job_id)["status"] == "RUNNABLE")
+    # From here on this scheduler's calls in the background fail until it dies: its TerminateJob
+    # retries, and its batched removal of objects (the one removal that would not fail is the one
+    # made before revoke_task returns).
+    batch_env.faults.throttle(count=None, operation="TerminateJob")
+    batch_env.faults.throttle(count=None, operation="DeleteObjects")
+    dying.revoke_task(ti=ti_for(item, job_id))
+    assert s3_mode.objects() == [], "the object is gone once revoke_task returns"
+    dying._stop(terminate_jobs=False)  # the scheduler dies; its retries of TerminateJob die with it
+    assert describe(batch_env, job_id)["status"] == "RUNNABLE"
+    batch_env.faults.clear()  # TerminateJob answers again; the job stays held in RUNNABLE
+    successor = make_executor()
+    wait_until(lambda: successor.heartbeat() or describe(batch_env, job_id)["status"] == "FAILED", timeout=30)
+    assert describe(batch_env, job_id)["statusReason"].startswith("Stopped by the Airflow scheduler")
+    assert len(batch_env.submitted_requests()) == 1 and successor.get_event_buffer() == {}
