@@ -34,6 +34,10 @@ WARM_MODULES = (
     "airflow_batch_executor.in_job.callback_runner",
 )
 MAX_ZYGOTES = 4
+COLD_STARTS = 2
+"""Jobs of an environment that start new interpreters before its zygote starts: a zygote costs one
+import of Airflow, which pays off only over several jobs (an executor test's environment has one or
+two; an end-to-end stack's, dozens)."""
 """Zygotes per local Batch; each holds Airflow's imports (about 150 MB, shared with its jobs)."""
 KEY_PREFIXES = ("AIRFLOW", "_AIRFLOW", "PYTHON")
 KEY_NAMES = frozenset({"HOME", "PATH", "VIRTUAL_ENV"})
@@ -216,15 +220,16 @@ class Zygote:
 class WarmStarts:
     """The zygotes of one local Batch, by environment key.
 
-    A job that needs a zygote not yet ready starts a new interpreter, and the zygote starts
-    importing beside it: a job's start never waits for a zygote (it runs under the job's lock,
-    which DescribeJobs and TerminateJob take too).
+    The first ``COLD_STARTS`` jobs of an environment start new interpreters, the last of them
+    starting its zygote, which imports beside it; a job's start never waits for a zygote (it runs
+    under the job's lock, which DescribeJobs and TerminateJob take too).
     """
 
     def __init__(self, modules: Sequence[str] = WARM_MODULES) -> None:
         self.modules = tuple(modules)
         self._lock = threading.Lock()
         self._zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
+        self._cold: dict[tuple[tuple[str, str], ...], int] = {}
         self._closed = False
 
     def start(self, argv: Sequence[str], env: Mapping[str, str]) -> WarmProcess | None:
@@ -237,7 +242,8 @@ class WarmStarts:
                 return None
             zygote = self._zygotes.get(key)
             if zygote is None:
-                if len(self._zygotes) < MAX_ZYGOTES:
+                self._cold[key] = self._cold.get(key, 0) + 1
+                if self._cold[key] >= COLD_STARTS and len(self._zygotes) < MAX_ZYGOTES:
                     self._zygotes[key] = Zygote(env, self.modules)
                 return None
         return zygote.start(argv, env) if zygote.ready else None
