@@ -94,6 +94,9 @@ def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_pat
             "0.5",
             "--window",
             "2",
+            # Half the window, so at least one poll falls inside it even when a loaded machine delays one.
+            "--poll-interval",
+            "1",
             "--latency-jobs",
             "5",
             "--latency-spread",
