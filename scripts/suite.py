@@ -293,15 +293,15 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
 
 
 EXPECTED_SECONDS = {
-    "airflow-3.2.2": 560.0,
-    "main-e2e-2": 480.0,
-    "main-core": 455.0,
-    "main-e2e-1": 365.0,
-    "airflow-3.3.0": 285.0,
-    "airflow-3.1.8": 280.0,
-    "airflow-3.2.0": 220.0,
-    "airflow-3.1.2": 210.0,
-    "main-tools": 205.0,
+    "main-core": 620.0,
+    "airflow-3.2.2": 540.0,
+    "main-e2e-1": 490.0,
+    "main-e2e-2": 315.0,
+    "airflow-3.3.0": 280.0,
+    "airflow-3.1.8": 275.0,
+    "main-tools": 250.0,
+    "airflow-3.2.0": 205.0,
+    "airflow-3.1.2": 150.0,
 }
 """What each run takes beside another on 2 cores (the summary of a CI run), to start the longest first;
 a run not listed (a new leg) is taken for ``DEFAULT_SECONDS``."""
