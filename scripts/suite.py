@@ -293,15 +293,15 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
 
 
 EXPECTED_SECONDS = {
-    "main-core": 620.0,
-    "airflow-3.2.2": 540.0,
-    "main-e2e-1": 490.0,
-    "main-e2e-2": 315.0,
-    "airflow-3.3.0": 280.0,
-    "airflow-3.1.8": 275.0,
-    "main-tools": 250.0,
-    "airflow-3.2.0": 205.0,
-    "airflow-3.1.2": 150.0,
+    "main-core": 660.0,
+    "airflow-3.2.2": 450.0,
+    "main-e2e-1": 445.0,
+    "airflow-3.3.0": 350.0,
+    "main-e2e-2": 345.0,
+    "airflow-3.1.8": 280.0,
+    "main-tools": 260.0,
+    "airflow-3.2.0": 215.0,
+    "airflow-3.1.2": 165.0,
 }
 """What each run takes beside another on 2 cores (the summary of a CI run), to start the longest first;
 a run not listed (a new leg) is taken for ``DEFAULT_SECONDS``."""

@@ -21,8 +21,12 @@ from .fake_task_sdk import FAKE_TASK_SDK, SITECUSTOMIZE
 
 @pytest.fixture(scope="module")
 def local_batch() -> Iterator[LocalBatch]:
-    """One local Batch per test module: moto's state is process-wide, so instances never overlap."""
-    with LocalBatch(port=0, step_delay=0.05) as lb:
+    """One local Batch per test module: moto's state is process-wide, so instances never overlap.
+
+    No warm starts: these tests' jobs are stand-ins, each test's environment runs one or a few, and a
+    zygote's import of Airflow would cost more than it saves (on every version's leg).
+    """
+    with LocalBatch(port=0, step_delay=0.05, warm_start=False) as lb:
         yield lb
 
 
