@@ -34,6 +34,10 @@ METRICS: dict[str, str] = {
     "status_events.untracked": "counter: status events for jobs this scheduler does not track",
     "status_events.missed": "counter: reconciliations (DescribeJobs) that found a state no event had told",
     "status_events.queue_failed": "counter: times the status queue stopped answering (polling took over)",
+    "status_events.receive_loops": (
+        "gauge: long polls of the status queue running side by side "
+        "(1 while it is quiet, up to status_receive_concurrency under a backlog)"
+    ),
     "job_definition.found": "counter: derived job definitions found already registered (no new revision)",
     "status_events.unreadable": (
         "counter: status queue messages that are not Batch job state-change events "

@@ -21,6 +21,10 @@ from airflow_batch_executor.provider_info import load_config_description
 _QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DEFINITION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}|[A-Za-z0-9_-]{0,127}\*")
+MAX_RECEIVE_CONCURRENCY = 50
+"""Each receive loop is a thread with up to two connections; beyond 50, a typo (500) would open a
+thousand connections for no gain: 50 long polls of 10 messages each take in thousands of events a
+second."""
 
 
 def normal_path(path: Any) -> str | None:
@@ -75,6 +79,7 @@ class ExecutorOptions:
 
     status_queue_url: str | None = None
     status_reconcile_interval: float = 120.0
+    status_receive_concurrency: int = 8
     team_name: str | None = None
     """The team whose executor these options configure (multi-team mode); None for the global one."""
 
@@ -132,14 +137,19 @@ def _boolean(conf: ConfigSource, name: str) -> bool:
     raise OptionError(name, f"is {value!r}, which is not a boolean", "use True or False")
 
 
-def _number(conf: ConfigSource, name: str, kind: type[int | float], minimum: float) -> Any:
+def _number(
+    conf: ConfigSource, name: str, kind: type[int | float], minimum: float, maximum: float | None = None
+) -> Any:
     raw = _raw(conf, name) or ""
+    fix = f"use a number ≥ {minimum}" if maximum is None else f"use a number from {minimum} to {maximum}"
     try:
         value = kind(raw)
     except ValueError:
-        raise OptionError(name, f"is {raw!r}, which is not a number", f"use a number ≥ {minimum}") from None
+        raise OptionError(name, f"is {raw!r}, which is not a number", fix) from None
     if value < minimum:
-        raise OptionError(name, f"is {value}, below the minimum of {minimum}", f"use a number ≥ {minimum}")
+        raise OptionError(name, f"is {value}, below the minimum of {minimum}", fix)
+    if maximum is not None and value > maximum:
+        raise OptionError(name, f"is {value}, above the maximum of {maximum}", fix)
     return value
 
 
@@ -303,6 +313,9 @@ def _load_options(conf: ConfigSource) -> ExecutorOptions:
         workload_kms_key_id=_kms_key_id(conf, transport),
         status_queue_url=_queue_url(conf),
         status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),
+        status_receive_concurrency=_number(
+            conf, "status_receive_concurrency", int, 1, MAX_RECEIVE_CONCURRENCY
+        ),
         team_name=team_of(conf),
     )
 

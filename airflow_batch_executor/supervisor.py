@@ -132,9 +132,14 @@ class JobSupervisor:
         if options.status_queue_url:
             self._receiver = StatusEventReceiver(
                 StatusQueueGateway(
-                    options.conn_id, options.region_name, options.status_queue_url, options.team_name
+                    options.conn_id,
+                    options.region_name,
+                    options.status_queue_url,
+                    options.team_name,
+                    concurrency=options.status_receive_concurrency,
                 ),
                 metrics,
+                concurrency=options.status_receive_concurrency,
             )
 
     def start(self) -> None:

@@ -269,3 +269,35 @@ def status_plot(results: list[dict[str, Any]], executors: list[str], path: Path)
         title=lambda n: f"{n} running jobs (shaded: steady window; after it, jobs exit for latency)",
         xlabel="seconds since the first adoption",
     )
+
+
+def burst_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, formatted value) for one column of the burst scenario."""
+    n, seen = result["n"], result["at_scheduler"]
+    all_seen = (
+        _fmt(result["all_at_scheduler_seconds"], 2)
+        if result["finished"]
+        else f"not in {result['time_limit']:g} s ({seen} of {n})"
+    )
+    lost, undeleted = n - seen, n - result["deleted"]
+    verdict = "OK" if lost == 0 and undeleted == 0 else f"lost {lost}, undeleted {undeleted}"
+    return [
+        ("most long polls side by side", str(result["receive_loops_most"])),
+        ("all events at the scheduler (s)", all_seen),
+        (
+            "latency median / p95 (s)",
+            f"{_fmt(result['latency_median'], 2)} / {_fmt(result['latency_p95'], 2)}",
+        ),
+        ("all messages deleted (s)", _fmt(result["all_deleted_seconds"], 2)),
+        ("one long poll again (s)", _fmt(result["one_long_poll_again_seconds"], 2)),
+        ("ReceiveMessage calls (empty)", f"{result['receive_calls']} ({result['empty_receives']})"),
+        ("DeleteMessageBatch calls", str(result["delete_calls"])),
+        ("handed out again after the visibility timeout", str(result["redelivered"])),
+        ("longest drain on the scheduler's thread (s)", _fmt(result["longest_drain"], 4)),
+        ("each event at the scheduler and deleted", verdict),
+    ]
+
+
+def burst_table(results: list[dict[str, Any]], columns: list[str]) -> str:
+    """The burst scenario's table: rows metric × N, columns one long poll and the scaled receiver."""
+    return table(results, columns, burst_rows)

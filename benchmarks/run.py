@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/run.py                      # N = 100, 1000, 5000 at 50 ms per call
     .venv/bin/python benchmarks/run.py --sizes 100 --latency 0.01
     .venv/bin/python benchmarks/run.py --scenario status    # job status at 20,000 running jobs
+    .venv/bin/python benchmarks/run.py --scenario burst     # 10,000 job-end events at once
 
 The ``submit`` scenario (default) is described below; ``status`` is in ``benchmarks/status_harness.py``
-(events vs polling vs the amazon executor, each against a fresh local Batch holding N RUNNING jobs).
+(events vs polling vs the amazon executor, each against a fresh local Batch holding N RUNNING jobs);
+``burst`` is in ``benchmarks/burst.py`` (one long poll vs the scaled receiver, on a stub SQS queue).
 
 The local Batch runs in its own process in hold mode (jobs go SUBMITTED → … → RUNNING and stay
 there, with neither a thread nor a process per job) with ``--latency`` seconds added to every API
@@ -33,13 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import check_correctness, plot, status_plot, status_table, table
+from benchmarks.report import burst_table, check_correctness, plot, status_plot, status_table, table
 from benchmarks.server import BatchServer
 
 HARNESS = ROOT / "benchmarks" / "harness.py"
 STATUS_HARNESS = ROOT / "benchmarks" / "status_harness.py"
 EXECUTORS = ("ours", "ours-s3", "amazon")
 STATUS_EXECUTORS = ("ours-events", "ours-polling", "amazon")
+BURST_COLUMNS = ("one-loop", "scaled")
+"""One long poll at a time (status_receive_concurrency 1), and up to --receive-concurrency of them."""
 S3_PREFIX = "benchmark"
 
 
@@ -49,18 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenario",
-        choices=("submit", "status"),
+        choices=("submit", "status", "burst"),
         default="submit",
-        help="submit: time to submit N tasks (default); status: N jobs running, events vs polling",
+        help="submit: time to submit N tasks (default); status: N jobs running, events vs polling; "
+        "burst: N job-end events on the status queue at once",
     )
     parser.add_argument(
-        "--sizes", default=None, help="comma-separated N (submit: 100,1000,5000; status: 20000)"
+        "--sizes", default=None, help="comma-separated N (submit: 100,1000,5000; status: 20000; burst: 10000)"
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every API call (0.05)")
     parser.add_argument(
         "--executors",
         default=None,
-        help="submit: ours,ours-s3,amazon; status: ours-events,ours-polling,amazon (all by default)",
+        help="submit: ours,ours-s3,amazon; status: ours-events,ours-polling,amazon; burst: one-loop,scaled "
+        "(all by default)",
     )
     parser.add_argument(
         "--time-limit",
@@ -105,8 +111,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     status.add_argument(
         "--poll-interval", type=float, default=2.0, help="our status_poll_interval in both columns (2)"
     )
+    burst = parser.add_argument_group("burst scenario")
+    burst.add_argument(
+        "--receive-concurrency",
+        type=int,
+        default=8,
+        help="status_receive_concurrency of the scaled column (8, the option's default)",
+    )
+    burst.add_argument(
+        "--visibility-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a received message stays invisible (10, as deploy/cloudformation.yaml's queue)",
+    )
     args = parser.parse_args(argv)
-    defaults = {"submit": ("100,1000,5000", EXECUTORS), "status": ("20000", STATUS_EXECUTORS)}
+    defaults = {
+        "submit": ("100,1000,5000", EXECUTORS),
+        "status": ("20000", STATUS_EXECUTORS),
+        "burst": ("10000", BURST_COLUMNS),
+    }
     sizes, executors = defaults[args.scenario]
     args.sizes = args.sizes or sizes
     args.executors = args.executors or ",".join(executors)
@@ -290,6 +313,40 @@ def main_status(args: argparse.Namespace, sizes: list[int], executors: list[str]
     return 0
 
 
+def main_burst(args: argparse.Namespace, sizes: list[int], columns: list[str], results_dir: Path) -> int:
+    from benchmarks.burst import run_column  # imports Airflow: only this scenario pays for it here
+
+    began = time.monotonic()
+    load_before = os.getloadavg()
+    results: list[dict[str, Any]] = []
+    for n in sizes:
+        for column in columns:
+            concurrency = 1 if column == "one-loop" else args.receive_concurrency
+            print(f"burst: {column} (concurrency {concurrency}) with N={n} ...", file=sys.stderr, flush=True)
+            result = run_column(
+                column,
+                n,
+                concurrency,
+                args.latency,
+                args.heartbeat_interval,
+                args.visibility_timeout,
+                args.time_limit,
+            )
+            result["load_average_after"] = os.getloadavg()
+            results.append(result)
+            write_json(results_dir / "burst.json", args, results, {}, began, load_before)
+    print()
+    print(
+        f"Burst: N job-end events on the status queue at once; {args.latency * 1000:g} ms per SQS call "
+        f"(stub queue); the scheduler drains every {args.heartbeat_interval:g} s; visibility timeout "
+        f"{args.visibility_timeout:g} s; scaled: up to {args.receive_concurrency} long polls; load "
+        f"average before {load_before[0]:.2f}; times from the moment the events landed."
+    )
+    print(burst_table(results, columns))
+    print(f"raw: {results_dir / 'burst.json'}; total {time.monotonic() - began:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
@@ -298,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     if args.scenario == "status":
         return main_status(args, sizes, executors, results_dir)
+    if args.scenario == "burst":
+        return main_burst(args, sizes, executors, results_dir)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-airflow-home-") as tmp:
         work = Path(tmp)

@@ -17,18 +17,27 @@ from airflow_batch_executor.aws.clients import aws_client
 RECEIVE_MAX_MESSAGES = 10
 DELETE_MAX_ENTRIES = 10
 WAIT_SECONDS = 10
+BOTOCORE_POOL_CONNECTIONS = 10
+"""botocore's own default size of a client's connection pool."""
 
 
 class StatusQueueGateway:
     """ReceiveMessage and DeleteMessageBatch on one queue, for one AWS connection."""
 
     def __init__(
-        self, conn_id: str, region_name: str | None, queue_url: str, team: str | None = None
+        self,
+        conn_id: str,
+        region_name: str | None,
+        queue_url: str,
+        team: str | None = None,
+        concurrency: int = 1,
     ) -> None:
+        """``concurrency``: the most receives that run side by side, each beside one delete call."""
         self.queue_url = queue_url
         self._conn_id = conn_id
         self._region_name = region_name
         self._team = team
+        self._connections = max(BOTOCORE_POOL_CONNECTIONS, 2 * concurrency)
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -39,6 +48,7 @@ class StatusQueueGateway:
                     connect_timeout=5,
                     read_timeout=WAIT_SECONDS + 10,
                     retries={"mode": "standard", "total_max_attempts": 2},
+                    max_pool_connections=self._connections,
                 )
                 self._client = aws_client(self._conn_id, self._region_name, "sqs", config, self._team)
             return self._client

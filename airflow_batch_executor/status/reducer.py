@@ -4,6 +4,9 @@ EventBridge delivers each event at least once and in no guaranteed order, so an 
 only when it moves a job forward. A job's progress is ``(attempts, status rank)``: Batch retries
 send a job back to RUNNABLE only with one more attempt on record, so within one job this pair only
 ever grows, and the largest one seen is the job's newest state. A final status is never left.
+
+Nothing here keeps state, so any thread may call it: ``parse_event`` runs on every receive loop at
+once, ``novelty`` on the scheduler's thread against the tracker that thread owns.
 """
 
 from __future__ import annotations

@@ -54,7 +54,12 @@ def _task(key: WorkloadKey) -> Hashable:
 
 
 class JobTracker:
-    """Indexes Batch job ids by Airflow workload key, and by task instance across tries."""
+    """Indexes Batch job ids by Airflow workload key, and by task instance across tries.
+
+    Owned by the scheduler's thread, so it has no lock: only the supervisor, whose methods run there,
+    reads or changes it. The receive loops, describe threads and submit threads never touch it; they
+    hand what they learn over through their ``results()``, which that thread drains.
+    """
 
     def __init__(self) -> None:
         self._by_id: dict[str, TrackedJob] = {}

@@ -131,3 +131,39 @@ def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_pat
         assert "receivemessage" not in runs[name]["calls_total"], name
         assert runs[name]["window"]["calls"]["describejobs"] >= 1, name
     assert "DescribeJobs calls / min" in completed.stdout and "ours-events" in completed.stdout
+
+
+def test_burst_scenario_measures_one_long_poll_and_the_scaled_receiver_side_by_side(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--scenario",
+            "burst",
+            "--sizes",
+            "300",
+            "--latency",
+            "0.005",
+            "--heartbeat-interval",
+            "0.05",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    runs = {run["executor"]: run for run in json.loads((tmp_path / "burst.json").read_text())["runs"]}
+    assert set(runs) == {"one-loop", "scaled"}
+    for name, run in runs.items():
+        assert run["finished"] and run["at_scheduler"] == run["deleted"] == 300, name
+        assert run["unreadable"] == run["refused_deletes"] == 0, name
+        assert 0 < run["latency_median"] <= run["latency_p95"] <= run["all_at_scheduler_seconds"], name
+        assert run["receive_calls"] >= 30 and run["delete_calls"] >= 30, name
+    assert (runs["one-loop"]["concurrency"], runs["one-loop"]["receive_loops_most"]) == (1, 1)
+    assert runs["scaled"]["concurrency"] == 8 and runs["scaled"]["receive_loops_most"] > 1
+    assert runs["scaled"]["receive_loops_last"] == 1, "back to one long poll once the queue is drained"
+    assert "each event at the scheduler and deleted" in completed.stdout and "scaled" in completed.stdout

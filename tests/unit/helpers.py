@@ -189,10 +189,11 @@ def client_error(code: str, status: int = 400, operation: str = "SubmitJob") -> 
 
 
 class Recorder:
-    """Airflow's ``Stats``, recording each call as (kind, name, tags)."""
+    """Airflow's ``Stats``, recording each call as (kind, name, tags), and each gauge's values in order."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, str] | None]] = []
+        self.gauges: dict[str, list[float]] = {}
 
     def incr(self, name, count=1, rate=1, *, tags=None):
         self.calls.append(("incr", name, tags))
@@ -202,6 +203,7 @@ class Recorder:
 
     def gauge(self, name, value, rate=1, delta=False, *, tags=None):
         self.calls.append(("gauge", name, tags))
+        self.gauges.setdefault(name, []).append(value)
 
     def names(self) -> list[str]:
         return [name for _, name, _ in self.calls]

@@ -20,6 +20,7 @@ def test_defaults_come_from_the_config_template():
     assert opts.max_pending_seconds == 0
     assert opts.status_queue_url is None
     assert opts.status_reconcile_interval == 120
+    assert opts.status_receive_concurrency == 8
 
 
 def test_a_status_queue_url_is_taken_as_given():
@@ -60,6 +61,13 @@ def test_each_option_has_description_type_example_and_default():
         ({**REQUIRED, "workload_kms_key_id": "alias/k"}, "workload_kms_key_id", "workload_transport is"),
         ({**REQUIRED, "status_queue_url": "airflow-status"}, "status_queue_url", "not an SQS queue URL"),
         ({**REQUIRED, "status_reconcile_interval": "0.5"}, "status_reconcile_interval", "below the minimum"),
+        ({**REQUIRED, "status_receive_concurrency": "0"}, "status_receive_concurrency", "below the minimum"),
+        (
+            {**REQUIRED, "status_receive_concurrency": "500"},
+            "status_receive_concurrency",
+            "above the maximum",
+        ),
+        ({**REQUIRED, "status_receive_concurrency": "many"}, "status_receive_concurrency", "not a number"),
     ],
 )
 def test_bad_options_name_the_option_and_the_fix(values, option, text):

@@ -4,6 +4,7 @@ long poll for up to 10 messages with their receive count, and deletes in batches
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -73,3 +74,19 @@ def test_a_failing_receive_reaches_the_caller(sqs, status_queue):
     )
     with pytest.raises(ClientError, match="NonExistentQueue"):
         status_queue.receive(1)
+
+
+@pytest.mark.parametrize("concurrency, connections", [(1, 10), (8, 16), (50, 100)])
+def test_the_connection_pool_holds_every_receive_and_delete_call_side_by_side(
+    monkeypatch, concurrency, connections
+):
+    """A pool smaller than the calls under way makes botocore open and drop a connection per call."""
+    configs = []
+
+    def client(conn_id, region_name, service, config, team=None):
+        configs.append(config)
+        return SimpleNamespace(receive_message=lambda **request: {})
+
+    monkeypatch.setattr(queue_gateway_module, "aws_client", client)
+    StatusQueueGateway("aws_default", "us-east-1", QUEUE_URL, concurrency=concurrency).receive(1)
+    assert [config.max_pool_connections for config in configs] == [connections]
