@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from moto.sqs.models import Message, sqs_backends
 
+from batch_devtools.local_batch.faults import job_subject
 from batch_devtools.local_batch.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -167,20 +168,21 @@ class EventPublisher:
                 self._advance_held_jobs()
 
     def _route(self, detail: dict[str, Any]) -> None:
-        faults, name, status = self._runtime.faults, detail["jobName"], detail["status"]
+        faults, status = self._runtime.faults, detail["status"]
+        subject = job_subject(detail["jobName"], detail.get("arrayProperties", {}).get("index"))
         job_id, body = detail["jobId"], json.dumps(envelope(detail, self._account, self._region))
         self._last_detail = detail
-        if faults.claim_event_fault("drop_events", name, status) is not None:
+        if faults.claim_event_fault("drop_events", subject, status) is not None:
             logger.info("Dropping the %s event of job %s", status, job_id)
             return
-        if faults.claim_event_fault("reorder_events", name, status) is not None:
+        if faults.claim_event_fault("reorder_events", subject, status) is not None:
             self._held_back.setdefault(job_id, []).append(body)
             return
-        delay = faults.claim_event_fault("delay_events", name, status)
+        delay = faults.claim_event_fault("delay_events", subject, status)
         if delay is not None and delay.after_status is not None:
             self._held_until.setdefault((job_id, delay.after_status), []).append(body)
             return
-        copies = faults.claim_event_fault("duplicate_events", name, status)
+        copies = faults.claim_event_fault("duplicate_events", subject, status)
         due = time.monotonic() + (delay.seconds if delay is not None else 0.0)
         for _ in range(copies.copies if copies is not None else 1):
             heapq.heappush(self._due, (due, next(self._order), job_id, status, body))

@@ -5,7 +5,8 @@ failures, capacity starvation, lost hosts, API throttling, slow APIs) can be exe
 an AWS account. Job faults are matched against the job name with a shell-style glob
 (``fnmatch``), and each rule is consumed by the jobs it hits: ``count=2`` hits the first two
 matching jobs that reach the relevant phase, ``count=None`` hits every matching job until
-:meth:`Faults.clear` is called.
+:meth:`Faults.clear` is called. A child of an array job is matched as ``<job name>:<index>`` too (see
+:func:`job_subject`), so a fault can hit one child of an array and leave its siblings alone.
 """
 
 from __future__ import annotations
@@ -68,6 +69,24 @@ def permanent_pull_error(image: str) -> str:
     )
 
 
+def job_subject(job_name: str, array_index: int | None = None) -> str:
+    """What job faults match a job against: its name, or ``<job name>:<index>`` for an array's child."""
+    return job_name if array_index is None else f"{job_name}:{array_index}"
+
+
+def subject_matches(subject: str, pattern: str) -> bool:
+    """Whether ``pattern`` hits the job ``subject`` names.
+
+    A child (``name:2``) is hit by its own subject (``name:2``, ``name:*``) and by its job name (``name``),
+    as every child is a job of that name; a job name never holds a ``:`` (AWS allows letters, digits,
+    ``-`` and ``_``), so the suffix cannot be mistaken for part of a name.
+    """
+    if fnmatch.fnmatchcase(subject, pattern):
+        return True
+    job_name, _, index = subject.partition(":")
+    return bool(index) and fnmatch.fnmatchcase(job_name, pattern)
+
+
 @dataclass
 class JobFault:
     """One rule that hits jobs whose name matches ``pattern``; ``remaining=None`` never runs out."""
@@ -79,8 +98,8 @@ class JobFault:
     after_seconds: float = 0.0
     exit_code: int = 1
 
-    def matches(self, job_name: str) -> bool:
-        return fnmatch.fnmatchcase(job_name, self.pattern)
+    def matches(self, subject: str) -> bool:
+        return subject_matches(subject, self.pattern)
 
 
 @dataclass
@@ -125,8 +144,8 @@ class EventFault:
     copies: int = 2
     after_status: str | None = None
 
-    def matches(self, job_name: str, status: str) -> bool:
-        return fnmatch.fnmatchcase(job_name, self.pattern) and self.status in (None, status)
+    def matches(self, subject: str, status: str) -> bool:
+        return subject_matches(subject, self.pattern) and self.status in (None, status)
 
 
 EVENT_FAULTS = ("drop_events", "duplicate_events", "delay_events", "reorder_events")

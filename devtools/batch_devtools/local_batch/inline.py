@@ -95,12 +95,17 @@ def run_inline(
     workload: InlineWorkload,
     sink: CloudWatchLogSink,
     stopped: Callable[[], bool] = lambda: False,
+    array_index: int | None = None,
 ) -> int:
     """Fetch (S3 bootstrap) and record the workload; the exit code its container would end with.
 
     ``stopped`` tells whether the job was terminated meanwhile: the task then never starts.
+    ``array_index`` is an array child's ``AWS_BATCH_JOB_ARRAY_INDEX``: an inline run has no environment,
+    so the index comes as an argument and is recorded (``arrayIndex``) in its ``fetch`` and
+    ``workload_run`` entries, telling which child ran what.
     """
     history = runtime.history
+    child = {} if array_index is None else {"arrayIndex": array_index}
     if stopped():
         sink("terminated before the task started")
         return STOPPED_BEFORE_THE_TASK_EXIT
@@ -112,10 +117,12 @@ def run_inline(
         try:
             text = fetch(workload.uri, client=runtime.s3)
         except FetchError as err:
-            history.record("fetch", jobId=job_id, attempt=attempt, uri=workload.uri, outcome=err.exit_code)
+            history.record(
+                "fetch", jobId=job_id, attempt=attempt, uri=workload.uri, outcome=err.exit_code, **child
+            )
             sink(str(err))
             return err.exit_code
-        history.record("fetch", jobId=job_id, attempt=attempt, uri=workload.uri, outcome="ok")
+        history.record("fetch", jobId=job_id, attempt=attempt, uri=workload.uri, outcome="ok", **child)
         if stopped():
             sink("terminated before the task started")
             return STOPPED_BEFORE_THE_TASK_EXIT
@@ -125,7 +132,7 @@ def run_inline(
         return UNREADABLE_WORKLOAD_EXIT
     if workload.uri is None:
         sink(f"inline run of {_describe(fields)}")
-    history.record("workload_run", jobId=job_id, attempt=attempt, uri=workload.uri, **fields)
+    history.record("workload_run", jobId=job_id, attempt=attempt, uri=workload.uri, **fields, **child)
     return 0
 
 

@@ -12,6 +12,9 @@ them whenever DescribeJobs reads them. In hold mode (``JobSettings.job_mode = "h
 ``hold.py``) no thread is started: the status follows a plan made at submission, on every read. In
 inline mode (``inline.py``) the executor's workload commands run in the job's thread, not a process.
 
+Array jobs (``array.py``): the parent is a LocalJob that runs nothing and has no thread; its status
+follows its children's, each child telling it of every change. Children are LocalJobs like any other.
+
 Batch-level retries: a job whose ``retryStrategy.attempts`` (the SubmitJob request's, else its
 definition's) is above 1 goes back to RUNNABLE after a failed attempt while attempts are left,
 unless ``evaluateOnExit`` says EXIT, the attempt timed out or the job was terminated (AWS retries
@@ -34,10 +37,12 @@ from typing import Any
 
 from moto.batch.models import Job
 
+from batch_devtools.local_batch.array import INDEX_VARIABLE, SIZE_VARIABLE, ArrayParent, parent_id
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
     HOST_TERMINATED_REASON,
     JobFault,
+    job_subject,
     permanent_pull_error,
     transient_pull_error,
 )
@@ -52,6 +57,8 @@ logger = logging.getLogger(__name__)
 SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING = "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"
 SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
 FINAL_STATUSES = frozenset({SUCCEEDED, FAILED})
+NOT_STARTED = frozenset({SUBMITTED, PENDING, RUNNABLE})
+"""The statuses CancelJob cancels a job in (one that reached STARTING must be terminated instead)."""
 
 CONTAINER_EXITED = "Essential container in task exited"
 FAILED_TO_START = "Task failed to start"
@@ -162,8 +169,22 @@ class LocalJob(Job):
         """Whether the attempt under way waits in RUNNABLE for a ``stuck_in_runnable`` fault."""
         self.vanished = False
         """Set once a ``vanish`` fault made the finished job disappear from DescribeJobs and ListJobs."""
+        size = self.array_properties.get("size")
+        self.array: ArrayParent | None = ArrayParent(size) if size is not None else None
+        """Set on an array's parent: its children and how many are in each status."""
+        self.array_index: int | None = self.array_properties.get("index")
+        """Set on an array's child: its ``AWS_BATCH_JOB_ARRAY_INDEX``."""
+        self._array_parent: LocalJob | None = None
+        self._fault_subject = job_subject(self.job_name, self.array_index)
         self.runtime.jobs.register(self)
-        if "index" not in self.array_properties:  # an array's children are not submissions
+        if self.array_index is not None:  # an array's children are not submissions
+            parent = self.runtime.jobs.get(parent_id(self.job_id))
+            if parent is None or parent.array is None:
+                raise RuntimeError(f"array child {self.job_id} has no parent in this local Batch")
+            with parent._lock:
+                parent.array.adopt(self)
+            self._array_parent = parent
+        else:
             self.runtime.history.record(
                 "submit",
                 jobId=self.job_id,
@@ -173,6 +194,9 @@ class LocalJob(Job):
                 jobDefinitionArn=self.job_definition.arn,
                 command=copy.deepcopy(self.container_overrides.get("command")),
             )
+        if self.array is not None:  # moto never starts a parent: its events begin here
+            self._announce()
+            self._announcing = True
 
     @property
     def _status(self) -> str | None:
@@ -183,8 +207,30 @@ class LocalJob(Job):
         """Every status change goes through here (moto's init too), so each one can be published."""
         previous = self.__dict__.get("_current_status")
         self.__dict__["_current_status"] = value
-        if value != previous and self.__dict__.get("_announcing"):
+        if value == previous:
+            return
+        if self.__dict__.get("_announcing"):
             self._announce()
+        parent = self.__dict__.get("_array_parent")
+        if parent is not None and previous is not None and value is not None:
+            parent._child_moved(previous, value)
+
+    def _child_moved(self, previous: str, current: str) -> None:
+        """Count a child's status change and move this parent to the status its children now give it.
+
+        Called with the child's lock held: a parent never takes a child's lock while it holds its own.
+        """
+        assert self.array is not None, "only an array's parent has children"
+        with self._lock:
+            self.array.moved(previous, current)
+            status = self.array.status
+            if status == self._status or self.finished:
+                return
+            if status not in FINAL_STATUSES:
+                self._status = status
+                return
+            stopped = max(child._stopped_ms or 0 for child in self.array.children)
+            self._finish(status, self._termination_reason if status == FAILED else None, at_ms=stopped)
 
     def _announce(self) -> None:
         events = self.runtime.events
@@ -200,15 +246,12 @@ class LocalJob(Job):
         if self._mode != HOLD:
             super().start()
             return
-        faults = self.runtime.faults
-        stuck = faults.claim_stuck_in_runnable(self.job_name)
-        pull_failure = faults.claim_fail_before_start(self.job_name) if stuck is None else None
-        host_fault = (
-            faults.claim_host_terminated(self.job_name) if stuck is None and pull_failure is None else None
-        )
-        exit_fault = (
-            faults.claim_fail_after_start(self.job_name) if stuck is None and pull_failure is None else None
-        )
+        faults, subject = self.runtime.faults, self._fault_subject
+        stuck = faults.claim_stuck_in_runnable(subject)
+        pull_failure = faults.claim_fail_before_start(subject) if stuck is None else None
+        starts = stuck is None and pull_failure is None
+        host_fault = faults.claim_host_terminated(subject) if starts else None
+        exit_fault = faults.claim_fail_after_start(subject) if starts else None
         duration = self._get_attempt_duration()
         with self._lock:
             self._hold = plan_hold(
@@ -235,7 +278,15 @@ class LocalJob(Job):
         return self._hold is not None
 
     def _advance(self) -> None:
-        """Bring a held job's status up to the clock; a no-op for process-mode jobs."""
+        """Bring a held job's status up to the clock; a no-op for process-mode jobs.
+
+        An array's parent brings its children up instead (never with its own lock held), since its
+        status is theirs.
+        """
+        if self.array is not None:
+            for child in list(self.array.children):
+                child.catch_up()
+            return
         plan = self._hold
         if plan is None or self.finished:
             return
@@ -281,9 +332,11 @@ class LocalJob(Job):
         Load tests use it to make chosen jobs end at a known moment (SUCCEEDED for 0, else FAILED).
         None when the job is not held or not RUNNING (not started yet, or already ended).
         """
+        if self._hold is None:
+            return None
         with self._lock:
             self._advance()
-            if self._hold is None or self._status != RUNNING:
+            if self._status != RUNNING:
                 return None
             self._finish(SUCCEEDED if exit_code == 0 else FAILED, CONTAINER_EXITED, exit_code)
             return self._stopped_ms
@@ -292,7 +345,7 @@ class LocalJob(Job):
         props = self.job_definition.container_properties or {}
         options = (props.get("logConfiguration") or {}).get("options", {})
         group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
-        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        stream = self._attempt_stream(options)
         self._log_backend.ensure_log_group(group)
         self._log_backend.ensure_log_stream(group, stream)
         self._log_stream = stream
@@ -326,8 +379,8 @@ class LocalJob(Job):
 
     def vanish_now(self) -> bool:
         """Make a finished job disappear from DescribeJobs and ListJobs now; False when it is not final."""
+        self._advance()
         with self._lock:
-            self._advance()
             if not self.finished:
                 return False
             self.vanished = True
@@ -338,6 +391,8 @@ class LocalJob(Job):
         self._released.set()
 
     def terminate(self, reason: str) -> None:
+        if self.array is not None:
+            return self.stop_children(reason, started_too=True)
         self.runtime.history.record("terminate", jobId=self.job_id, reason=reason, status=self.status)
         if self._hold is not None:
             return self._terminate_held(reason)
@@ -347,6 +402,22 @@ class LocalJob(Job):
             self.stop = True
             self._termination_reason = reason
         self._wakeup.set()
+
+    def stop_children(self, reason: str, started_too: bool) -> None:
+        """TerminateJob (``started_too``) or CancelJob on an array's parent: applied to each child.
+
+        AWS: cancelling a parent "attempts to cancel all child jobs", so CancelJob stops only the children
+        that have not reached STARTING, as it would each of them. The parent ends when its children
+        have, with the latest such ``reason`` as its statusReason if it FAILED (AWS: DescribeJobs
+        returns the reason given).
+        """
+        assert self.array is not None, "only an array's parent has children"
+        self.runtime.history.record("terminate", jobId=self.job_id, reason=reason, status=self.status)
+        with self._lock:
+            self._termination_reason = reason
+        for child in list(self.array.children):
+            if started_too or child.status in NOT_STARTED:
+                child.terminate(reason)
 
     def _terminate_held(self, reason: str) -> None:
         """A held job stops at once: a RUNNING one as if its container died of SIGTERM (143)."""
@@ -378,6 +449,9 @@ class LocalJob(Job):
             }
             if container:
                 summary["container"] = container
+            array_properties = self._array_properties(summary=True)
+            if array_properties:
+                summary["arrayProperties"] = array_properties
             return summary
 
     def describe(self) -> dict[str, Any]:
@@ -403,7 +477,16 @@ class LocalJob(Job):
                 detail["timeout"] = timeout
             if self._retry_strategy:
                 detail["retryStrategy"] = copy.deepcopy(self._retry_strategy)
+            array_properties = self._array_properties(summary=False)
+            if array_properties:
+                detail["arrayProperties"] = array_properties
             return detail
+
+    def _array_properties(self, summary: bool) -> dict[str, Any] | None:
+        """``arrayProperties`` as AWS shows it (call with the lock held): a parent's, or a child's index."""
+        if self.array is not None:
+            return self.array.properties(summary)
+        return None if self.array_index is None else {"index": self.array_index}
 
     def command(self) -> list[str]:
         """The argv the container runs: the submitted override, else the job definition's."""
@@ -442,7 +525,7 @@ class LocalJob(Job):
         the RUNNABLE event and every DescribeJobs then show why the job waits, as AWS does. Setting
         the reason afterwards left a window in which observers saw a RUNNABLE job without it.
         """
-        stuck = self.runtime.faults.claim_stuck_in_runnable(self.job_name)
+        stuck = self.runtime.faults.claim_stuck_in_runnable(self._fault_subject)
         self._stuck_here = stuck is not None
         if stuck is not None:
             self._status_reason = stuck.reason
@@ -463,7 +546,7 @@ class LocalJob(Job):
             self._cancel()
             return None
         self._set_status(STARTING)
-        pull_failure = faults.claim_fail_before_start(self.job_name)
+        pull_failure = faults.claim_fail_before_start(self._fault_subject)
         if self._pause():
             self._cancel()
             return None
@@ -540,7 +623,13 @@ class LocalJob(Job):
         container, sink, exit_fault = started
         if isinstance(container, InlineContainer) and workload is not None:
             exit_code = run_inline(
-                self.runtime, self.job_id, self._attempt_number, workload, sink, stopped=lambda: self.stop
+                self.runtime,
+                self.job_id,
+                self._attempt_number,
+                workload,
+                sink,
+                stopped=lambda: self.stop,
+                array_index=self.array_index,
             )
             sink.flush()
             container.begin(exit_code, self.runtime.settings.inline_run_seconds if exit_code == 0 else 0.0)
@@ -581,8 +670,8 @@ class LocalJob(Job):
             self.runtime.history.record("attempt_started", jobId=self.job_id, attempt=attempt)
         faults = self.runtime.faults
         if attempt == 1:
-            self._lost_at_end = faults.claim_retry_after_start(self.job_name)
-        exit_fault = faults.claim_fail_after_start(self.job_name)
+            self._lost_at_end = faults.claim_retry_after_start(self._fault_subject)
+        exit_fault = faults.claim_fail_after_start(self._fault_subject)
         if isinstance(container, ProcessRunner):
             how = "a fork of a warm interpreter" if container.warm else "a new process"
             logger.info(
@@ -591,8 +680,12 @@ class LocalJob(Job):
         return container, sink, exit_fault
 
     def _attempt_stream(self, options: dict[str, Any]) -> str:
-        """``<prefix>/default/<job id>``; later attempts get their own stream, as each ECS task does."""
-        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{self.job_id}"
+        """``<prefix>/default/<job id>``; later attempts get their own stream, as each ECS task does.
+
+        An array child's ``:`` becomes ``-``: CloudWatch refuses ``:`` in a stream name.
+        """
+        name = self.job_id.replace(":", "-")
+        stream = f"{options.get('awslogs-stream-prefix', self.job_definition.name)}/default/{name}"
         return stream if self._attempt_number == 1 else f"{stream}-{self._attempt_number}"
 
     def _supervise(
@@ -600,7 +693,7 @@ class LocalJob(Job):
     ) -> AttemptEnd:
         """Ship logs while the container runs; end the attempt on exit, terminate, timeout or a host fault."""
         settings = self.runtime.settings
-        host_fault = self.runtime.faults.claim_host_terminated(self.job_name)
+        host_fault = self.runtime.faults.claim_host_terminated(self._fault_subject)
         started = time.monotonic()
         duration = self._get_attempt_duration()
         deadline = started + duration * settings.time_scale if duration else None
@@ -651,6 +744,9 @@ class LocalJob(Job):
             LOCAL_BATCH_JOB_DEFINITION=self.job_definition.arn,
             LOCAL_BATCH_MOUNT_POINTS=",".join(str(mount.get("containerPath")) for mount in mount_points),
         )
+        if self._array_parent is not None and self._array_parent.array is not None:
+            env[INDEX_VARIABLE] = str(self.array_index)
+            env[SIZE_VARIABLE] = str(self._array_parent.array.size)
         return env
 
     def _aws_env(self, inherited: dict[str, str]) -> dict[str, str]:
@@ -754,7 +850,7 @@ class LocalJob(Job):
             self.runtime.history.record(
                 "job_final", jobId=self.job_id, status=status, attempts=len(self._attempts)
             )
-            if self.runtime.faults.claim_vanish(self.job_name) is not None:
+            if self.runtime.faults.claim_vanish(self._fault_subject) is not None:
                 self.vanished = True
         logger.log(
             logging.DEBUG if self._hold is not None else logging.INFO,

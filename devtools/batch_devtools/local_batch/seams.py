@@ -7,13 +7,16 @@ loudly instead of silently falling back to Docker. The seams:
   global up at call time, so swapping it for :class:`LocalJob` makes every job submitted while
   the local Batch runs a local-process job, without copying moto's validation in ``submit_job``.
 * ``BatchBackend.list_jobs`` — moto returns jobs of every status when neither ``jobStatus`` nor
-  ``filters`` is given (AWS returns only RUNNING ones) and ignores all filters but JOB_NAME.
+  ``filters`` is given (AWS returns only RUNNING ones), ignores all filters but JOB_NAME, and lists an
+  array's children with the jobs of their queue (AWS lists them only by ``arrayJobId``).
 * ``BatchBackend.describe_jobs`` — moto scans (and iterates, unlocked) every job ever submitted
   per call and answers an empty id list with all jobs; AWS looks the ids up and allows 100. Jobs a
   ``vanish`` fault made disappear are left out here and in ``list_jobs``.
 * ``BatchBackend.submit_job`` — moto accepts a deregistered (INACTIVE) job definition revision and
   resolves a bare name to its latest revision, INACTIVE or not; AWS refuses the first and resolves a
-  name to its latest ACTIVE revision.
+  name to its latest ACTIVE revision. moto also takes any array size; AWS takes 2 to 10,000.
+* ``BatchBackend.cancel_job`` — on an array's parent, moto's would terminate every child, running ones
+  too; AWS cancels only the children that have not started.
 * ``BatchResponse.submitjob`` (``submit_job`` from moto 5.2.6) — moto drops the request's
   ``retryStrategy``; it is handed to the job through
   :func:`~batch_devtools.local_batch.job.submission_options`.
@@ -27,6 +30,7 @@ The HTTP-level seam (the WSGI middleware around moto's app) lives in ``server.py
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -40,6 +44,8 @@ from moto.sqs.models import Message, SQSBackend
 
 from airflow_batch_executor.job_contract import DESCRIBE_JOBS_MAX_IDS as MAX_DESCRIBE_JOBS
 from airflow_batch_executor.job_contract import JOB_STATUSES
+from batch_devtools.local_batch.array import validate_size
+from batch_devtools.local_batch.faults import job_subject
 from batch_devtools.local_batch.job import LocalJob, submission_options
 from batch_devtools.local_batch.runtime import HOLD, active_runtime
 
@@ -73,6 +79,7 @@ def install() -> None:
             list_jobs=BatchBackend.list_jobs,
             describe_jobs=BatchBackend.describe_jobs,
             submit_job=BatchBackend.submit_job,
+            cancel_job=BatchBackend.cancel_job,
             response_submit_job=getattr(BatchResponse, _RESPONSE_SUBMIT_JOB),
             retention=SQSBackend.is_message_valid_based_on_retention_period,
         )
@@ -80,6 +87,7 @@ def install() -> None:
         BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _describe_jobs  # type: ignore[method-assign]
         BatchBackend.submit_job = _submit_job  # type: ignore[method-assign]
+        BatchBackend.cancel_job = _cancel_job  # type: ignore[method-assign]
         setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _response_submit_job)
         SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
 
@@ -93,6 +101,7 @@ def uninstall() -> None:
         BatchBackend.list_jobs = _originals["list_jobs"]  # type: ignore[method-assign]
         BatchBackend.describe_jobs = _originals["describe_jobs"]  # type: ignore[method-assign]
         BatchBackend.submit_job = _originals["submit_job"]  # type: ignore[method-assign]
+        BatchBackend.cancel_job = _originals["cancel_job"]  # type: ignore[method-assign]
         setattr(BatchResponse, _RESPONSE_SUBMIT_JOB, _originals["response_submit_job"])
         SQSBackend.is_message_valid_based_on_retention_period = _originals["retention"]  # type: ignore[method-assign]
         _originals.clear()
@@ -119,8 +128,11 @@ def _submit_job(
     **kwargs: Any,
 ) -> tuple[str, str, str]:
     definition = active_job_definition(self, job_def_id)
+    validate_size(array_properties)
+    size = (array_properties or {}).get("size", 0)
+    subjects = itertools.chain([job_name], (job_subject(job_name, index) for index in range(size)))
     runtime = active_runtime()
-    if runtime.settings.job_mode == HOLD and runtime.faults.retry_after_start_matches(job_name):
+    if runtime.settings.job_mode == HOLD and any(map(runtime.faults.retry_after_start_matches, subjects)):
         raise ClientException(
             f"local Batch: a retry_after_start fault matches job {job_name!r}, but hold mode runs one "
             "attempt per job; use job_mode 'process' or 'inline' for Batch retries, or clear the fault"
@@ -129,6 +141,14 @@ def _submit_job(
         return _originals["submit_job"](
             self, job_name, definition.arn, job_queue, array_properties, *args, **kwargs
         )
+
+
+def _cancel_job(self: BatchBackend, job_id: str, reason: str) -> None:
+    job = self.get_job_by_id(job_id) if job_id and reason else None
+    if isinstance(job, LocalJob) and job.array is not None:
+        job.stop_children(reason, started_too=False)
+        return
+    _originals["cancel_job"](self, job_id, reason)
 
 
 def active_job_definition(backend: BatchBackend, identifier: str) -> JobDefinition:
@@ -181,10 +201,11 @@ def _list_jobs(
         queue = self.get_job_queue(job_queue_name)
         if queue is None:
             raise ClientException(f"Job queue {job_queue_name} does not exist")
-        candidates = list(queue.jobs)
+        candidates = [job for job in queue.jobs if getattr(job, "array_index", None) is None]
     elif array_job_id:
         parent = self.get_job_by_id(array_job_id)
-        candidates = list(getattr(parent, "_child_jobs", None) or [])
+        array = getattr(parent, "array", None)
+        candidates = list(array.children) if array is not None else []
     else:
         raise ClientException("ListJobs needs one of jobQueue, arrayJobId or multiNodeJobId")
 
