@@ -42,12 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "constraints" / "matrix.txt"
 WORK = ROOT / ".matrix"
-SLOTS = 3
-"""Runs at once on a 2-core machine besides one light run. None keeps a core busy all the time: each
-waits on jobs, backoffs and Airflow's loops (CPU over wall: 0.6 to 0.9, in a fresh clone's run with two
-at once), so with two the machine used 1.8 cores on average and the run took 20m15s. Three fill the
-waits; at most one of them is an end-to-end shard (``MAX_STACK_RUNS``): three with two shards among
-them once drove the load to 11 to 17 and two-scheduler runs missed their deadline."""
+SLOTS = 2
+"""Runs at once on a 2-core machine besides one light run: each keeps about one core busy while it
+computes, so two fill both cores; with three, two of them end-to-end shards, the load reached 11 to 17
+and two-scheduler runs missed their 150 s deadline."""
 LIGHT_RUNS = frozenset({"main-core", "main-tools"})
 """Runs that mostly wait (botocore's backoffs, local Batch jobs, held jobs, sleeps in the code under
 test): half a core each in CI (CPU 3m45s in 7m34s, 1m42s in 3m30s). One of them goes beside the
