@@ -38,11 +38,11 @@ WORKLOAD_MODULES = frozenset(
     {"airflow.sdk.execution_time.execute_workload", "airflow_batch_executor.in_job.callback_runner"}
 )
 UNREADABLE_WORKLOAD_EXIT = 1
+"""What the Task SDK exits with on a workload it cannot parse."""
 STOPPED_BEFORE_THE_TASK_EXIT = 128 + 15
 """A job terminated before its task started: on AWS the container gets SIGTERM, and the bootstrap
 (whose fetch it interrupts, or which checks for it before starting the Task SDK) exits with 128 + 15
 without running the task."""
-"""What the Task SDK exits with on a workload it cannot parse."""
 TI_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
 
 
