@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_executor.job_contract import BOOTSTRAP_MODULE, CALLBACK_RUNNER_MODULE, TASK_SDK_MODULE
 from batch_devtools.local_batch.runner import PYTHON_NAMES
 
 if TYPE_CHECKING:
@@ -33,10 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BOOTSTRAP_MODULE = "airflow_batch_executor.in_job.bootstrap"
-WORKLOAD_MODULES = frozenset(
-    {"airflow.sdk.execution_time.execute_workload", "airflow_batch_executor.in_job.callback_runner"}
-)
+WORKLOAD_MODULES = frozenset({TASK_SDK_MODULE, CALLBACK_RUNNER_MODULE})
 UNREADABLE_WORKLOAD_EXIT = 1
 """What the Task SDK exits with on a workload it cannot parse."""
 STOPPED_BEFORE_THE_TASK_EXIT = 128 + 15

@@ -5,9 +5,9 @@ callback runner) costs about 3 CPU-seconds of imports in a new interpreter, most
 costs. :class:`WarmStarts` keeps, per Airflow-related environment (Airflow reads its configuration
 when it is imported), one :mod:`~batch_devtools.local_batch.zygote` that has imported those modules,
 and starts each such job as a fork of it: a local process like any other (own process group, own
-pipes, the job's environment), with the imports already done. Any other command, a zygote that
-not ready yet (it imports beside the job), or more environments than ``MAX_ZYGOTES``, start a new
-interpreter as before.
+pipes, the job's environment), with the imports already done. Any other command, a job whose
+zygote is not ready yet (it imports beside the job), or more environments than ``MAX_ZYGOTES``,
+start a new interpreter as before.
 
 The S3 bootstrap is not started warm: it is cheap, and the Task SDK it starts is its own child.
 """
@@ -27,21 +27,20 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from airflow_batch_executor.job_contract import CALLBACK_RUNNER_MODULE, TASK_SDK_MODULE
+from batch_devtools.local_batch.zygote import MAX_MESSAGE
+
 logger = logging.getLogger(__name__)
 
-WARM_MODULES = (
-    "airflow.sdk.execution_time.execute_workload",
-    "airflow_batch_executor.in_job.callback_runner",
-)
+WARM_MODULES = (TASK_SDK_MODULE, CALLBACK_RUNNER_MODULE)
 MAX_ZYGOTES = 4
+"""Zygotes per local Batch; each holds Airflow's imports (about 150 MB, shared with its jobs)."""
 COLD_STARTS = 2
 """Jobs of an environment that start new interpreters before its zygote starts: a zygote costs one
 import of Airflow, which pays off only over several jobs (an executor test's environment has one or
 two; an end-to-end stack's, dozens)."""
-"""Zygotes per local Batch; each holds Airflow's imports (about 150 MB, shared with its jobs)."""
 KEY_PREFIXES = ("AIRFLOW", "_AIRFLOW", "PYTHON")
 KEY_NAMES = frozenset({"HOME", "PATH", "VIRTUAL_ENV"})
-MAX_MESSAGE = 1 << 20
 CLOSE_TIMEOUT = 10.0
 
 
