@@ -19,29 +19,34 @@ POSITIVE_METRICS = (
 )
 
 
-def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--sizes",
-            "20",
-            "--latency",
-            "0.005",
-            "--steady-seconds",
-            "2.5",
-            "--time-limit",
-            "60",
-            "--tracker-memory",
-            "100",
-            "--results-dir",
-            str(tmp_path),
-        ],
+def run_benchmark(
+    results_dir: Path, *arguments: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/run.py`` with these arguments, writing its results under ``results_dir``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), *arguments, "--results-dir", str(results_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
+    )
+
+
+def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path) -> None:
+    completed = run_benchmark(
+        tmp_path,
+        "--sizes",
+        "20",
+        "--latency",
+        "0.005",
+        "--steady-seconds",
+        "2.5",
+        "--time-limit",
+        "60",
+        "--tracker-memory",
+        "100",
+        timeout=240,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -76,41 +81,31 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
 
 
 def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--scenario",
-            "status",
-            "--sizes",
-            "30",
-            "--latency",
-            "0.005",
-            "--ramp-seconds",
-            "0.5",
-            "--adopt-chunk",
-            "10",
-            "--settle-seconds",
-            "0.5",
-            "--window",
-            "2",
-            # Half the window, so at least one poll falls inside it even when a loaded machine delays one.
-            "--poll-interval",
-            "1",
-            "--latency-jobs",
-            "5",
-            "--latency-spread",
-            "0.5",
-            "--latency-timeout",
-            "20",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    completed = run_benchmark(
+        tmp_path,
+        "--scenario",
+        "status",
+        "--sizes",
+        "30",
+        "--latency",
+        "0.005",
+        "--ramp-seconds",
+        "0.5",
+        "--adopt-chunk",
+        "10",
+        "--settle-seconds",
+        "0.5",
+        "--window",
+        "2",
+        # Half the window, so at least one poll falls inside it even when a loaded machine delays one.
+        "--poll-interval",
+        "1",
+        "--latency-jobs",
+        "5",
+        "--latency-spread",
+        "0.5",
+        "--latency-timeout",
+        "20",
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((tmp_path / "status.json").read_text())
@@ -134,26 +129,16 @@ def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_pat
 
 
 def test_burst_scenario_measures_one_long_poll_and_the_scaled_receiver_side_by_side(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--scenario",
-            "burst",
-            "--sizes",
-            "300",
-            "--latency",
-            "0.005",
-            "--heartbeat-interval",
-            "0.05",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    completed = run_benchmark(
+        tmp_path,
+        "--scenario",
+        "burst",
+        "--sizes",
+        "300",
+        "--latency",
+        "0.005",
+        "--heartbeat-interval",
+        "0.05",
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     runs = {run["executor"]: run for run in json.loads((tmp_path / "burst.json").read_text())["runs"]}
