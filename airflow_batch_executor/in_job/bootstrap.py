@@ -70,6 +70,11 @@ _DRAIN_BYTES = 1 << 20
 """What is read from a pipe once the child is gone: more than a pipe holds (1 MiB at most, by
 default), so all the child wrote, yet bounded, so an orphan that keeps writing cannot hold the exit."""
 _SAY = "airflow-batch-executor worker: "
+_RECHECK_SECONDS = 1.0
+"""The longest the wait loop sleeps without looking for the child's end and for signals to pass on.
+A signal or the child's exit wakes it at once through the wakeup pipe; this bounds the cost of a
+wakeup that never comes (SIGCHLD set back to the default by code in this process, or a wakeup byte
+lost), which would otherwise keep the job, and the try, running until Batch's timeout."""
 
 
 _MISSING_CODES = {"NoSuchKey", "404"}
@@ -354,7 +359,7 @@ class ChildSupervisor:
             for relay in relays:
                 selector.register(relay.pipe, selectors.EVENT_READ, relay)
             while True:
-                for key, _ in selector.select():
+                for key, _ in selector.select(_RECHECK_SECONDS):
                     if key.data is None:
                         _drain(wakeup)
                     elif not key.data.pump():

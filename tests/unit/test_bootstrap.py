@@ -381,6 +381,14 @@ def test_sigint_is_forwarded_and_the_childs_own_exit_code_is_kept():
     process.stdin.close()
 
 
+def test_the_childs_end_is_seen_even_when_no_sigchld_wakes_the_loop():
+    """SIGCHLD set back to its default (code in this process may do so) ends no wait: the loop still
+    sees the child's end. The child closes its output first, so no pipe's end wakes the loop either."""
+    child = "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(0.5)\nraise SystemExit(4)\n"
+    process = run_script("", "signal.signal(signal.SIGCHLD, signal.SIG_DFL)", child)
+    assert process.wait(timeout=30) == 4
+
+
 def zombie_or_alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
