@@ -1,13 +1,19 @@
 """The stack's metadata database: a fresh SQLite file, or a fresh PostgreSQL database per stack.
 
 A fresh database per stack keeps stacks independent of each other and of earlier runs, so a
-test never sees another test's DAG runs or scheduler jobs.
+test never sees another test's DAG runs or scheduler jobs. A fresh SQLite file starts as a copy of
+one that ``airflow db migrate`` made earlier for the same Airflow (:func:`migrated_copy_path`): a
+migration costs about 10 CPU-seconds, and what it writes depends only on Airflow's code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
+import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,10 @@ class MetadataDatabase:
 
     url: str
     admin_url: str | None = None
+    migrated: bool = False
+    """Whether it already holds Airflow's tables (copied from a migrated one): no migration needed."""
+    empty: bool = False
+    """Whether it was created empty here: once migrated, it holds Airflow's tables and nothing else."""
 
     def engine(self) -> Engine:
         """A pool-less engine, so reads never hold SQLite locks or PostgreSQL connections open."""
@@ -62,11 +72,47 @@ class MetadataDatabase:
             connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
+    def keep_migrated(self) -> None:
+        """Keep a copy of this just-migrated SQLite file for the next stacks of the same Airflow.
+
+        Written under a unique name, then renamed: stacks of other runs may copy it at any moment.
+        """
+        url = make_url(self.url)
+        if url.get_backend_name() != "sqlite" or not self.empty:
+            return
+        kept = migrated_copy_path()
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f"{kept.name}.{uuid.uuid4().hex}.partial")
+        shutil.copyfile(str(url.database), partial)
+        os.replace(partial, kept)
+
+
+def migrated_copy_path() -> Path:
+    """Where this interpreter keeps a migrated SQLite database, named by its Airflow distributions.
+
+    Inside the virtualenv, so it goes with it; the name changes with any Airflow distribution's
+    version (a provider may add tables), so a changed pin never meets an old copy.
+    """
+    airflow = sorted(
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if (dist.metadata["Name"] or "").lower().startswith("apache-airflow")
+    )
+    digest = hashlib.sha256("\n".join(airflow).encode()).hexdigest()[:16]
+    return Path(sys.prefix) / "devstack-migrated" / f"airflow-{digest}.sqlite"
+
 
 def create_database(kind: str, stack_dir: Path) -> MetadataDatabase:
     """``kind`` is ``sqlite`` or ``postgres``."""
     if kind == "sqlite":
-        return MetadataDatabase(url=f"sqlite:///{stack_dir / 'airflow.db'}")
+        path = stack_dir / "airflow.db"
+        if path.exists():  # a stack directory given again: its database as it was left
+            return MetadataDatabase(url=f"sqlite:///{path}")
+        kept = migrated_copy_path()
+        if kept.exists():
+            shutil.copyfile(kept, path)
+            return MetadataDatabase(url=f"sqlite:///{path}", migrated=True)
+        return MetadataDatabase(url=f"sqlite:///{path}", empty=True)
     if kind != "postgres":
         raise ValueError(f"unknown database kind {kind!r}; use 'sqlite' or 'postgres'")
     if importlib.util.find_spec("asyncpg") is None:

@@ -150,7 +150,9 @@ class DevStack:
             base_env.update(multi_team_environment(dags, self.teams))
         batch, ready_file = start_local_batch(self.stack_dir, base_env, publish_events=self.status_events)
         self._processes.append(batch)
-        self._finish([self._spawn("db-migrate", ["db", "migrate"], base_env)], "migrate the database")
+        if not self._database.migrated:
+            self._finish([self._spawn("db-migrate", ["db", "migrate"], base_env)], "migrate the database")
+            self._database.keep_migrated()
         # Teams exist before any component starts: the scheduler refuses executors of unknown teams, the
         # DAG processor bundles of unknown teams. Airflow's own command creates them, as an operator would.
         team_creation = [
