@@ -33,6 +33,8 @@ METRICS: dict[str, str] = {
     "status_events.stale": "counter: status events dropped as late or out of order (older than known)",
     "status_events.untracked": "counter: status events for jobs this scheduler does not track",
     "status_events.missed": "counter: reconciliations (DescribeJobs) that found a state no event had told",
+    "status_events.queue_blocked": "counter: Batch Job Queue Blocked events received for tracked jobs",
+    "jobs.waiting_reason": "counter: reasons of waiting jobs written to their tasks' event logs",
     "status_events.queue_failed": "counter: times the status queue stopped answering (polling took over)",
     "status_events.receive_loops": (
         "gauge: long polls of the status queue running side by side "

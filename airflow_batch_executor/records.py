@@ -172,6 +172,8 @@ class TrackedJob:
     """When Batch last told us of this job (an event or a record); 0: never."""
     progress: Progress | None = None
     """The furthest state applied; None until Batch told us any."""
+    noted_reason: str | None = None
+    """The last waiting reason written to the task's event log (see ``rules.waiting``)."""
 
 
 @dataclass(frozen=True)

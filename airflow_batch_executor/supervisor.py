@@ -45,6 +45,7 @@ from airflow_batch_executor.rules.lifecycle import (
     after_record,
     after_submit,
 )
+from airflow_batch_executor.rules.waiting import WAITING_EVENT, reason_to_note, waiting_note
 from airflow_batch_executor.status.poller import DescribedChunk, StatusPoller
 from airflow_batch_executor.status.receiver import ReceivedEvent, StatusEventReceiver
 from airflow_batch_executor.status.reducer import Novelty, novelty, progress_of
@@ -251,7 +252,9 @@ class JobSupervisor:
                 continue
             done.append(item.receipt)
             verdict = novelty(job.progress, job.status, item.event)
-            if verdict is Novelty.NEWS:
+            if item.event.blocked:
+                self._metrics.incr("status_events.queue_blocked")
+            if verdict is Novelty.NEWS or (item.event.blocked and verdict is Novelty.DUPLICATE):
                 events += self._isolated(job.key, self._on_record, job, item.event.record)
             else:
                 self._metrics.incr(f"status_events.{verdict.value}")
@@ -299,7 +302,19 @@ class JobSupervisor:
                 log.warning("%s", decision.reason)
             if job.workload is None and (uri := record_object_uri(record)) is not None:
                 job.workload = WorkloadObject(uri, adopted=True)
+            if decision.action is Action.WAIT:
+                return self._note_waiting(job)
         return self._carry_out(job, decision)
+
+    def _note_waiting(self, job: TrackedJob) -> list[TaskEvent]:
+        """One event-log row per new reason a waiting job gives, with what to do about it."""
+        reason = reason_to_note(job.status, job.status_reason, job.noted_reason)
+        if reason is None:
+            return []
+        job.noted_reason = reason
+        self._metrics.incr("jobs.waiting_reason")
+        note = waiting_note(job.job_id, job.job_name, job.job_queue, job.status, reason)
+        return [TaskEvent(job.key, None, note, WAITING_EVENT)]
 
     def _refresh_waiting_tokens(self) -> None:
         """Queue a token refresh for each waiting job whose token has half its lifetime left."""

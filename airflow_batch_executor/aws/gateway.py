@@ -156,6 +156,12 @@ class BatchGateway:
         """Jobs in the queue whose name is exactly ``job_name``, in every status (newest first)."""
         return [job for job in self.list_jobs(job_queue, name_pattern=job_name) if job["jobName"] == job_name]
 
+    def front_of_queue(self, job_queue: str) -> list[str]:
+        """ARNs of the first RUNNABLE jobs of a queue, in the order Batch will start them
+        (GetJobQueueSnapshot: only the front of the queue, not every waiting job)."""
+        snapshot = self._call("batch", "get_job_queue_snapshot", jobQueue=job_queue)
+        return [job["jobArn"] for job in (snapshot.get("frontOfQueue") or {}).get("jobs") or []]
+
     def describe_job_queue(self, job_queue: str) -> dict[str, Any] | None:
         queues = self._call("batch", "describe_job_queues", jobQueues=[job_queue])["jobQueues"]
         return queues[0] if queues else None

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_batch_executor.airflow_side.adapter import executor_conf
 from airflow_batch_executor.airflow_side.compat import execution_api_url
+from airflow_batch_executor.aws.errors import describe_api_error
 from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.cli.output import quiet_library_logging
 from airflow_batch_executor.definitions.derive import definition_overrides
@@ -120,6 +121,27 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def _queue_positions(gateway: BatchGateway, queue: str, found: list[dict[str, Any]]) -> dict[str, str]:
+    """Each RUNNABLE job's place in line ("3 of 12": third of the 12 jobs at the front), from the
+    snapshot Batch keeps of the queue's front.
+
+    The snapshot holds only the first jobs Batch will start; a waiting job behind them has no place
+    shown. A scheduler role without ``batch:GetJobQueueSnapshot`` loses only this column.
+    """
+    if not any(job.get("status") == "RUNNABLE" for job in found):
+        return {}
+    try:
+        front = gateway.front_of_queue(queue)
+    except Exception as error:  # noqa: BLE001 - the list is still worth printing without positions
+        print(
+            f"(queue positions unavailable: {describe_api_error(error)}; they need batch:GetJobQueueSnapshot "
+            f"on {queue})",
+            file=sys.stderr,
+        )
+        return {}
+    return {arn: f"{index} of {len(front)}" for index, arn in enumerate(front, start=1)}
+
+
 def jobs(args: argparse.Namespace) -> None:
     quiet_library_logging(args)
     options = _options(args)
@@ -129,7 +151,8 @@ def jobs(args: argparse.Namespace) -> None:
         gateway, queue, options.job_name, args.state, args.dag_id, args.limit, options.team_name
     )
     now = time.time()
-    header = ("JOB ID", "STATUS", "AGE", "DAG", "TASK", "MAP", "TRY", "RUN", "REASON")
+    positions = _queue_positions(gateway, queue, found)
+    header = ("JOB ID", "STATUS", "AGE", "POSITION", "DAG", "TASK", "MAP", "TRY", "RUN", "REASON")
     rows = [header]
     for job in found:
         tags = job.get("tags") or {}
@@ -138,6 +161,7 @@ def jobs(args: argparse.Namespace) -> None:
                 job["jobId"],
                 job.get("status", ""),
                 _age(job.get("createdAt"), now),
+                positions.get(job.get("jobArn", ""), ""),
                 tags.get(TAG_DAG_ID, ""),
                 tags.get(TAG_TASK_ID)
                 or tags.get(TAG_CALLBACK_ID)

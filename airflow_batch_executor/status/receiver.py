@@ -173,7 +173,8 @@ class StatusEventReceiver:
                 event = None
             if event is None:
                 log.warning(
-                    "Message %s on the status queue %s is not a Batch Job State Change event; it is left "
+                    "Message %s on the status queue %s is neither a Batch Job State Change nor a Batch Job "
+                    "Queue Blocked event; it is left "
                     "for the queue's dead-letter queue. Check the EventBridge rule that feeds the queue.",
                     message.get("MessageId"),
                     self._url,

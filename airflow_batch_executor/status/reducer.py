@@ -1,9 +1,12 @@
-"""Which "Batch Job State Change" events are news, as pure functions.
+"""Which "Batch Job State Change" and "Batch Job Queue Blocked" events are news, as pure functions.
 
 EventBridge delivers each event at least once and in no guaranteed order, so an event is applied
 only when it moves a job forward. A job's progress is ``(attempts, status rank)``: Batch retries
 send a job back to RUNNABLE only with one more attempt on record, so within one job this pair only
 ever grows, and the largest one seen is the job's newest state. A final status is never left.
+
+A queue-blocked event carries a RUNNABLE job record with the reason it waits: news for a job not yet
+known to be RUNNABLE, a duplicate (whose reason is still worth hearing) for one that is.
 
 Nothing here keeps state, so any thread may call it: ``parse_event`` runs on every receive loop at
 once, ``novelty`` on the scheduler's thread against the tracker that thread owns.
@@ -22,6 +25,7 @@ from airflow_batch_executor.records import Progress
 
 EVENT_SOURCE = "aws.batch"
 EVENT_DETAIL_TYPE = "Batch Job State Change"
+QUEUE_BLOCKED_DETAIL_TYPE = "Batch Job Queue Blocked"
 
 # SUCCEEDED and FAILED share the top rank: neither follows the other.
 _RANK = {status: min(index, JOB_STATUSES.index("SUCCEEDED")) for index, status in enumerate(JOB_STATUSES)}
@@ -40,6 +44,8 @@ class StatusEvent:
     job_id: str
     status: str
     record: dict[str, Any]
+    blocked: bool = False
+    """A "Batch Job Queue Blocked" event: the job waits in RUNNABLE for ``statusReason``."""
 
     @property
     def progress(self) -> Progress:
@@ -53,20 +59,20 @@ def progress_of(record: Mapping[str, Any]) -> Progress:
 
 
 def parse_event(body: str) -> StatusEvent | None:
-    """The state change an SQS message body carries, or None when it is not a Batch job event."""
+    """The job record an SQS message body carries, or None when it is not a Batch job event."""
     try:
         message = json.loads(body)
     except ValueError:
         return None
     if not isinstance(message, dict) or message.get("source") != EVENT_SOURCE:
         return None
-    detail = message.get("detail")
-    if message.get("detail-type") != EVENT_DETAIL_TYPE or not isinstance(detail, dict):
+    detail, detail_type = message.get("detail"), message.get("detail-type")
+    if detail_type not in (EVENT_DETAIL_TYPE, QUEUE_BLOCKED_DETAIL_TYPE) or not isinstance(detail, dict):
         return None
     job_id, status = detail.get("jobId"), detail.get("status")
     if not isinstance(job_id, str) or not isinstance(status, str) or status not in _RANK:
         return None
-    return StatusEvent(job_id, status, detail)
+    return StatusEvent(job_id, status, detail, blocked=detail_type == QUEUE_BLOCKED_DETAIL_TYPE)
 
 
 def novelty(known: Progress | None, known_status: str | None, event: StatusEvent) -> Novelty:

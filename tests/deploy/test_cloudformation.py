@@ -408,6 +408,7 @@ def test_the_derived_action_list_sees_every_gateway_call():
         "batch:ListJobs",
         "batch:DescribeJobQueues",
         "batch:DescribeJobDefinitions",
+        "batch:GetJobQueueSnapshot",
         "batch:RegisterJobDefinition",
         "batch:DeregisterJobDefinition",
         "logs:GetLogEvents",
@@ -495,7 +496,8 @@ def test_the_job_role_reads_and_deletes_only_under_its_executors_prefix(resource
 def test_status_events_of_this_stacks_job_queue_reach_its_queue(resources):
     (rule,) = of_type(resources, "AWS::Events::Rule").values()
     pattern = rule["Properties"]["EventPattern"]
-    assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
+    assert pattern["source"] == ["aws.batch"]
+    assert pattern["detail-type"] == ["Batch Job State Change", "Batch Job Queue Blocked"]
     assert pattern["detail"]["jobQueue"] == [{"Fn::GetAtt": ["JobQueue", "JobQueueArn"]}]
     assert rule["Properties"]["Targets"] == [
         {"Id": "status-queue", "Arn": {"Fn::GetAtt": ["StatusQueue", "Arn"]}}

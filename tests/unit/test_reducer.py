@@ -154,3 +154,17 @@ def test_anything_but_a_batch_job_state_change_is_not_an_event(body: str) -> Non
 def test_an_event_of_unexpected_shape_is_not_an_event_and_raises_nothing(detail) -> None:
     body = json.dumps({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": detail})
     assert parse_event(body) is None
+
+
+def test_a_queue_blocked_event_is_parsed_as_a_blocked_runnable_record() -> None:
+    detail = {**record("RUNNABLE"), "statusReason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"}
+    parsed = parse_event(aws_message(detail, **{"detail-type": "Batch Job Queue Blocked"}))
+    assert parsed == StatusEvent("job-1", "RUNNABLE", detail, blocked=True)
+    assert parse_event(aws_message(detail)) == StatusEvent("job-1", "RUNNABLE", detail, blocked=False)
+
+
+def test_a_blocked_event_for_a_job_known_runnable_is_a_duplicate_and_for_a_started_one_stale() -> None:
+    blocked = StatusEvent("job-1", "RUNNABLE", record("RUNNABLE"), blocked=True)
+    assert novelty(progress_of(record("RUNNABLE")), "RUNNABLE", blocked) is Novelty.DUPLICATE
+    assert novelty(progress_of(record("PENDING")), "PENDING", blocked) is Novelty.NEWS
+    assert novelty(progress_of(record("RUNNING", 1)), "RUNNING", blocked) is Novelty.STALE

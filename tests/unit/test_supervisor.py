@@ -276,3 +276,22 @@ def test_stopping_without_terminate_jobs_leaves_them_running(make_supervisor, ba
 def test_s3_mode_runs_twice_the_submit_threads_for_its_two_calls_per_submission():
     assert submit_threads(options(submit_concurrency=4)) == 4
     assert submit_threads(options(submit_concurrency=4, workload_transport=LOCATION)) == 8
+
+
+def test_each_new_reason_a_waiting_job_gives_is_written_once_to_its_tasks_event_log(supervisor, batch):
+    job_id = running(supervisor, "a")
+    capacity = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested"
+    batch.update(job_id, status="RUNNABLE", statusReason=capacity)
+    events = sync_until(supervisor, has("a", None), "the reason written")
+    [note] = of(events, "a")
+    assert note.log_event == "batch job waiting" and job_id in note.info and capacity in note.info
+    assert "allow more instance types" in note.info
+    later = [event for _ in range(20) for event in supervisor.sync()]
+    assert of(later, "a") == [], "the same reason is written once, however often Batch repeats it"
+    batch.update(job_id, status="RUNNABLE", statusReason="waiting for the compute environment")
+    events = sync_until(supervisor, has("a", None), "the new reason written")
+    [note] = of(events, "a")
+    assert "waiting for the compute environment" in note.info and "Jobs stuck in a RUNNABLE" in note.info
+    batch.update(job_id, status="RUNNING", statusReason="started", startedAt=1)
+    sync_until(supervisor, lambda _: supervisor.tracker.for_key("a").started, "a seen running")
+    assert supervisor.tracker.for_key("a") is not None and batch.terminated == []
