@@ -108,6 +108,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
             options.workload_transport,
             options.workload_kms_key_id,
             team=self.team_name,
+            fallback_queues=self.factory.ladder.fallbacks(),
         )
         for check in checks:
             self.log.info("AwsBatchExecutor health check %s", check)
@@ -247,8 +248,9 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         try:
             job_queue, job_name = self.factory.locate(ti)
         except TaskConfigError:
-            job_queue = job_name = None
-        return Orphan(ti.key, ti.external_executor_id or None, job_queue, job_name)
+            return Orphan(ti.key, ti.external_executor_id or None, None, None)
+        fallbacks = self.factory.ladder.chain(job_queue)[1:]
+        return Orphan(ti.key, ti.external_executor_id or None, job_queue, job_name, fallbacks)
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Forget the task wherever it is, without events; terminate its job if one exists or appears.

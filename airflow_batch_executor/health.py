@@ -7,7 +7,7 @@ on any failure (a scheduler that starts but cannot run a single task is worse th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from airflow_batch_executor.requests.placement import (
     effective_requirements,
     resource_problems,
 )
+from airflow_batch_executor.requests.queue_ladder import OPTION as QUEUE_FALLBACKS
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,11 @@ class Check:
         return f"{text}. Fix: {self.fix}" if self.fix else text
 
 
-def _queue_check(gateway: BatchGateway, job_queue: str, team: str | None) -> list[Check]:
+def _queue_check(
+    gateway: BatchGateway, job_queue: str, team: str | None, option: str = "job_queue"
+) -> list[Check]:
+    """``option`` names the setting that names the queue, for the fix."""
+    name = "job queue" if option == "job_queue" else f"fallback job queue ({option})"
     try:
         queue = gateway.describe_job_queue(job_queue)
     except Exception as error:  # noqa: BLE001 - every failure becomes a reported check
@@ -51,15 +56,15 @@ def _queue_check(gateway: BatchGateway, job_queue: str, team: str | None) -> lis
         return [Check("AWS Batch API", False, describe_api_error(error), fix)]
     checks = [Check("AWS credentials", True, f"connection {gateway.conn_id!r} can call AWS Batch")]
     if queue is None:
-        fix = f"create the queue, or set {option_place('job_queue', team)} to an existing queue name or ARN"
-        return [*checks, Check("job queue", False, f"job queue {job_queue!r} does not exist", fix)]
+        fix = f"create the queue, or set {option_place(option, team)} to an existing queue name or ARN"
+        return [*checks, Check(name, False, f"job queue {job_queue!r} does not exist", fix)]
     state, status = queue.get("state"), queue.get("status")
     if state != "ENABLED" or status != "VALID":
         reason = queue.get("statusReason") or "no reason given"
         detail = f"job queue {job_queue!r} is {state}/{status} ({reason})"
         fix = "enable the queue (aws batch update-job-queue --state ENABLED) and fix its compute environments"
-        return [*checks, Check("job queue", False, detail, fix)]
-    return [*checks, Check("job queue", True, f"job queue {job_queue!r} is ENABLED and VALID")]
+        return [*checks, Check(name, False, detail, fix)]
+    return [*checks, Check(name, True, f"job queue {job_queue!r} is ENABLED and VALID")]
 
 
 def _definition_checks(
@@ -141,13 +146,18 @@ def run_health_checks(
     kms_key_id: str | None = None,
     *,
     team: str | None = None,
+    fallback_queues: Sequence[str] = (),
 ) -> list[Check]:
     """Every check, in order; later checks are skipped when an earlier one makes them meaningless.
 
     ``team``: the checks are of that team's executor, so each fix names the team's own setting.
+    ``fallback_queues``: the queues of the ``queue_fallbacks`` ladder, each checked like ``job_queue``.
     """
     checks = _queue_check(gateway, job_queue, team)
     if checks[0].ok:
+        for fallback in fallback_queues:
+            fallback_checks = _queue_check(gateway, fallback, team, QUEUE_FALLBACKS)
+            checks += [check for check in fallback_checks if not check.ok or check.name != checks[0].name]
         checks += _definition_checks(gateway, job_definition, base_request, team)
         if workload_location is not None:
             checks += _workload_location_checks(gateway, workload_location, kms_key_id, team)

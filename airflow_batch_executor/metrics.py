@@ -24,6 +24,8 @@ METRICS: dict[str, str] = {
     "jobs.tracked": "gauge: jobs being tracked (submitted, not yet finished)",
     "jobs.submitting": "gauge: tasks waiting for, or in, a SubmitJob call",
     "resubmitted.<reason class>": "counter: jobs resubmitted after failing before their container started",
+    "reclaims.<job queue>": "counter: jobs Spot reclaimed (EC2 host terminated, Fargate Spot interruption)",
+    "fallbacks.<job queue>": "counter: jobs the queue_fallbacks ladder sent to this fallback queue",
     "sync.duration": "timer: duration of sync() in the scheduler's heartbeat (ms)",
     "adopted": "counter: task instances adopted from a dead scheduler",
     "health_check.failed": "counter: start-ups stopped by the health check",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
 
 from airflow_batch_executor.errors import SECTION, OptionError
 from airflow_batch_executor.job_contract import is_role_arn_or_prefix, split_s3_uri
 from airflow_batch_executor.provider_info import load_config_description
+from airflow_batch_executor.requests.queue_ladder import EXAMPLE, OPTION, LadderError, Rung, parse_ladder
 
 _QUEUE_URL_PATTERN = re.compile(r"^https?://[^/\s]+(/[^/\s]+)?/[\w-]+(\.fifo)?$")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -80,6 +81,8 @@ class ExecutorOptions:
     status_queue_url: str | None = None
     status_reconcile_interval: float = 120.0
     status_receive_concurrency: int = 8
+    queue_fallbacks: dict[str, Rung] = field(default_factory=dict)
+    """Job queue → where its jobs go after Spot reclaims (see ``requests.queue_ladder``)."""
     team_name: str | None = None
     """The team whose executor these options configure (multi-team mode); None for the global one."""
 
@@ -316,8 +319,18 @@ def _load_options(conf: ConfigSource) -> ExecutorOptions:
         status_receive_concurrency=_number(
             conf, "status_receive_concurrency", int, 1, MAX_RECEIVE_CONCURRENCY
         ),
+        queue_fallbacks=_queue_fallbacks(conf),
         team_name=team_of(conf),
     )
+
+
+def _queue_fallbacks(conf: ConfigSource) -> dict[str, Rung]:
+    try:
+        return parse_ladder(_raw(conf, OPTION))
+    except LadderError as error:
+        raise OptionError(
+            OPTION, str(error), f"set it to JSON such as {EXAMPLE}, or leave it empty"
+        ) from None
 
 
 def task_log_lines(conf: ConfigSource) -> int:

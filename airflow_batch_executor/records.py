@@ -118,6 +118,14 @@ class Submission:
     answer may have made, and never submits."""
     look_ups: int = 0
     """Look-up-only attempts made; written by the submit thread making one."""
+    placed_queue: str | None = None
+    """The queue the ``queue_fallbacks`` ladder sent the last attempt to, when not the request's own;
+    written by the submit thread making the attempt."""
+    fallback_reason: str | None = None
+    """Why the ladder moved the last attempt, for the task's event log; written with ``placed_queue``."""
+    reclaims: dict[str, int] = field(default_factory=dict)
+    """Jobs of this try that Spot reclaimed before they started, per queue; written by the scheduler's
+    thread before it queues the next attempt."""
     workload: WorkloadObject | None = field(init=False)
     """S3 mode: the object its jobs read; guards its own fields (see :class:`WorkloadObject`)."""
 
@@ -131,7 +139,8 @@ class Submission:
 
     @property
     def job_queue(self) -> str:
-        return self.request["jobQueue"]
+        """The queue its job goes to (or went to): the ladder's choice, else the request's."""
+        return self.placed_queue or self.request["jobQueue"]
 
     @property
     def submission_id(self) -> str | None:
@@ -197,6 +206,13 @@ class Orphan:
     external_id: str | None
     job_queue: str | None
     job_name: str | None
+    fallback_queues: tuple[str, ...] = ()
+    """The queues below ``job_queue`` on the ``queue_fallbacks`` ladder, where its job may be too."""
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue its job may be in, ``job_queue`` first."""
+        return (self.job_queue, *self.fallback_queues) if self.job_queue else ()
 
 
 @dataclass(frozen=True)

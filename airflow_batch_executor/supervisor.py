@@ -36,6 +36,7 @@ from airflow_batch_executor.recovery.adoption import AdoptionSearch
 from airflow_batch_executor.recovery.lookup import REVOKED_PREFIX
 from airflow_batch_executor.recovery.orphan_sweep import OrphanSweep
 from airflow_batch_executor.requests.factory import RequestFactory
+from airflow_batch_executor.requests.queue_ladder import FALLBACK_EVENT, RECLAIM_EVENT, queue_label
 from airflow_batch_executor.requests.task_specs import JobSpec
 from airflow_batch_executor.rules.lifecycle import (
     Action,
@@ -45,6 +46,7 @@ from airflow_batch_executor.rules.lifecycle import (
     after_record,
     after_submit,
 )
+from airflow_batch_executor.rules.outcome import reclaimed_host
 from airflow_batch_executor.rules.waiting import WAITING_EVENT, reason_to_note, waiting_note
 from airflow_batch_executor.status.poller import DescribedChunk, StatusPoller
 from airflow_batch_executor.status.receiver import ReceivedEvent, StatusEventReceiver
@@ -161,7 +163,7 @@ class JobSupervisor:
         if earlier is not None:
             log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
             self._handoff.remove_later(earlier.workload)
-        self._queues.add(request["jobQueue"])
+        self._queues.update(self._factory.ladder.chain(request["jobQueue"]))
         self._submitter.submit(Submission(key=key, request=request, spec=spec))
         return earlier.key if earlier is not None else None
 
@@ -227,8 +229,13 @@ class JobSupervisor:
         job = track_submitted(submission, result.job_id, time.time())
         self.tracker.add(job)
         how = "found already submitted" if result.found_existing else "submitted"
-        log.info("Batch job %s (%s) %s for %s", job.job_id, job.job_name, how, key)
-        return [TaskEvent(key, TaskState.RUNNING, job.job_id)]
+        log.info("Batch job %s (%s) %s to %s for %s", job.job_id, job.job_name, how, job.job_queue, key)
+        events = [TaskEvent(key, TaskState.RUNNING, job.job_id)]
+        if submission.fallback_reason is not None:
+            log.warning("%s: %s", key, submission.fallback_reason)
+            self._metrics.incr_labelled("fallbacks", queue_label(job.job_queue))
+            events.append(TaskEvent(key, None, submission.fallback_reason, FALLBACK_EVENT))
+        return events
 
     def _jobs_to_describe(self) -> list[str]:
         """Every job, unless events are flowing: then only those Batch said nothing of for a while.
@@ -304,7 +311,19 @@ class JobSupervisor:
                 job.workload = WorkloadObject(uri, adopted=True)
             if decision.action is Action.WAIT:
                 return self._note_waiting(job)
+            if decision.action in (Action.FAIL, Action.RESUBMIT) and (host := reclaimed_host(record)):
+                return self._on_reclaim(job, host) + self._carry_out(job, decision)
         return self._carry_out(job, decision)
+
+    def _on_reclaim(self, job: TrackedJob, host: str) -> list[TaskEvent]:
+        """Count a job Spot took back, for the task's next job's queue (``queue_fallbacks``), and say so."""
+        self._metrics.incr_labelled("reclaims", queue_label(job.job_queue))
+        if job.submission is not None:  # reclaimed before it started: its try's next job counts it
+            reclaims = job.submission.reclaims
+            reclaims[job.job_queue] = reclaims.get(job.job_queue, 0) + 1
+        note = self._factory.ladder.reclaim_note(host, job.job_id, job.job_name, job.job_queue)
+        log.warning("%s: %s", job.key, note)
+        return [TaskEvent(job.key, None, note, RECLAIM_EVENT)]
 
     def _note_waiting(self, job: TrackedJob) -> list[TaskEvent]:
         """One event-log row per new reason a waiting job gives, with what to do about it."""
@@ -371,10 +390,10 @@ class JobSupervisor:
             return [_failed(key, Decision(Action.FAIL, reason, "batch job lost"))]
 
     def _hunt(self, submission: Submission, reason: str) -> None:
-        """Terminate the job a SubmitJob with a lost answer may have made, once ListJobs shows it."""
-        self._poller.terminate_by_name(
-            submission.job_queue, submission.job_name, reason, submission.submission_id
-        )
+        """Terminate the job a SubmitJob with a lost answer may have made, once ListJobs shows it (in
+        any queue of the task's ``queue_fallbacks`` ladder)."""
+        for job_queue in self._factory.ladder.chain(submission.request["jobQueue"]):
+            self._poller.terminate_by_name(job_queue, submission.job_name, reason, submission.submission_id)
 
     def revoke(self, key: WorkloadKey, known_job_id: str | None, reason: str = REVOKE_REASON) -> None:
         """Stop submitting, tracking and searching for this workload, and terminate its job wherever it
@@ -414,8 +433,9 @@ class JobSupervisor:
             log.warning("Could not terminate Batch job %s at once (%s); retrying", job_id, error)
 
     def _hunt_orphan(self, orphan: Orphan, reason: str) -> None:
-        if orphan.job_queue is not None and orphan.job_name is not None:
-            self._poller.terminate_by_name(orphan.job_queue, orphan.job_name, reason)
+        if orphan.job_name is not None:
+            for job_queue in orphan.queues:
+                self._poller.terminate_by_name(job_queue, orphan.job_name, reason)
 
     def adopt(
         self, orphans: list[Orphan]

@@ -37,6 +37,7 @@ from airflow_batch_executor.recovery.lookup import deployment_jobs
 from airflow_batch_executor.requests.factory import RequestFactory, base_request
 from airflow_batch_executor.requests.naming import WorkloadIdentity
 from airflow_batch_executor.requests.placement import PlacementCatalog
+from airflow_batch_executor.requests.queue_ladder import QueueLadder
 from airflow_batch_executor.requests.task_specs import task_sdk_command, task_spec
 from airflow_batch_executor.rules.author_policy import operator_definitions
 
@@ -80,6 +81,7 @@ def check(args: argparse.Namespace) -> None:
         options.workload_transport,
         options.workload_kms_key_id,
         team=args.team,
+        fallback_queues=QueueLadder(options.queue_fallbacks).fallbacks(),
     )
     for item in checks:
         print(item)

@@ -33,11 +33,11 @@ RETRY_MAX_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
 
-def _found(orphan: Orphan, record: dict[str, Any]) -> FoundJob:
+def _found(orphan: Orphan, record: dict[str, Any], queue: str | None) -> FoundJob:
     return FoundJob(
         job_id=record["jobId"],
         job_name=orphan.job_name or str(record.get("jobName", "")),
-        job_queue=orphan.job_queue or str(record.get("jobQueue", "")),
+        job_queue=queue or orphan.job_queue or str(record.get("jobQueue", "")),
     )
 
 
@@ -50,16 +50,16 @@ def look_up(gateway: BatchGateway, orphans: Sequence[Orphan]) -> list[Lookup]:
     by_id = jobs_by_id(gateway, [orphan.external_id for orphan in orphans if orphan.external_id])
     answers = []
     for orphan in orphans:
-        record = by_id.get(orphan.external_id or "")
+        record, queue = by_id.get(orphan.external_id or ""), None
         if record is not None and revoked(record):
             record = None
         if (record is None or record.get("status") == "FAILED") and orphan.job_queue and orphan.job_name:
             # The stored id may be stale: a job that failed before its container started is resubmitted
             # under the same name, and the dead scheduler may not have stored the new job's id yet.
-            named = find_job_by_name(gateway, orphan.job_queue, orphan.job_name)
+            named = find_job_by_name(gateway, orphan.queues, orphan.job_name)
             if named is not None and (record is None or _newer(named, record)):
-                record = named
-        answers.append(Lookup(orphan, _found(orphan, record) if record is not None else None))
+                record, queue = named, named["jobQueue"]
+        answers.append(Lookup(orphan, _found(orphan, record, queue) if record is not None else None))
     return answers
 
 

@@ -10,7 +10,7 @@ before retrying a SubmitJob whose answer was lost, and the CLI to list a deploym
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_batch_executor.aws.gateway import BatchGateway
@@ -63,18 +63,25 @@ def jobs_named(
 
 def find_job_by_name(
     gateway: BatchGateway,
-    job_queue: str,
+    job_queues: Sequence[str],
     job_name: str,
     *,
     live_only: bool = False,
     submission: str | None = None,
 ) -> dict[str, Any] | None:
-    """The newest job with this exact name (see :func:`jobs_named`), preferring one that has not failed.
+    """The newest job with this exact name in any of these queues (see :func:`jobs_named`), preferring
+    one that has not failed; its ``jobQueue`` is the queue it was found in.
 
+    A task's job may be in any queue of its ``queue_fallbacks`` ladder, so every one is searched.
     ``live_only`` ignores failed jobs altogether: a job that failed before starting keeps its name
     when it is resubmitted, so a failed namesake is no proof that the current request reached Batch.
     """
-    jobs = jobs_named(gateway, job_queue, job_name, submission)
+    jobs = [
+        {**job, "jobQueue": job_queue}
+        for job_queue in dict.fromkeys(job_queues)
+        for job in jobs_named(gateway, job_queue, job_name, submission)
+    ]
+    jobs.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
     live = [job for job in jobs if job.get("status") != "FAILED"]
     return (live or ([] if live_only else jobs) or [None])[0]
 

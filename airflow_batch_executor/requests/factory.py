@@ -56,6 +56,7 @@ from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.requests.merging import deep_merge
 from airflow_batch_executor.requests.naming import identity_tags, job_name, team_tags
 from airflow_batch_executor.requests.placement import PlacementCatalog, place
+from airflow_batch_executor.requests.queue_ladder import QueueLadder
 from airflow_batch_executor.requests.task_specs import JobSpec, task_instance_spec
 from airflow_batch_executor.rules.author_policy import (
     chosen_definition_refusals,
@@ -179,6 +180,7 @@ class RequestFactory:
         registry: DefinitionRegistry | None = None,
     ) -> None:
         self.options = options
+        self.ladder = QueueLadder(options.queue_fallbacks)
         self.base = base_request(options)
         self.api_url = api_url
         self.default_queue = default_queue

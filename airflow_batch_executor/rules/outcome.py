@@ -30,6 +30,7 @@ __all__ = [
     "Outcome",
     "Verdict",
     "classify",
+    "reclaimed_host",
 ]
 
 
@@ -254,6 +255,27 @@ def _all_reasons(job: Mapping[str, Any]) -> list[str]:
 
 def _matches(patterns: Sequence[re.Pattern[str]], reasons: Sequence[str]) -> bool:
     return any(p.search(r) for p in patterns for r in reasons)
+
+
+_EC2_RECLAIM = re.compile(r"^Host EC2 \(instance ([^)]*)\) terminated", _FLAGS)
+_FARGATE_RECLAIM = re.compile(r"Your Spot Task was interrupted|SpotInterruption", _FLAGS)
+
+
+def reclaimed_host(job: Mapping[str, Any]) -> str | None:
+    """What Spot took back from a FAILED job ("instance i-0abc…", "its Fargate Spot task"), or None.
+
+    EC2 Spot shows in the reason as ``Host EC2 (instance i-…) terminated.``, Fargate Spot as ECS's
+    ``Your Spot Task was interrupted.`` (stop code ``SpotInterruption``). The reclaims a task instance
+    has had decide its queue when ``queue_fallbacks`` is set.
+    """
+    if not isinstance(job, Mapping) or job.get("status") != "FAILED":
+        return None
+    for reason in _all_reasons(job):
+        if found := _EC2_RECLAIM.search(reason):
+            return f"instance {found.group(1)}"
+        if _FARGATE_RECLAIM.search(reason):
+            return "its Fargate Spot task"
+    return None
 
 
 def container_started(job: Mapping[str, Any]) -> bool:

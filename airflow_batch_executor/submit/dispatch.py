@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +26,7 @@ from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.records import Submission
 from airflow_batch_executor.recovery.lookup import find_job_by_name
+from airflow_batch_executor.recovery.reclaims import ReclaimHistory
 from airflow_batch_executor.requests import task_specs
 from airflow_batch_executor.requests.factory import RequestFactory
 from airflow_batch_executor.workloads.handoff import WorkloadHandoff
@@ -46,12 +48,14 @@ class Dispatch:
         self._factory = factory
         self._handoff = handoff
         self._metrics = metrics
+        self._history = ReclaimHistory(gateway, factory.ladder, factory.options.job_name)
 
     def find_sent(self, submission: Submission) -> str | None:
-        """The live job an earlier attempt whose answer was lost made, if Batch lists it."""
+        """The live job an earlier attempt whose answer was lost made, if Batch lists it (in any
+        queue of the task's ``queue_fallbacks`` ladder: the attempt may have gone to a fallback)."""
         job = find_job_by_name(
             self._gateway,
-            submission.job_queue,
+            self._factory.ladder.chain(submission.request["jobQueue"]),
             submission.job_name,
             live_only=True,
             submission=submission.submission_id,
@@ -112,4 +116,18 @@ class Dispatch:
     def _placed(self, submission: Submission) -> dict[str, Any]:
         if submission.spec is None:
             return submission.request
-        return self._factory.place(submission.request, submission.spec)
+        return self._factory.place(self._laddered(submission), submission.spec)
+
+    def _laddered(self, submission: Submission) -> dict[str, Any]:
+        """The request on the queue the ``queue_fallbacks`` ladder chooses, from the reclaims of the
+        task instance's earlier tries (looked up by name) and of this try (counted in memory)."""
+        assert submission.spec is not None
+        request, ladder = submission.request, self._factory.ladder
+        queue = request["jobQueue"]
+        if len(ladder.chain(queue)) == 1:
+            return request
+        reclaims = self._history.earlier_tries(submission.spec.identity, queue) + Counter(submission.reclaims)
+        choice = ladder.choose(queue, reclaims)
+        submission.placed_queue = choice.queue if choice.reason is not None else None
+        submission.fallback_reason = choice.reason
+        return request if choice.reason is None else {**request, "jobQueue": choice.queue}

@@ -26,6 +26,7 @@ from airflow_batch_executor.job_contract import split_s3_uri
 from airflow_batch_executor.options import SECTION, ExecutorOptions, S3Location
 from airflow_batch_executor.requests.factory import RequestFactory
 from airflow_batch_executor.requests.naming import WorkloadIdentity
+from airflow_batch_executor.requests.queue_ladder import QueueLadder
 from airflow_batch_executor.requests.task_specs import JobSpec, workload_command
 from airflow_batch_executor.submit.dispatch import Dispatch
 from airflow_batch_executor.workloads.handoff import WorkloadHandoff
@@ -353,6 +354,9 @@ class ConditionalS3Gateway:
 
 class PlacedAsBuilt:
     """A request factory whose requests are already placed, and whose definitions are never pruned."""
+
+    ladder = QueueLadder({})
+    options = options()
 
     def place(self, request: dict[str, Any], spec: Any) -> dict[str, Any]:
         return request

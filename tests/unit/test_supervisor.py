@@ -162,7 +162,11 @@ def test_a_job_that_failed_after_its_container_started_fails_the_try_and_is_neve
     # Spot reclaimed the host: a transient reason, which before a start would be resubmitted.
     batch.update(job_id, status="FAILED", statusReason=SPOT_RECLAIMED, startedAt=1, stoppedAt=2)
     events = sync_until(supervisor, has("a", TaskState.FAILED), "a failed")
-    [failed] = of(events, "a")
+    [reclaimed, failed] = of(events, "a")
+    assert reclaimed.state is None and reclaimed.log_event == "batch job reclaimed"
+    assert reclaimed.info.startswith(
+        f"Spot reclaimed instance i-08784105ffff56b4f running Batch job {job_id} "
+    )
     assert "after the container started" in failed.info and SPOT_RECLAIMED in failed.info
     assert failed.log_event == "batch job failed"
     assert not supervisor.busy, "nothing is tracked, and nothing waits to be submitted"
