@@ -32,6 +32,15 @@ class LocalBatchControl:
     def clear_faults(self) -> dict[str, Any]:
         return self._call("DELETE", "/faults")
 
+    def block_queue(self, job_queue: str, reason: str) -> dict[str, Any]:
+        """Block a job queue (name or ARN): its RUNNABLE jobs stay there, with ``reason``; returns all
+        faults (``Faults.block_queue``)."""
+        return self.add_fault("block_queue", job_queue=job_queue, reason=reason)
+
+    def unblock_queue(self, job_queue: str) -> dict[str, Any]:
+        """Let the jobs of a blocked queue go on; returns all faults."""
+        return self.add_fault("unblock_queue", job_queue=job_queue)
+
     def submitted_requests(self) -> list[dict[str, Any]]:
         return self._call("GET", "/submitted")["requests"]
 

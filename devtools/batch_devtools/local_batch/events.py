@@ -14,6 +14,11 @@ Held jobs (``hold`` mode) move on only when read, so while publishing is on, the
 catches each one up at the moments its plan changes its status (``watch``): a held job that stays
 RUNNING costs nothing, so tens of thousands of them leave the thread idle. A job caught up late (a
 busy thread) still walks through each status it passed, so none is skipped.
+
+A job held in RUNNABLE by a blocked queue (``Faults.block_queue``) publishes a "Batch Job Queue
+Blocked" event as it is held, and again when the block's reason changes: the same envelope, with the
+queue's ARN after the job's in ``resources``. The event faults are for state changes: they never hit
+it, and it never counts as the job's next event (``reorder_events``, ``delay_events(after_status=…)``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from batch_devtools.local_batch.job import LocalJob
 
 DETAIL_TYPE = "Batch Job State Change"
+QUEUE_BLOCKED = "Batch Job Queue Blocked"
 SOURCE = "aws.batch"
 WAKE_SECONDS = 0.02
 CHANGE_MARGIN_SECONDS = 0.001
@@ -47,17 +53,22 @@ CHANGE_MARGIN_SECONDS = 0.001
 logger = logging.getLogger(__name__)
 
 
-def envelope(detail: dict[str, Any], account: str, region: str) -> dict[str, Any]:
-    """The event as EventBridge delivers it to an SQS target."""
+def envelope(
+    detail: dict[str, Any], account: str, region: str, detail_type: str = DETAIL_TYPE
+) -> dict[str, Any]:
+    """The event as EventBridge delivers it to an SQS target; a Queue Blocked event names the queue too."""
+    resources = [detail["jobArn"]]
+    if detail_type == QUEUE_BLOCKED:
+        resources.append(detail["jobQueue"])
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": DETAIL_TYPE,
+        "detail-type": detail_type,
         "source": SOURCE,
         "account": account,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [detail["jobArn"]],
+        "resources": resources,
         "detail": detail,
     }
 
@@ -121,8 +132,9 @@ class EventPublisher:
         self._account = account
         self._region = region
         self._queue_name = queue_name
-        self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self._due: list[tuple[float, int, str, str, str]] = []
+        self._inbox: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._due: list[tuple[float, int, str, str | None, str]] = []
+        """(when, order, job id, status, body); status None for a Queue Blocked event."""
         self._held_back: dict[str, list[str]] = {}
         self._held_until: dict[tuple[str, str], list[str]] = {}
         self._watching: queue.SimpleQueue[LocalJob] = queue.SimpleQueue()
@@ -147,7 +159,11 @@ class EventPublisher:
 
     def publish(self, detail: dict[str, Any]) -> None:
         """Queue the event of one status change; call only when ``enabled``."""
-        self._inbox.put(detail)
+        self._inbox.put((DETAIL_TYPE, detail))
+
+    def publish_blocked(self, detail: dict[str, Any]) -> None:
+        """Queue the Queue Blocked event of a job its blocked queue holds; call only when ``enabled``."""
+        self._inbox.put((QUEUE_BLOCKED, detail))
 
     def watch(self, job: LocalJob) -> None:
         """Catch this held job up at each of its planned status changes (call from any thread)."""
@@ -167,7 +183,12 @@ class EventPublisher:
             if self.enabled:
                 self._advance_held_jobs()
 
-    def _route(self, detail: dict[str, Any]) -> None:
+    def _route(self, item: tuple[str, dict[str, Any]]) -> None:
+        detail_type, detail = item
+        if detail_type == QUEUE_BLOCKED:
+            body = json.dumps(envelope(detail, self._account, self._region, QUEUE_BLOCKED))
+            heapq.heappush(self._due, (time.monotonic(), next(self._order), detail["jobId"], None, body))
+            return
         faults, status = self._runtime.faults, detail["status"]
         subject = job_subject(detail["jobName"], detail.get("arrayProperties", {}).get("index"))
         job_id, body = detail["jobId"], json.dumps(envelope(detail, self._account, self._region))
@@ -192,6 +213,8 @@ class EventPublisher:
         while self._due and self._due[0][0] <= now:
             _, _, job_id, status, body = heapq.heappop(self._due)
             self._send(body)
+            if status is None:  # a Queue Blocked event is no state change: it releases none held back
+                continue
             for held in [*self._held_back.pop(job_id, []), *self._held_until.pop((job_id, status), [])]:
                 self._send(held)
 

@@ -7,12 +7,16 @@ an AWS account. Job faults are matched against the job name with a shell-style g
 matching jobs that reach the relevant phase, ``count=None`` hits every matching job until
 :meth:`Faults.clear` is called. A child of an array job is matched as ``<job name>:<index>`` too (see
 :func:`job_subject`), so a fault can hit one child of an array and leave its siblings alone.
+
+A blocked job queue (:meth:`Faults.block_queue`) is no rule that runs out: it holds every RUNNABLE job of
+the queue until it is unblocked or the faults are cleared (``queues.py`` connects it to the jobs).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -151,6 +155,20 @@ class EventFault:
 EVENT_FAULTS = ("drop_events", "duplicate_events", "delay_events", "reorder_events")
 
 
+@dataclass(frozen=True)
+class QueueBlock:
+    """Why a blocked job queue holds its RUNNABLE jobs, and since when (epoch seconds): a held job
+    read late learns from ``since`` whether it reached RUNNABLE before the block or after."""
+
+    reason: str
+    since: float
+
+
+def queue_name(job_queue: str) -> str:
+    """The name of a job queue given by name or by ARN (``arn:aws:<…>:job-queue/<name>``)."""
+    return job_queue.rsplit(":job-queue/", 1)[-1]
+
+
 def _validated_count(count: int | None) -> int | None:
     if count is not None and count < 1:
         raise ValueError(f"count must be a positive integer or None (unlimited), got {count!r}")
@@ -182,6 +200,20 @@ class Faults:
         self._throttles: list[ThrottleRule] = []
         self._latency: dict[str | None, float] = {}
         self._events: dict[str, list[EventFault]] = {kind: [] for kind in EVENT_FAULTS}
+        self._blocked_queues: dict[str, QueueBlock] = {}
+        self._resolve_queue: Callable[[str], str] = queue_name
+        self._queue_changed: Callable[[str], None] = lambda name: None
+
+    def connect_queues(self, resolve: Callable[[str], str], changed: Callable[[str], None]) -> None:
+        """Let the server name job queues and move their jobs when a block changes.
+
+        ``resolve`` turns a queue's name or ARN into its name, raising ValueError for a queue that does
+        not exist (a misspelt queue would otherwise block nothing); ``changed(name)`` catches the jobs
+        of that queue up with its block as it stands, so a job already waiting shows a new block at
+        once. Without the server, queues are taken by name as given and nothing is caught up.
+        """
+        self._resolve_queue = resolve
+        self._queue_changed = changed
 
     def fail_before_start(
         self, pattern: str = "*", count: int | None = 1, permanent: bool = False, reason: str | None = None
@@ -325,6 +357,42 @@ class Faults:
         """Hold each matching event back until the job's next event has been published."""
         self._add_event_fault("reorder_events", EventFault(pattern, _validated_count(count), status))
 
+    def block_queue(self, job_queue: str, reason: str) -> None:
+        """Block a job queue (name or ARN), as AWS Batch does when the job at its front cannot run.
+
+        Every job of the queue that is or gets RUNNABLE stays RUNNABLE with ``reason`` as statusReason,
+        and publishes a "Batch Job Queue Blocked" event, until :meth:`unblock_queue` (or
+        :meth:`clear`); blocking it again with another reason shows (and publishes) the new one.
+        """
+        if not isinstance(reason, str) or not reason:
+            raise ValueError(f"reason must be a non-empty string, got {reason!r}")
+        self._set_block(self._resolve_queue(job_queue), reason)
+
+    def unblock_queue(self, job_queue: str) -> None:
+        """Let the jobs of a blocked queue (name or ARN) go on, their statusReason cleared."""
+        self._set_block(self._resolve_queue(job_queue), None)
+
+    def queue_block(self, name: str) -> QueueBlock | None:
+        """The block of the job queue of this name, None when it is not blocked."""
+        with self._lock:
+            return self._blocked_queues.get(name)
+
+    def _set_block(self, name: str, reason: str | None) -> None:
+        """Block (``reason``) or unblock a queue, catching its jobs up just before and just after.
+
+        Before: a held job that reached RUNNABLE under the old block without being read since is held
+        from then on, not from now. Both outside the lock, since catching a job up reads the blocks.
+        """
+        self._queue_changed(name)
+        with self._lock:
+            current = self._blocked_queues.get(name)
+            if reason is None:
+                self._blocked_queues.pop(name, None)
+            else:
+                since = current.since if current is not None else time.time()
+                self._blocked_queues[name] = QueueBlock(reason, since)
+        self._queue_changed(name)
+
     def _add_event_fault(self, kind: str, fault: EventFault) -> None:
         with self._lock:
             self._events[kind].append(fault)
@@ -339,8 +407,9 @@ class Faults:
         return None
 
     def clear(self) -> None:
-        """Remove every fault, so the next test starts from a healthy Batch."""
+        """Remove every fault and unblock every queue, so the next test starts from a healthy Batch."""
         with self._lock:
+            blocked = list(self._blocked_queues)
             for rules in self._events.values():
                 rules.clear()
             self._fail_before_start.clear()
@@ -352,6 +421,8 @@ class Faults:
             self._malformed.clear()
             self._throttles.clear()
             self._latency.clear()
+        for name in blocked:
+            self._set_block(name, None)
 
     def apply(self, payload: dict[str, Any]) -> None:
         """Add one fault described as JSON: ``{"fault": <method name>, **kwargs}``.
@@ -373,6 +444,8 @@ class Faults:
             "duplicate_events": self.duplicate_events,
             "delay_events": self.delay_events,
             "reorder_events": self.reorder_events,
+            "block_queue": self.block_queue,
+            "unblock_queue": self.unblock_queue,
         }
         kwargs = dict(payload)
         kind = kwargs.pop("fault", None)
@@ -431,6 +504,7 @@ class Faults:
                 "throttle": [asdict(rule) for rule in self._throttles],
                 "latency": {key or "*": value for key, value in self._latency.items()},
                 **{kind: [asdict(rule) for rule in rules] for kind, rules in self._events.items()},
+                "blocked_queues": {name: block.reason for name, block in self._blocked_queues.items()},
             }
 
     def _claim(self, rules: list[JobFault], job_name: str) -> JobFault | None:

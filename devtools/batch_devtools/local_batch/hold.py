@@ -12,15 +12,29 @@ phase): ``stuck_in_runnable`` keeps the job RUNNABLE, ``fail_before_start`` fail
 would reach RUNNING, ``host_terminated`` fails it ``after_seconds`` into RUNNING,
 ``fail_after_start`` makes its container exit non-zero. Held jobs get one attempt: no Batch retries,
 and SubmitJob refuses a job a ``retry_after_start`` fault matches.
+
+A blocked job queue is no fault claimed at submission: it stops a held job's clock in RUNNABLE while it
+lasts, and the plan then goes on that much later (:meth:`HoldPlan.shifted`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING = "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"
 SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
 STEPS_BEFORE_RUNNING = (SUBMITTED, PENDING, RUNNABLE, STARTING)
+STEPS_TO_RUNNABLE = STEPS_BEFORE_RUNNING[: STEPS_BEFORE_RUNNING.index(RUNNABLE) + 1]
+_ORDER = (*STEPS_BEFORE_RUNNING, RUNNING)
+
+
+def comes_after(status: str, than: str | None) -> bool:
+    """Whether ``status`` is further on the way to RUNNING than ``than``.
+
+    A plan moved on after a queue block is read, at the moment it was held, a float's hair before
+    it: without this check the job could step back from RUNNABLE to PENDING.
+    """
+    return than not in _ORDER or (status in _ORDER and _ORDER.index(status) > _ORDER.index(than))
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,24 @@ class HoldPlan:
     stuck_reason: str | None = None
     """Set when the job stays RUNNABLE (capacity) until it is terminated."""
     end: HoldEnd | None = None
+
+    @property
+    def runnable_from(self) -> float:
+        """When the job reaches RUNNABLE (with ``step_delay`` 0, the moment it passes through it)."""
+        return self.created + STEPS_BEFORE_RUNNING.index(RUNNABLE) * self.step_delay
+
+    @property
+    def runnable_until(self) -> float:
+        """When the job leaves RUNNABLE for STARTING; never for a job stuck there."""
+        if self.stuck_reason is not None:
+            return float("inf")
+        return self.created + STEPS_BEFORE_RUNNING.index(STARTING) * self.step_delay
+
+    def shifted(self, seconds: float) -> HoldPlan:
+        """The same plan ``seconds`` later: a job held in RUNNABLE by a blocked queue goes on, once
+        unblocked, from where it stopped."""
+        end = replace(self.end, at=self.end.at + seconds) if self.end is not None else None
+        return replace(self, created=self.created + seconds, end=end)
 
     @property
     def running_at(self) -> float | None:

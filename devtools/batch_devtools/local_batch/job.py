@@ -15,6 +15,9 @@ inline mode (``inline.py``) the executor's workload commands run in the job's th
 Array jobs (``array.py``): the parent is a LocalJob that runs nothing and has no thread; its status
 follows its children's, each child telling it of every change. Children are LocalJobs like any other.
 
+Blocked queues (``queues.py``): a job of a blocked queue waits in RUNNABLE, the block's reason as its
+statusReason, until the queue is unblocked; a held job's plan stands still meanwhile.
+
 Batch-level retries: a job whose ``retryStrategy.attempts`` (the SubmitJob request's, else its
 definition's) is above 1 goes back to RUNNABLE after a failed attempt while attempts are left,
 unless ``evaluateOnExit`` says EXIT, the attempt timed out or the job was terminated (AWS retries
@@ -46,7 +49,7 @@ from batch_devtools.local_batch.faults import (
     permanent_pull_error,
     transient_pull_error,
 )
-from batch_devtools.local_batch.hold import HoldPlan, plan_hold
+from batch_devtools.local_batch.hold import STEPS_TO_RUNNABLE, HoldPlan, comes_after, plan_hold
 from batch_devtools.local_batch.inline import InlineContainer, InlineWorkload, inline_workload, run_inline
 from batch_devtools.local_batch.logsink import CloudWatchLogSink
 from batch_devtools.local_batch.runner import ProcessRunner
@@ -165,8 +168,14 @@ class LocalJob(Job):
         self._pid: int | None = None
         self._runner: ProcessRunner | InlineContainer | None = None
         self._hold: HoldPlan | None = None
-        self._stuck_here = False
-        """Whether the attempt under way waits in RUNNABLE for a ``stuck_in_runnable`` fault."""
+        self._stuck_reason: str | None = None
+        """Process mode: set while the attempt under way waits in RUNNABLE for ``stuck_in_runnable``."""
+        self._blocked_reason: str | None = None
+        """The reason of the queue block that holds the job in RUNNABLE (``Faults.block_queue``)."""
+        self._blocked_at: float | None = None
+        """Hold mode: the moment of its plan at which a blocked queue stopped the job in RUNNABLE."""
+        self._runnable_ms: int | None = None
+        """When the job last reached RUNNABLE: its place in its queue (GetJobQueueSnapshot)."""
         self.vanished = False
         """Set once a ``vanish`` fault made the finished job disappear from DescribeJobs and ListJobs."""
         size = self.array_properties.get("size")
@@ -294,11 +303,12 @@ class LocalJob(Job):
             if self.finished:
                 return
             now = time.time()
+            if self._held_by_queue(now):
+                return
+            plan = self._hold  # moved on, if its queue was unblocked just now
             if plan.stuck_reason is not None:
                 self._status_reason = plan.stuck_reason
-            passed = plan.steps_passed(now)
-            for step in passed[passed.index(self._status) + 1 :] if self._status in passed else ():
-                self._status = step
+            self._walk_held(plan.steps_passed(now))
             running_at = plan.running_at
             if running_at is not None and now >= running_at and self._started_ms is None:
                 self._enter_running(int(running_at * 1000))
@@ -310,7 +320,90 @@ class LocalJob(Job):
                     end.status, end.reason, end.exit_code, end.container_reason, at_ms=int(end.at * 1000)
                 )
                 return
-            self._status = plan.status_at(now)
+            status = plan.status_at(now)
+            if comes_after(status, self._status):
+                self._status = status
+
+    def _walk_held(self, passed: tuple[str, ...]) -> None:
+        """Take a held job through the statuses of ``passed`` it has not been in yet, in order, each
+        publishing its event (call with the lock held)."""
+        assert self._hold is not None, "only a held job follows a plan"
+        for step in passed[passed.index(self._status) + 1 :] if self._status in passed else ():
+            if step == RUNNABLE:
+                self._runnable_ms = int(self._hold.runnable_from * 1000)
+            self._status = step
+
+    def _held_by_queue(self, now: float) -> bool:
+        """Keep a held job in RUNNABLE while its queue is blocked (call with the lock held); True while so.
+
+        The job is held from when it reached RUNNABLE or the block began, whichever came later, if it had
+        not left RUNNABLE by then (a job read late is held from that moment too). Its plan stands still
+        meanwhile: once unblocked, the plan goes on as much later as the job was held, so the job spends
+        the rest of its RUNNABLE step and each later one as planned.
+        """
+        plan = self._hold
+        assert plan is not None, "only a held job follows a plan"
+        block = self.runtime.faults.queue_block(self.job_queue.name)
+        if self._blocked_at is None:
+            if block is None:
+                return False
+            at = max(block.since, plan.runnable_from)
+            if at > now or at > plan.runnable_until or self._status not in STEPS_TO_RUNNABLE:
+                return False
+            self._blocked_at = at
+            self._walk_held(STEPS_TO_RUNNABLE[:-1])
+            self._blocked_reason = self._status_reason = block.reason
+            self._walk_held(STEPS_TO_RUNNABLE)  # the RUNNABLE event shows the reason already
+            self._announce_blocked()
+        elif block is None:
+            self._hold = plan.shifted(now - self._blocked_at)
+            self._blocked_at = None
+            self._show_block(None)
+            if self.runtime.events is not None:
+                self.runtime.events.watch(self)  # its plan changes again from now on
+            return False
+        self._show_block(block.reason)
+        return True
+
+    def follow_queue_block(self) -> None:
+        """Catch the job up with its queue's block as it now stands: called as soon as that block changes,
+        so a waiting job shows it (and its Queue Blocked event goes out) at once, not at its next read."""
+        if self._hold is not None:
+            self._advance()
+            return
+        with self._lock:
+            if self._status == RUNNABLE:
+                block = self.runtime.faults.queue_block(self.job_queue.name)
+                self._show_block(block.reason if block is not None else None)
+
+    def _show_block(self, reason: str | None) -> None:
+        """Show the reason of its queue's block on a RUNNABLE job, publishing a Queue Blocked event when it
+        is new; None lifts the block, leaving a ``stuck_in_runnable`` reason if any (lock held)."""
+        if reason == self._blocked_reason:
+            return
+        self._blocked_reason = reason
+        self._status_reason = reason or self._stuck_reason_now()
+        if reason is not None:
+            self._announce_blocked()
+
+    def _announce_blocked(self) -> None:
+        """Publish the "Batch Job Queue Blocked" event of the job as it now is (call with the lock held)."""
+        events = self.runtime.events
+        if events is not None and events.enabled:
+            events.publish_blocked(self._detail())
+
+    def _stuck_reason_now(self) -> str | None:
+        """The reason of a ``stuck_in_runnable`` fault still holding the job, if any."""
+        if self._hold is not None:
+            return self._hold.stuck_reason
+        return None if self._released.is_set() else self._stuck_reason
+
+    def waiting_since(self) -> int | None:
+        """When the RUNNABLE job took its place at the back of its queue (epoch ms); None when the job
+        is not RUNNABLE."""
+        self._advance()
+        with self._lock:
+            return self._runnable_ms if self._status == RUNNABLE else None
 
     def catch_up(self) -> None:
         """Bring a held job's status up to the clock now, not at the next read."""
@@ -319,10 +412,11 @@ class LocalJob(Job):
     def next_change(self, after: float) -> float | None:
         """When a held job's status next changes on its own, later than ``after`` (wall clock).
 
-        None for a process-mode job, a finished one, or one that stays where it is until terminated.
+        None for a process-mode job, a finished one, or one that stays where it is until terminated (or,
+        held by its blocked queue, until unblocked).
         """
         plan = self._hold
-        if plan is None or self.finished:
+        if plan is None or self.finished or self._blocked_at is not None:
             return None
         return plan.next_change(after)
 
@@ -375,7 +469,7 @@ class LocalJob(Job):
     @property
     def stuck(self) -> bool:
         """True while the job waits in RUNNABLE because of a ``stuck_in_runnable`` fault."""
-        return self._status == RUNNABLE and self._status_reason is not None and not self._released.is_set()
+        return self._status == RUNNABLE and self._stuck_reason is not None and not self._released.is_set()
 
     def vanish_now(self) -> bool:
         """Make a finished job disappear from DescribeJobs and ListJobs now; False when it is not final."""
@@ -521,31 +615,37 @@ class LocalJob(Job):
     def _enter_runnable(self) -> None:
         """Move to RUNNABLE for the next attempt (call with the lock held).
 
-        A ``stuck_in_runnable`` fault is claimed and its reason set in the same step as the status:
-        the RUNNABLE event and every DescribeJobs then show why the job waits, as AWS does. Setting
-        the reason afterwards left a window in which observers saw a RUNNABLE job without it.
+        A ``stuck_in_runnable`` fault is claimed, and the block of the job's queue read, and the reason
+        set, in the same step as the status: the RUNNABLE event and every DescribeJobs then show why the
+        job waits, as AWS does. Setting the reason afterwards left a window in which observers saw a
+        RUNNABLE job without it. A queue's block shows before a stuck fault's reason.
         """
-        stuck = self.runtime.faults.claim_stuck_in_runnable(self._fault_subject)
-        self._stuck_here = stuck is not None
+        faults = self.runtime.faults
+        stuck = faults.claim_stuck_in_runnable(self._fault_subject)
+        self._stuck_reason = stuck.reason if stuck is not None else None
         if stuck is not None:
-            self._status_reason = stuck.reason
             self._released.clear()
+        block = faults.queue_block(self.job_queue.name)
+        self._blocked_reason = block.reason if block is not None else None
+        self._status_reason = self._blocked_reason or self._stuck_reason
+        self._runnable_ms = _now_ms()
         self._status = RUNNABLE
+        if block is not None:
+            self._announce_blocked()
 
     def _run_attempt(self) -> AttemptEnd | None:
         """One attempt, from RUNNABLE to its end; None when the job was stopped before it started."""
         faults = self.runtime.faults
-        if self._stuck_here:
+        if self._stuck_reason is not None:
             while not self._released.is_set():
                 if self._sleep(POLL_SECONDS):
                     self._cancel()
                     return None
             with self._lock:
-                self._status_reason = None
-        if self._pause():
+                self._status_reason = self._blocked_reason
+        if self._leave_runnable():
             self._cancel()
             return None
-        self._set_status(STARTING)
         pull_failure = faults.claim_fail_before_start(self._fault_subject)
         if self._pause():
             self._cancel()
@@ -559,6 +659,20 @@ class LocalJob(Job):
                 "definition a command or submit with containerOverrides.command"
             )
         return self._run_container(command)
+
+    def _leave_runnable(self) -> bool:
+        """Spend ``step_delay`` in RUNNABLE, then go on to STARTING as soon as the job's queue is not
+        blocked; True when the job was stopped first."""
+        if self._pause():
+            return True
+        while True:
+            with self._lock:
+                if self._blocked_reason is None:
+                    if not self.finished:
+                        self._status = STARTING
+                    return False
+            if self._sleep(POLL_SECONDS):
+                return True
 
     def _retried(self, end: AttemptEnd) -> bool:
         """Send the job back to RUNNABLE for another attempt if Batch would; else end the job."""

@@ -1,4 +1,5 @@
-"""WSGI middleware in front of moto's app: control endpoints, faults by operation, and the history.
+"""WSGI middleware in front of moto's app: control endpoints, faults by operation, the history, and
+GetJobQueueSnapshot (``POST /v1/getjobqueuesnapshot``), which moto does not implement.
 
 Throttling has to be real HTTP (an error in the shape each protocol answers with) so that botocore's
 error parsing and retry logic are what the executor meets, which a patched backend method cannot
@@ -48,12 +49,12 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from moto.batch.exceptions import ClientException
-from moto.batch.models import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.exceptions import MissingBucket
 from moto.s3.models import s3_backends
 
 from batch_devtools.local_batch.job import submission_options
+from batch_devtools.local_batch.queues import batch_backend, job_queue_snapshot
 from batch_devtools.local_batch.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -314,9 +315,19 @@ def _respond(
     return [body]
 
 
+def _client_error(start_response: Callable[..., Any], message: str) -> list[bytes]:
+    """A Batch ``ClientException`` (HTTP 400), shaped as moto and AWS answer one."""
+    return _respond(
+        start_response,
+        400,
+        {"__type": "ClientException", "message": message},
+        [("x-amzn-ErrorType", "ClientException")],
+    )
+
+
 def _create_jobs(runtime: Runtime, requests: list[dict[str, Any]]) -> list[str]:
     """Submit these SubmitJob bodies straight to moto's backend; their job ids, in order."""
-    backend = batch_backends[DEFAULT_ACCOUNT_ID][runtime.environment["region"]]
+    backend = batch_backend(runtime)
     job_ids = []
     for request in requests:
         with submission_options(retry_strategy=request.get("retryStrategy")):
@@ -364,6 +375,8 @@ class LocalBatchMiddleware:
             code, status = rule.answer(s3=call.protocol == S3)
             logger.info("Answering %s with %s (%s)", call.operation, code, status)
             return _error(start_response, call, code, status)
+        if call.operation == "getjobqueuesnapshot":
+            return self._job_queue_snapshot(environ, start_response)
         if call.operation == "submitjob":
             self._record_submission(environ)
         if call.protocol == S3 and call.operation in _RECORDED_S3:
@@ -433,6 +446,21 @@ class LocalBatchMiddleware:
         if "status" not in answer:
             result = list(result)
         return result
+
+    def _job_queue_snapshot(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """GetJobQueueSnapshot, answered here in Batch's JSON (errors as a ClientException, as Batch's)."""
+        try:
+            request = json.loads(_read_body(environ) or b"{}")
+        except ValueError as err:
+            return _client_error(start_response, f"the body is not JSON: {err}")
+        identifier = request.get("jobQueue") if isinstance(request, dict) else None
+        if not isinstance(identifier, str) or not identifier:
+            return _client_error(start_response, "jobQueue is required: the job queue's name or ARN")
+        try:
+            answer = job_queue_snapshot(self._runtime, identifier)
+        except ClientException as err:
+            return _client_error(start_response, err.message)
+        return _respond(start_response, 200, answer)
 
     def _record_submission(self, environ: dict[str, Any]) -> None:
         body = _read_body(environ)

@@ -47,6 +47,7 @@ from airflow_batch_executor.job_contract import JOB_STATUSES
 from batch_devtools.local_batch.array import validate_size
 from batch_devtools.local_batch.faults import job_subject
 from batch_devtools.local_batch.job import LocalJob, submission_options
+from batch_devtools.local_batch.queues import find_queue
 from batch_devtools.local_batch.runtime import HOLD, active_runtime
 
 SUPPORTED_MOTO = ((5, 1), (5, 3))
@@ -198,9 +199,7 @@ def _list_jobs(
     filters: list[dict[str, Any]] | None = None,
 ) -> list[Any]:
     if job_queue_name:
-        queue = self.get_job_queue(job_queue_name)
-        if queue is None:
-            raise ClientException(f"Job queue {job_queue_name} does not exist")
+        queue = find_queue(self, job_queue_name)
         candidates = [job for job in queue.jobs if getattr(job, "array_index", None) is None]
     elif array_job_id:
         parent = self.get_job_by_id(array_job_id)

@@ -21,7 +21,7 @@ from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from batch_devtools.local_batch import seams
+from batch_devtools.local_batch import queues, seams
 from batch_devtools.local_batch.environment import (
     FAKE_ACCESS_KEY,
     FAKE_SECRET_KEY,
@@ -113,6 +113,7 @@ class LocalBatch:
             self._post("/moto-api/reset")
             self._environment = create_environment(self.client, self.endpoint_url, self.region)
             self.runtime.environment = self._environment.to_dict()
+            queues.connect(self.runtime)
             self.runtime.s3 = self.client("s3", config=Config(max_pool_connections=INLINE_S3_CONNECTIONS))
             self.runtime.events = EventPublisher(self.runtime, DEFAULT_ACCOUNT_ID, self.region, STATUS_QUEUE)
             self.runtime.events.start()
