@@ -67,6 +67,7 @@ MAIN_SHARDS = {
         "tests/e2e/test_s3_transport.py",
         "tests/e2e/test_failures.py",
         "tests/e2e/test_multi_team.py",
+        "tests/e2e/test_spot_fallback.py",
     ),
     "tools": ("devtools/tests", "tests/benchmarks"),
 }
