@@ -56,7 +56,12 @@ def _queue_check(
         return [Check("AWS Batch API", False, describe_api_error(error), fix)]
     checks = [Check("AWS credentials", True, f"connection {gateway.conn_id!r} can call AWS Batch")]
     if queue is None:
-        fix = f"create the queue, or set {option_place(option, team)} to an existing queue name or ARN"
+        where = (
+            f"set {option_place(option, team)} to"
+            if option == "job_queue"
+            else f"in {option_place(option, team)} name"
+        )
+        fix = f"create the queue, or {where} an existing queue name or ARN"
         return [*checks, Check(name, False, f"job queue {job_queue!r} does not exist", fix)]
     state, status = queue.get("state"), queue.get("status")
     if state != "ENABLED" or status != "VALID":

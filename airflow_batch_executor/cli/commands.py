@@ -34,11 +34,12 @@ from airflow_batch_executor.job_contract import (
 from airflow_batch_executor.options import SECTION, ExecutorOptions, load_options
 from airflow_batch_executor.provider_info import load_config_description
 from airflow_batch_executor.recovery.lookup import deployment_jobs
+from airflow_batch_executor.recovery.reclaims import ReclaimHistory
 from airflow_batch_executor.requests.factory import RequestFactory, base_request
 from airflow_batch_executor.requests.naming import WorkloadIdentity
 from airflow_batch_executor.requests.placement import PlacementCatalog
 from airflow_batch_executor.requests.queue_ladder import QueueLadder
-from airflow_batch_executor.requests.task_specs import task_sdk_command, task_spec
+from airflow_batch_executor.requests.task_specs import JobSpec, task_sdk_command, task_spec
 from airflow_batch_executor.rules.author_policy import operator_definitions
 
 WORKLOAD_PLACEHOLDER = "<the task's ExecuteTask workload as JSON, built by the scheduler; token redacted>"
@@ -197,6 +198,30 @@ def _task(dag_id: str, task_id: str) -> Any:
     return dag.get_task(task_id)
 
 
+def _on_the_ladder(
+    factory: RequestFactory, gateway: BatchGateway | None, spec: JobSpec, request: dict[str, Any]
+) -> dict[str, Any]:
+    """The request on the queue ``queue_fallbacks`` would choose for this try, saying why on stderr."""
+    queue = request["jobQueue"]
+    if len(factory.ladder.chain(queue)) == 1:
+        return request
+    if gateway is None:
+        print(
+            f"(--offline: the reclaims of earlier tries are not looked up; {queue} is shown)", file=sys.stderr
+        )
+        return request
+    reclaims = ReclaimHistory(gateway, factory.ladder, factory.options.job_name).earlier_tries(
+        spec.identity, queue
+    )
+    choice = factory.ladder.choose(queue, reclaims)
+    if choice.reason is None:
+        counted = ", ".join(f"{count} on {name}" for name, count in reclaims.items()) or "none"
+        print(f"(job queue {queue}: reclaims of earlier tries: {counted}; no fallback yet)", file=sys.stderr)
+        return request
+    print(f"({choice.reason})", file=sys.stderr)
+    return {**request, "jobQueue": choice.queue}
+
+
 def render(args: argparse.Namespace) -> None:
     """The request after every step the executor applies, so config precedence can be debugged."""
     quiet_library_logging(args)
@@ -214,7 +239,7 @@ def render(args: argparse.Namespace) -> None:
             default_queue=conf.get("operators", "default_queue", fallback="default"),
             catalog=PlacementCatalog(gateway) if gateway is not None else None,
         )
-        request = factory.build(spec)
+        request = _on_the_ladder(factory, gateway, spec, factory.build(spec))
         derived = factory.derived_definition(request, spec)
         request = factory.place(request, spec)
     except (TaskConfigError, OptionError) as error:

@@ -11,7 +11,7 @@ import sys
 from airflow_batch_executor.cli import commands
 from airflow_batch_executor.requests import task_specs as task_specs_module
 
-from .helpers import pump, python_command, queue, workload
+from .helpers import describe, pump, python_command, queue, wait_until, workload
 
 
 def airflow_cli(*args: str) -> subprocess.CompletedProcess:
@@ -99,3 +99,31 @@ def test_prune_definitions_is_a_dry_run_by_default_through_the_real_cli(batch_en
     assert "1 derived job definition(s) would be deregistered; run again with --yes" in result.stdout
     [still] = client.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
     assert still["status"] == "ACTIVE"
+
+
+def test_jobs_shows_each_waiting_jobs_place_in_line_and_its_reason(
+    make_executor, batch_env, monkeypatch, capsys
+):
+    monkeypatch.setattr(task_specs_module, "workload_command", lambda w: python_command("print('x')"))
+    reason = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no capacity"
+    batch_env.faults.block_queue(batch_env.job_queue, reason)
+    executor = make_executor()
+    first, second = (
+        workload("first", dag_id="lined", run_id="r1"),
+        workload("second", dag_id="lined", run_id="r1"),
+    )
+    queue(executor, first)
+    pump(executor, lambda ev: any(state == "running" for _, state, _ in ev))
+    queue(executor, second)
+    pump(executor, lambda ev: any(key == second.ti.key and state == "running" for key, state, _ in ev))
+    ids = [executor.jobs.tracker.for_key(item.ti.key).job_id for item in (first, second)]
+    wait_until(lambda: all(describe(batch_env, job_id)["status"] == "RUNNABLE" for job_id in ids))
+    capsys.readouterr()
+
+    commands.jobs(argparse.Namespace(job_queue=None, state=None, dag_id="lined", limit=100, team=None))
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+    assert "POSITION" in out.splitlines()[0]
+    assert "  1 of 2  " in rows[ids[0]] and "  2 of 2  " in rows[ids[1]]
+    assert all(row.rstrip().endswith(reason) for row in rows.values())
+    batch_env.faults.unblock_queue(batch_env.job_queue)

@@ -31,7 +31,7 @@ class Batch:
 
     def find_jobs_by_name(self, queue, name):
         self._check()
-        named = [job for job in self.jobs if job["jobName"] == name]
+        named = [job for job in self.jobs if job["jobName"] == name and job.get("queue", "q") == queue]
         return sorted(named, key=lambda job: job["createdAt"], reverse=True)
 
 
@@ -50,6 +50,15 @@ def test_by_id_by_name_and_none():
         for lookup in look_up(batch, [orphan("a", "j1"), orphan("b"), orphan("c")])
     }
     assert found["a"].job_id == "j1" and found["b"].job_id == "j2" and found["c"] is None
+
+
+def test_a_job_the_ladder_sent_to_a_fallback_queue_is_found_there_by_its_name():
+    """queue_fallbacks: the dead scheduler's job of this try went to the fallback queue."""
+    batch = Batch([{**job("j1", "a-try2", "RUNNING", 1), "queue": "on-demand"}])
+    on_the_ladder = Orphan("a", None, "q", "a-try2", ("on-demand",))
+    [lookup] = look_up(batch, [on_the_ladder])
+    assert lookup.job is not None and (lookup.job.job_id, lookup.job.job_queue) == ("j1", "on-demand")
+    assert [lookup.job for lookup in look_up(batch, [Orphan("a", None, "q", "a-try2")])] == [None]
 
 
 def test_a_stale_job_id_loses_to_the_resubmission_of_the_same_try():

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_batch_executor.rules.outcome import Outcome, Verdict, classify
+from airflow_batch_executor.rules.outcome import Outcome, Verdict, classify, reclaimed_host
 
 STARTED_AT = 1620067361882
 
@@ -583,3 +583,25 @@ def test_a_task_code_the_bootstrap_remapped_is_reported_as_the_tasks_failure() -
     assert outcome.verdict is Verdict.FAIL and outcome.reason_class == "after_start"
     assert f"exit code {EXIT_TASK_USED_RESERVED_CODE}" in outcome.reason
     assert "bootstrap" not in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("record", "host"),
+    [
+        ({"status": "FAILED", "statusReason": "Host EC2 (instance i-0abc) terminated."}, "instance i-0abc"),
+        (
+            {"status": "FAILED", "attempts": [{"statusReason": "Host EC2 (instance i-1) terminated."}]},
+            "instance i-1",
+        ),
+        (
+            {"status": "FAILED", "container": {"reason": "Your Spot Task was interrupted."}},
+            "its Fargate Spot task",
+        ),
+        ({"status": "FAILED", "statusReason": "SpotInterruption"}, "its Fargate Spot task"),
+        ({"status": "FAILED", "statusReason": "Essential container in task exited"}, None),
+        ({"status": "RUNNING", "statusReason": "Host EC2 (instance i-0abc) terminated."}, None),
+        ({"status": "FAILED", "statusReason": None, "attempts": "junk"}, None),
+    ],
+)
+def test_a_spot_reclaim_is_told_by_its_reason(record, host) -> None:
+    assert reclaimed_host(record) == host

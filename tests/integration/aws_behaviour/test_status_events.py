@@ -177,3 +177,55 @@ def test_events_for_jobs_another_scheduler_tracks_are_left_for_it(make_executor,
     # scheduler every status_poll_interval (0.1 s here): dozens of calls a second.
     reconciliations = len(mine + theirs) * int(elapsed // interval)
     assert describe_calls(event_mode) <= reconciliations, f"{elapsed:.1f}s"
+
+
+CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested"
+
+
+def waiting_rows(executor) -> list[str]:
+    return [log.extra for log in executor._task_event_logs if log.event == "batch job waiting"]
+
+
+def test_a_blocked_queues_reason_reaches_the_waiting_tasks_event_log_through_the_status_queue(
+    make_executor, event_mode
+):
+    event_mode.faults.block_queue(event_mode.job_queue, CAPACITY)
+    executor = make_executor()
+    item = workload("ok", run_id="blocked")
+    queue(executor, item)
+    pump(executor, lambda _: waiting_rows(executor))
+    [row] = waiting_rows(executor)
+    job_id = executor.jobs.tracker.for_key(item.ti.key).job_id
+    assert (
+        row.startswith(f"Batch job {job_id} (")
+        and f"waits in RUNNABLE on job queue {event_mode.job_queue}" in row
+    )
+    assert CAPACITY in row and "allow more instance types" in row
+    assert describe_calls(event_mode) == 0, "the reason came with the Batch Job Queue Blocked event"
+    event_mode.faults.block_queue(
+        event_mode.job_queue, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - still none"
+    )
+    pump(executor, lambda _: len(waiting_rows(executor)) == 2)
+    event_mode.faults.unblock_queue(event_mode.job_queue)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "success"}
+    assert len(waiting_rows(executor)) == 2, "a reason written once is not written again"
+
+
+def test_a_misconfiguration_in_a_blocked_event_terminates_the_job_and_fails_the_task(
+    make_executor, event_mode
+):
+    reason = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement is not supported"
+    event_mode.faults.block_queue(event_mode.job_queue, reason)
+    executor = make_executor()
+    item = workload("ok", run_id="misconfigured")
+    queue(executor, item)
+    events = pump(executor, finished(item.ti.key))
+    assert final_states(events) == {item.ti.key: "failed"}
+    failure = next(info for key, state, info in events if state == "failed")
+    assert (
+        "can never start" in failure
+        and "no instance type in the queue's compute environments fits" in failure
+    )
+    assert describe_calls(event_mode) == 0
+    wait_until(lambda: event_mode.api_calls().get("terminatejob", 0) >= 1)
