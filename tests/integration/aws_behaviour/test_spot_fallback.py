@@ -82,19 +82,22 @@ def test_the_try_after_enough_reclaims_runs_on_the_fallback_queue(
     assert f"2 reclaimed on {spot}" in fallback
 
 
-def test_a_restarted_scheduler_counts_the_earlier_tries_reclaims_by_their_names(
+def test_schedulers_restarted_between_tries_count_the_earlier_tries_reclaims_by_their_names(
     make_executor, batch_env, monkeypatch, run_try
 ):
-    ladder(monkeypatch, batch_env, after_reclaims=1)
-    batch_env.faults.host_terminated("*spotty-try1-*", count=None)
-    first = make_executor()
-    assert run_try(first, 1) == "failed"
-    first._stop(terminate_jobs=False)
-    second = make_executor()
-    assert run_try(second, 2) == "success"
-    assert queues_by_try(batch_env) == [("1", batch_env.job_queue), ("2", batch_env.second_job_queue)]
-    [fallback] = rows(second, "batch job fallback")
-    assert f"1 reclaimed on {batch_env.job_queue}" in fallback
+    """Each try runs under a new scheduler: nothing is remembered, every count comes from ListJobs."""
+    ladder(monkeypatch, batch_env, after_reclaims=2)
+    batch_env.faults.host_terminated("*spotty-try[12]-*", count=None)
+    outcomes = []
+    for try_number in (1, 2, 3):
+        executor = make_executor()
+        outcomes.append(run_try(executor, try_number))
+        executor._stop(terminate_jobs=False)
+    assert outcomes == ["failed", "failed", "success"]
+    spot, on_demand = batch_env.job_queue, batch_env.second_job_queue
+    assert queues_by_try(batch_env) == [("1", spot), ("2", spot), ("3", on_demand)]
+    [fallback] = rows(executor, "batch job fallback")
+    assert f"2 reclaimed on {spot}" in fallback
 
 
 def test_a_job_reclaimed_before_it_started_is_resubmitted_to_the_fallback_within_its_try(
