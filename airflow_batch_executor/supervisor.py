@@ -229,7 +229,9 @@ class JobSupervisor:
         job = track_submitted(submission, result.job_id, time.time())
         self.tracker.add(job)
         how = "found already submitted" if result.found_existing else "submitted"
-        log.info("Batch job %s (%s) %s to %s for %s", job.job_id, job.job_name, how, job.job_queue, key)
+        log.info(
+            "Batch job %s (%s) %s for %s in job queue %s", job.job_id, job.job_name, how, key, job.job_queue
+        )
         events = [TaskEvent(key, TaskState.RUNNING, job.job_id)]
         if submission.fallback_reason is not None:
             log.warning("%s: %s", key, submission.fallback_reason)
