@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_batch_executor.aws.errors import ApiErrorKind
 from airflow_batch_executor.job_contract import TAG_SUBMISSION, request_object_uri, split_s3_uri
+from airflow_batch_executor.requests.queue_ladder import QueueChoice
 
 if TYPE_CHECKING:
     from airflow_batch_executor.requests.task_specs import JobSpec
@@ -118,11 +119,9 @@ class Submission:
     answer may have made, and never submits."""
     look_ups: int = 0
     """Look-up-only attempts made; written by the submit thread making one."""
-    placed_queue: str | None = None
-    """The queue the ``queue_fallbacks`` ladder sent the last attempt to, when not the request's own;
-    written by the submit thread making the attempt."""
-    fallback_reason: str | None = None
-    """Why the ladder moved the last attempt, for the task's event log; written with ``placed_queue``."""
+    fallback: QueueChoice | None = None
+    """Where the ``queue_fallbacks`` ladder sent the last attempt, and why, when not to the request's
+    own queue; written by the submit thread making the attempt."""
     reclaims: dict[str, int] = field(default_factory=dict)
     """Jobs of this try that Spot reclaimed before they started, per queue; written by the scheduler's
     thread before it queues the next attempt."""
@@ -140,7 +139,7 @@ class Submission:
     @property
     def job_queue(self) -> str:
         """The queue its job goes to (or went to): the ladder's choice, else the request's."""
-        return self.placed_queue or self.request["jobQueue"]
+        return self.fallback.queue if self.fallback is not None else self.request["jobQueue"]
 
     @property
     def submission_id(self) -> str | None:

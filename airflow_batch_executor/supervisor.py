@@ -233,10 +233,10 @@ class JobSupervisor:
             "Batch job %s (%s) %s for %s in job queue %s", job.job_id, job.job_name, how, key, job.job_queue
         )
         events = [TaskEvent(key, TaskState.RUNNING, job.job_id)]
-        if submission.fallback_reason is not None:
-            log.warning("%s: %s", key, submission.fallback_reason)
+        if submission.fallback is not None and submission.fallback.reason is not None:
+            log.warning("%s: %s", key, submission.fallback.reason)
             self._metrics.incr_labelled("fallbacks", queue_label(job.job_queue))
-            events.append(TaskEvent(key, None, submission.fallback_reason, FALLBACK_EVENT))
+            events.append(TaskEvent(key, None, submission.fallback.reason, FALLBACK_EVENT))
         return events
 
     def _jobs_to_describe(self) -> list[str]:

@@ -203,17 +203,15 @@ def _on_the_ladder(
 ) -> dict[str, Any]:
     """The request on the queue ``queue_fallbacks`` would choose for this try, saying why on stderr."""
     queue = request["jobQueue"]
-    if len(factory.ladder.chain(queue)) == 1:
+    if not factory.ladder.has_fallback(queue):
         return request
     if gateway is None:
         print(
             f"(--offline: the reclaims of earlier tries are not looked up; {queue} is shown)", file=sys.stderr
         )
         return request
-    reclaims = ReclaimHistory(gateway, factory.ladder, factory.options.job_name).earlier_tries(
-        spec.identity, queue
-    )
-    choice = factory.ladder.choose(queue, reclaims)
+    history = ReclaimHistory(gateway, factory.ladder, factory.options.job_name)
+    choice, reclaims = history.queue_for(spec.identity, queue)
     if choice.reason is None:
         counted = ", ".join(f"{count} on {name}" for name, count in reclaims.items()) or "none"
         print(f"(job queue {queue}: reclaims of earlier tries: {counted}; no fallback yet)", file=sys.stderr)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 
 from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.job_contract import FINAL_STATUSES
 from airflow_batch_executor.requests.naming import WorkloadIdentity, job_name
-from airflow_batch_executor.requests.queue_ladder import QueueLadder
+from airflow_batch_executor.requests.queue_ladder import QueueChoice, QueueLadder
 from airflow_batch_executor.rules.outcome import reclaimed_host
 
 MAX_CACHED = 20_000
@@ -33,15 +34,22 @@ class ReclaimHistory:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], int] = {}
 
+    def queue_for(
+        self, identity: WorkloadIdentity, queue: str, this_try: Mapping[str, int] | None = None
+    ) -> tuple[QueueChoice, Counter[str]]:
+        """Where the ladder sends the next job of ``identity``'s try routed to ``queue``, and the
+        reclaims that decided it: those of earlier tries, and ``this_try``'s (counted in memory)."""
+        reclaims = self.earlier_tries(identity, queue) + Counter(this_try or {})
+        return self._ladder.choose(queue, reclaims), reclaims
+
     def earlier_tries(self, identity: WorkloadIdentity, queue: str) -> Counter[str]:
         """Reclaimed jobs of tries before ``identity``'s, per queue of ``queue``'s ladder."""
         counts: Counter[str] = Counter()
-        chain = self._ladder.chain(queue)
-        if len(chain) == 1:
+        if not self._ladder.has_fallback(queue):
             return counts
         for try_number in range(1, identity.try_number):
             name = job_name(replace(identity, try_number=try_number), self._prefix)
-            for rung in chain:
+            for rung in self._ladder.chain(queue):
                 counts[rung] += self._reclaimed(rung, name)
         return +counts
 

@@ -77,6 +77,10 @@ class QueueLadder:
     def __bool__(self) -> bool:
         return bool(self._rungs)
 
+    def has_fallback(self, queue: str) -> bool:
+        """Whether reclaims can move a job routed to ``queue`` elsewhere."""
+        return queue in self._rungs
+
     def fallbacks(self) -> list[str]:
         """Every fallback queue (for the health check)."""
         return list(dict.fromkeys(rung.fallback for rung in self._rungs.values()))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -122,12 +121,9 @@ class Dispatch:
         """The request on the queue the ``queue_fallbacks`` ladder chooses, from the reclaims of the
         task instance's earlier tries (looked up by name) and of this try (counted in memory)."""
         assert submission.spec is not None
-        request, ladder = submission.request, self._factory.ladder
-        queue = request["jobQueue"]
-        if len(ladder.chain(queue)) == 1:
-            return request
-        reclaims = self._history.earlier_tries(submission.spec.identity, queue) + Counter(submission.reclaims)
-        choice = ladder.choose(queue, reclaims)
-        submission.placed_queue = choice.queue if choice.reason is not None else None
-        submission.fallback_reason = choice.reason
-        return request if choice.reason is None else {**request, "jobQueue": choice.queue}
+        request = submission.request
+        choice, _ = self._history.queue_for(
+            submission.spec.identity, request["jobQueue"], submission.reclaims
+        )
+        submission.fallback = choice if choice.reason is not None else None
+        return request if submission.fallback is None else {**request, "jobQueue": choice.queue}
