@@ -5,9 +5,11 @@ acknowledged meanwhile and deletes it in DeleteMessageBatch calls of 10. Under a
 runs several long polls side by side (see :mod:`.receiver`): one delete call at a time would then
 delete fewer messages a second than arrive, and a message still undeleted after the queue's
 visibility timeout (10 s in the template) is handed out again. So each round of deletes is spread
-over as many calls side by side as receive loops are running: the first on the delete thread, the
-others on short-lived daemon threads (a delete under way never holds up the scheduler's exit, as no
-status thread does). A quiet queue has one receive loop, so its deletes start no thread.
+over as many calls side by side as receive loops are running, or as its own size asks for when more
+waited (``PART_BATCHES``: a slow heartbeat may acknowledge a whole burst after the loops shrank back
+to one), up to the receiver's concurrency: the first on the delete thread, the others on short-lived
+daemon threads (a delete under way never holds up the scheduler's exit, as no status thread does). A
+quiet queue has one receive loop and few acknowledgements, so its deletes start no thread.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from airflow_batch_executor.aws.queue_gateway import DELETE_MAX_ENTRIES, StatusQ
 
 log = logging.getLogger(__name__)
 
+PART_BATCHES = 10
+"""Batches of 10 one caller deletes in a round before another caller joins: at SQS's 20 to 50 ms a
+call, a round of any size then ends well within the template's 10 s visibility timeout."""
+
 
 def spread(receipts: Sequence[str], parts: int) -> list[list[str]]:
     """``receipts``, in order, in at most ``parts`` slices of whole batches of 10 (the last may be short)."""
@@ -35,12 +41,14 @@ def spread(receipts: Sequence[str], parts: int) -> list[list[str]]:
 class MessageDeleter:
     """``acknowledge()`` from the scheduler's thread, ``run()`` as the delete thread's loop.
 
-    ``width()`` says how many delete calls may run side by side now: the receive loops running.
+    ``width()`` says how many delete calls run side by side now at least: the receive loops running;
+    ``most`` is the most that ever do.
     """
 
-    def __init__(self, gateway: StatusQueueGateway, width: Callable[[], int]) -> None:
+    def __init__(self, gateway: StatusQueueGateway, width: Callable[[], int], most: int = 1) -> None:
         self._gateway = gateway
         self._width = width
+        self._most = max(1, most)
         # Put by the scheduler's thread (receipts) and by close() (None: finish); taken by run() alone.
         self._acknowledged: queue.SimpleQueue[str | None] = queue.SimpleQueue()
 
@@ -62,8 +70,13 @@ class MessageDeleter:
             if receipts := [receipt for receipt in waiting if receipt is not None]:
                 self._delete_round(receipts)
 
+    def parts(self, count: int) -> int:
+        """Delete calls side by side for a round of ``count`` receipts."""
+        batches = -(-count // DELETE_MAX_ENTRIES)
+        return min(self._most, max(self._width(), -(-batches // PART_BATCHES)))
+
     def _delete_round(self, receipts: list[str]) -> None:
-        first, *others = spread(receipts, self._width())
+        first, *others = spread(receipts, self.parts(len(receipts)))
         helpers = [
             threading.Thread(target=self._delete, args=(part,), name="batch-status-deletes", daemon=True)
             for part in others

@@ -78,7 +78,7 @@ class StatusEventReceiver:
         self.answering = True
         # Set once by start(): the first receive loop and the delete thread, which run until stop().
         self._threads: list[SupervisedThread] = []
-        self._deleter = MessageDeleter(gateway, lambda: self._loops)
+        self._deleter = MessageDeleter(gateway, lambda: self._loops, concurrency)
 
     def start(self) -> None:
         for name, target in (
