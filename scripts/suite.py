@@ -6,9 +6,8 @@
     the end-to-end modules in two groups of about the same length, the devtools and benchmark tests,
     and the rest), and one *leg* per version of ``constraints/matrix.txt``: that version's test
     paths, in a virtualenv installed from ``constraints/airflow-<version>.txt``. Shards and legs are
-    independent runs of pytest: the end-to-end shards first (they go one at a time, so together they
-    are the longest chain), then the longest first; ``SLOTS`` at a time, and beside them the
-    ``LIGHT_RUNS``, which mostly wait, and once those are under way one more. Each writes
+    independent runs of pytest, the longest first: ``SLOTS`` at a time, each keeping about one core
+    busy, and beside them one of the ``LIGHT_RUNS``, which mostly wait. Each writes
     ``.matrix/logs/<run>.log``; a line is printed as each run ends, then a summary, the slowest tests
     of all runs, and the end of every failed run's log. The exit code is non-zero when any run failed.
 ``scripts/test PATH... [OPTION...]``
@@ -49,13 +48,9 @@ computes, so two fill both cores; with three, two of them end-to-end shards, the
 and two-scheduler runs missed their 150 s deadline."""
 LIGHT_RUNS = frozenset({"main-core", "main-tools"})
 """Runs that mostly wait (botocore's backoffs, local Batch jobs, held jobs, sleeps in the code under
-test): a third of a core each in CI (CPU 3m42s in 11m21s, 1m48s in 4m47s). They go beside the
-``SLOTS`` others, where they fill the time those wait, instead of taking a whole slot."""
-LIGHT_SLOTS = 2
-MAX_HEAVY = 3
-"""Runs that are not light at once, once no light run waits: a light slot left free takes one more.
-The others wait too (a leg is busy 0.5 to 0.9 of its time: local Batch jobs, stacks starting), so
-three of them and a light run keep 2 cores about full; a fourth would oversubscribe them."""
+test): half a core each in CI (CPU 3m45s in 7m34s, 1m42s in 3m30s). One of them goes beside the
+``SLOTS`` others, where it fills the time they wait, instead of taking a whole slot."""
+LIGHT_SLOTS = 1
 MAX_STACK_RUNS = 1
 """End-to-end shards at once (``Run.stacks``): two together are the heaviest pair there is."""
 MAIN_SHARDS = {
@@ -299,14 +294,14 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
 
 
 EXPECTED_SECONDS = {
-    "main-core": 680.0,
-    "airflow-3.2.2": 440.0,
-    "airflow-3.3.0": 395.0,
-    "main-e2e-1": 340.0,
-    "main-e2e-2": 330.0,
-    "airflow-3.1.8": 305.0,
-    "main-tools": 285.0,
-    "airflow-3.2.0": 225.0,
+    "main-core": 660.0,
+    "airflow-3.2.2": 450.0,
+    "main-e2e-1": 445.0,
+    "airflow-3.3.0": 350.0,
+    "main-e2e-2": 345.0,
+    "airflow-3.1.8": 280.0,
+    "main-tools": 260.0,
+    "airflow-3.2.0": 215.0,
     "airflow-3.1.2": 165.0,
 }
 """What each run takes beside another on 2 cores (the summary of a CI run), to start the longest first;
@@ -315,28 +310,20 @@ DEFAULT_SECONDS = 420.0
 
 
 def schedule(runs: list[Run]) -> list[Run]:
-    """The end-to-end shards first, as they go one at a time: together they are the longest chain
-    of runs. Then the longest first, so the runs still going at the end are short ones."""
-    return sorted(runs, key=lambda run: (not run.stacks, -EXPECTED_SECONDS.get(run.name, DEFAULT_SECONDS)))
+    """Longest first, so the runs still going at the end are short ones."""
+    return sorted(runs, key=lambda run: -EXPECTED_SECONDS.get(run.name, DEFAULT_SECONDS))
 
 
 def pick(waiting: list[Run], busy: list[Run]) -> Run | None:
-    """The first waiting run that may start now: ``SLOTS + LIGHT_SLOTS`` in all, at most
-    ``LIGHT_SLOTS`` light ones, and ``SLOTS`` others, or ``MAX_HEAVY`` once no light run waits; one
-    that starts Airflow stacks only while fewer than ``MAX_STACK_RUNS`` such runs are going."""
+    """The first waiting run that may start now: at most ``SLOTS`` runs that are not light and
+    ``SLOTS + LIGHT_SLOTS`` in all, and one that starts Airflow stacks only while fewer than
+    ``MAX_STACK_RUNS`` such runs are going."""
     if len(busy) >= SLOTS + LIGHT_SLOTS:
         return None
-    stacks_full = sum(run.stacks for run in busy) >= MAX_STACK_RUNS
-    light = sum(run.name in LIGHT_RUNS for run in busy)
-    heavy = len(busy) - light
-    heavy_room = (SLOTS if any(run.name in LIGHT_RUNS for run in waiting) else MAX_HEAVY) - heavy
+    full = sum(run.stacks for run in busy) >= MAX_STACK_RUNS
+    heavy_full = sum(run.name not in LIGHT_RUNS for run in busy) >= SLOTS
     return next(
-        (
-            run
-            for run in waiting
-            if not (run.stacks and stacks_full)
-            and (light < LIGHT_SLOTS if run.name in LIGHT_RUNS else heavy_room > 0)
-        ),
+        (run for run in waiting if not (run.stacks and full) and (run.name in LIGHT_RUNS or not heavy_full)),
         None,
     )
 
@@ -388,7 +375,7 @@ def main(arguments: list[str]) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "pytest", *arguments])
     runs = schedule([*main_shards(), *leg_runs(legs)])
     print(
-        f"{len(runs)} runs, {SLOTS} at a time and the light ones beside them: "
+        f"{len(runs)} runs, {SLOTS} at a time and one light run beside them: "
         f"{', '.join(run.name for run in runs)}",
         flush=True,
     )
