@@ -8,6 +8,7 @@ so a module costs one stack start-up plus its slowest run, not the sum of its ru
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import time
 from collections import Counter
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from batch_devtools.devstack import DevStack, TaskInstanceRow
+from batch_devtools.devstack.database import postgres_reachable
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 RUN_TIMEOUT_SECONDS = 150.0
@@ -75,6 +79,19 @@ def airflow_has(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def database_where_one_runs() -> str:
+    """``postgres`` where PostgreSQL answers (on CI it must), else ``sqlite``: for a stack whose
+    components write at the same moment. On SQLite a write that meets another fails at once with
+    "database is locked" (a deferred transaction cannot wait for the lock it must upgrade), and a
+    scheduler whose last write on SIGTERM met the API server's exited with 1."""
+    problem = postgres_reachable()
+    if problem is None:
+        return "postgres"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{problem}; CI must run this test on PostgreSQL, so start it on 127.0.0.1:5432")
+    return "sqlite"
 
 
 def log_events(answer: dict[str, Any]) -> list[str]:

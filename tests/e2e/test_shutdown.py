@@ -18,6 +18,7 @@ from tests.e2e.harness import (
     DAGS_FOLDER,
     RELEASE_HELPER,
     adopted,
+    database_where_one_runs,
     finished_run,
     release,
     wait_until_adopted,
@@ -36,7 +37,9 @@ slow past 10 s; ``kill_scheduler`` gives it 20 s more before calling it hung."""
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    with DevStack(DAGS_FOLDER, dag_files=["shutdown.py", RELEASE_HELPER]) as stack:
+    with DevStack(
+        DAGS_FOLDER, dag_files=["shutdown.py", RELEASE_HELPER], database=database_where_one_runs()
+    ) as stack:
         yield stack
 
 
