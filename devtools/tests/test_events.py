@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from waiting import TIMEOUT, describe, take_messages, wait_for_status, wait_until
+from waiting import TIMEOUT, describe, drain, take_messages, wait_for_status, wait_until
 
 from batch_devtools.local_batch import CAPACITY_REASON, LocalBatch
 from batch_devtools.local_batch.control import LocalBatchControl
@@ -30,16 +30,6 @@ def run(lb: LocalBatch, name: str) -> str:
         jobDefinition=lb.job_definition,
         containerOverrides={"command": [sys.executable, "-c", "print('hi')"]},
     )["jobId"]
-
-
-def drain(lb: LocalBatch, until: Any, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
-    """Every message on the status queue (deleted as read) until ``until(messages)``."""
-    sqs, got = lb.client("sqs"), []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(got):
-        got.extend(json.loads(body) for body in take_messages(sqs, lb.status_queue_url))
-        time.sleep(0.05)
-    return got
 
 
 def statuses_of(messages: list[dict[str, Any]], job_id: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -73,6 +74,16 @@ def take_messages(sqs: Any, queue_url: str) -> list[str]:
         answer = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
         assert not answer.get("Failed"), f"messages not deleted: {answer['Failed']}"
     return [message["Body"] for message in messages]
+
+
+def drain(lb: LocalBatch, until: Any, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    """Every message on the status queue (deleted as read) until ``until(messages)``."""
+    sqs, got = lb.client("sqs"), []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(got):
+        got.extend(json.loads(body) for body in take_messages(sqs, lb.status_queue_url))
+        time.sleep(0.05)
+    return got
 
 
 def log_messages(lb: LocalBatch, stream: str) -> list[str]:

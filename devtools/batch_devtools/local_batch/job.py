@@ -33,7 +33,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 from moto.batch.models import Job
 
 from batch_devtools.local_batch.array import INDEX_VARIABLE, SIZE_VARIABLE, ArrayParent, parent_id
+from batch_devtools.local_batch.ecs import DEFAULT_CLUSTER, METADATA_VARIABLE, EcsTask, metadata_uri, new_task
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
     HOST_TERMINATED_REASON,
@@ -161,7 +161,10 @@ class LocalJob(Job):
         """Finished attempts, as DescribeJobs lists them."""
         self._current: dict[str, Any] | None = None
         """The attempt under way (from its container's start, or its failure to start)."""
+        self._task: EcsTask | None = None
+        """The ECS task of the attempt under way, from its STARTING to its end."""
         self._latest_task_arn: str | None = None
+        """The latest attempt's task ARN (DescribeJobs' ``container.taskArn``), until the next attempt."""
         self._extra_attempts = 0
         self._lost_at_end: JobFault | None = None
         self._mode = self.runtime.settings.job_mode
@@ -218,6 +221,8 @@ class LocalJob(Job):
         self.__dict__["_current_status"] = value
         if value == previous:
             return
+        if value == STARTING:
+            self._begin_task()
         if self.__dict__.get("_announcing"):
             self._announce()
         parent = self.__dict__.get("_array_parent")
@@ -858,6 +863,8 @@ class LocalJob(Job):
             LOCAL_BATCH_JOB_DEFINITION=self.job_definition.arn,
             LOCAL_BATCH_MOUNT_POINTS=",".join(str(mount.get("containerPath")) for mount in mount_points),
         )
+        # ECS injects its task's metadata endpoint into the container: not in DescribeJobs' environment
+        env[METADATA_VARIABLE] = metadata_uri(self.runtime.environment["endpoint_url"], self._begin_task())
         if self._array_parent is not None and self._array_parent.array is not None:
             env[INDEX_VARIABLE] = str(self.array_index)
             env[SIZE_VARIABLE] = str(self._array_parent.array.size)
@@ -909,8 +916,8 @@ class LocalJob(Job):
         self, stream: str | None = None, started_ms: int | None = None, container_reason: str | None = None
     ) -> None:
         """Begin the record of the attempt under way (call with the lock held)."""
-        task_arn = self._task_arn()
-        container: dict[str, Any] = {"taskArn": task_arn}
+        task = self._begin_task()
+        container: dict[str, Any] = {"taskArn": task.arn}
         if stream is not None:
             container["logStreamName"] = stream
         if container_reason is not None:
@@ -919,12 +926,15 @@ class LocalJob(Job):
         self._current = {"container": container}
         if started_ms is not None:
             self._current["startedAt"] = started_ms
-        self._latest_task_arn = task_arn
 
     def _close_attempt(
         self, status_reason: str | None, exit_code: int | None, container_reason: str | None, stopped_ms: int
     ) -> None:
-        """Move the attempt under way, if any, to the finished ones (call with the lock held)."""
+        """Move the attempt under way, if any, to the finished ones (call with the lock held); its task's
+        metadata endpoint stops answering."""
+        if self._task is not None:
+            self.runtime.ecs_tasks.remove(self._task)
+            self._task = None
         attempt, self._current = self._current, None
         if attempt is None:
             return
@@ -994,9 +1004,32 @@ class LocalJob(Job):
             self._wakeup.wait(min(remaining, POLL_SECONDS))
         return True
 
-    def _task_arn(self) -> str:
-        region = self.job_definition._region
-        return f"arn:aws:ecs:{region}:{self.backend.account_id}:task/AWSBatch-local/{uuid.uuid4().hex}"
+    def _begin_task(self) -> EcsTask:
+        """The ECS task of the attempt under way, made as the attempt reaches STARTING (lock held).
+
+        As AWS: "Each container attempt receives a task ARN when they reach the STARTING status". Made
+        by the status change itself, so the STARTING event carries it already; a held plan without
+        steps (``step_delay`` 0) skips STARTING, and its attempt gets its task as it opens.
+        """
+        if self._task is None:
+            self._task = new_task(
+                self.job_definition._region,
+                self.backend.account_id,
+                self._cluster_name(),
+                self.job_definition.name,
+                self.job_definition.revision,
+                self.image,
+            )
+            self._latest_task_arn = self._task.arn
+            self.runtime.ecs_tasks.add(self._task)
+        return self._task
+
+    def _cluster_name(self) -> str:
+        """The ECS cluster of the job's compute environment, as on AWS, where a managed compute
+        environment's tasks run in its own cluster (DescribeComputeEnvironments' ``ecsClusterArn``,
+        which moto creates too); ``local-batch`` when moto made none (an unmanaged one)."""
+        compute_envs = getattr(self.job_queue, "environments", None) or []
+        return (compute_envs[0].ecs_name if compute_envs else "") or DEFAULT_CLUSTER
 
     def _common_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {

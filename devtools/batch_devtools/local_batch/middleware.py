@@ -31,6 +31,9 @@ Control endpoints (JSON in, JSON out):
 * ``DELETE /_local_batch/history``     — forget it
 * ``GET    /_local_batch/workload-tokens`` — ``{"tokens": [...]}``: every token seen in a PutObject body
 * ``DELETE /_local_batch/workload-tokens`` — forget them
+* ``GET    /_local_batch/ecs-metadata/<id>[/task]`` — the task metadata endpoint (v4) of a job's container,
+  ``ECS_CONTAINER_METADATA_URI_V4`` in its environment: the container's metadata, or with ``/task`` its
+  task's; 404 for an id of no attempt under way (see ``ecs.py``)
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.exceptions import MissingBucket
 from moto.s3.models import s3_backends
 
+from batch_devtools.local_batch.ecs import METADATA_ROUTE
 from batch_devtools.local_batch.job import submission_options
 from batch_devtools.local_batch.queues import batch_backend, job_queue_snapshot
 from batch_devtools.local_batch.runtime import Runtime
@@ -470,9 +474,20 @@ class LocalBatchMiddleware:
             params = {"_unparsable_body": body.decode("utf-8", errors="replace")}
         self._runtime.submissions.record(params)
 
+    def _task_metadata(self, start_response: Callable[..., Any], method: str, path: str) -> list[bytes]:
+        """A job container's ECS task metadata endpoint: ``<metadata id>`` or ``<metadata id>/task``."""
+        if method != "GET":
+            return _respond(start_response, 405, {"message": "use GET"})
+        metadata = self._runtime.ecs_tasks.metadata(path)
+        if metadata is None:
+            return _respond(start_response, 404, {"message": "no task metadata here"})
+        return _respond(start_response, 200, metadata)
+
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         runtime = self._runtime
+        if name.startswith(f"{METADATA_ROUTE}/"):
+            return self._task_metadata(start_response, method, name[len(METADATA_ROUTE) + 1 :])
         if name == "faults":
             if method == "POST":
                 try:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from batch_devtools.local_batch.ecs import EcsTasks
 from batch_devtools.local_batch.faults import Faults
 from batch_devtools.local_batch.warm_start import WarmStarts
 
@@ -179,6 +180,8 @@ class Runtime:
     """The zygotes jobs are forked from when ``settings.warm_start`` is on; closed when the server stops."""
     s3: Any = None
     """The one (thread-safe) boto3 S3 client on this server that inline jobs fetch workloads with."""
+    ecs_tasks: EcsTasks = field(default_factory=EcsTasks)
+    """The ECS tasks of the attempts under way, which the task metadata endpoint answers for."""
 
 
 _active: Runtime | None = None
