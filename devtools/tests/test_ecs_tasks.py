@@ -55,7 +55,7 @@ def get(url: str) -> tuple[int, Any]:
 
 
 def test_a_job_has_its_task_arn_from_starting_on(local_batch: LocalBatch, batch: Any) -> None:
-    local_batch.settings.step_delay = 1.0  # long enough that DescribeJobs catches STARTING
+    local_batch.settings.step_delay = 1.0  # long enough that DescribeJobs usually catches STARTING
     job_id = submit(local_batch, batch, unique("ecs-starting"), [sys.executable, "-c", "pass"])
     seen: list[tuple[str, str | None]] = []
 
@@ -67,8 +67,10 @@ def test_a_job_has_its_task_arn_from_starting_on(local_batch: LocalBatch, batch:
     wait_until(ended, f"{job_id} ended")
     job = describe(batch, job_id)
 
-    assert job["status"] == "SUCCEEDED" and "STARTING" in {status for status, _ in seen}
-    assert {arn for status, arn in seen if status in BEFORE_STARTING} == {None}
+    # A loaded machine may pass STARTING between two polls (the events test sees every status): each
+    # status polled before it has no task ARN, and each from it on has the same one.
+    assert job["status"] == "SUCCEEDED"
+    assert {arn for status, arn in seen if status in BEFORE_STARTING} <= {None}
     [task_arn] = {arn for status, arn in seen if status not in BEFORE_STARTING}
     assert TASK_ARN.fullmatch(task_arn)
     assert job["container"]["taskArn"] == job["attempts"][0]["container"]["taskArn"] == task_arn
