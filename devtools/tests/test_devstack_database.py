@@ -1,12 +1,17 @@
-"""A stack's SQLite database starts as a copy of one migrated earlier for the same Airflow."""
+"""A stack's database starts as a copy of one migrated earlier for the same Airflow: a SQLite file in
+the virtualenv, or a PostgreSQL template database."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
+import uuid
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from batch_devtools.devstack import database
 from batch_devtools.devstack.database import create_database, migrated_copy_path
@@ -65,3 +70,54 @@ def test_the_copy_is_named_by_the_airflow_distributions(monkeypatch):
     real = database.importlib.metadata.distributions
     monkeypatch.setattr(database.importlib.metadata, "distributions", lambda: [*real(), provider])
     assert migrated_copy_path() != before
+
+
+@pytest.fixture
+def postgres(monkeypatch):
+    """A template name of the test's own, so the real one is never touched; every database the test
+    made is dropped after it."""
+    if problem := database.postgres_reachable():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{problem}; CI must run this test, so start PostgreSQL on 127.0.0.1:5432")
+        pytest.skip(problem)
+    template = f"abe_devstack_test_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(database, "migrated_template_name", lambda: template)
+    made: list[database.MetadataDatabase] = []
+    yield template, made
+    for made_here in made:
+        made_here.drop()
+    database.MetadataDatabase(
+        url=f"postgresql+psycopg2:///{template}", admin_url=database.postgres_admin_url()
+    ).drop()
+
+
+def pg_versions(db: database.MetadataDatabase) -> list[tuple]:
+    engine = db.engine()
+    with engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    engine.dispose()
+    return rows
+
+
+def test_the_first_postgres_stack_migrates_and_the_next_ones_start_from_its_template(tmp_path, postgres):
+    template, made = postgres
+    first = create_database("postgres", tmp_path)
+    made.append(first)
+    assert not first.migrated and first.empty
+    engine = first.engine()
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num TEXT)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('head')"))
+    engine.dispose()
+    first.keep_migrated()
+
+    second = create_database("postgres", tmp_path)
+    made.append(second)
+    assert second.migrated and not second.empty
+    assert pg_versions(second) == [("head",)]
+    assert make_url(second.url).database not in (template, make_url(first.url).database)
+
+    third = create_database("postgres", tmp_path)
+    made.append(third)
+    third.keep_migrated()  # a copy is never kept again
+    assert third.migrated and pg_versions(third) == [("head",)]
