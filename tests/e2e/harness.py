@@ -82,10 +82,11 @@ def airflow_has(module: str) -> bool:
 
 
 def database_where_one_runs() -> str:
-    """``postgres`` where PostgreSQL answers (on CI it must), else ``sqlite``: for a stack whose
-    components write at the same moment. On SQLite a write that meets another fails at once with
-    "database is locked" (a deferred transaction cannot wait for the lock it must upgrade), and a
-    scheduler whose last write on SIGTERM met the API server's exited with 1."""
+    """Every end-to-end stack's metadata database: ``postgres`` where PostgreSQL answers (on CI it
+    must), else ``sqlite``. A stack's components write at the same moments, and on SQLite a write that
+    meets another fails at once with "database is locked" (a deferred transaction cannot wait for the
+    lock it must upgrade): a scheduler whose last write on SIGTERM met the API server's exited with 1.
+    A fresh PostgreSQL database is a copy of a migrated template, so it costs no migration either."""
     problem = postgres_reachable()
     if problem is None:
         return "postgres"

@@ -13,7 +13,14 @@ import pytest
 
 from batch_devtools.devstack import DevStack, Timing
 from batch_devtools.local_batch.faults import CAPACITY_REASON, MISCONFIGURATION_REASON
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, job_id_of, job_ids_by_name
+from tests.e2e.harness import (
+    DAGS_FOLDER,
+    FinishedRun,
+    Runs,
+    database_where_one_runs,
+    job_id_of,
+    job_ids_by_name,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +52,9 @@ TIMING = Timing(
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(DAGS_FOLDER, dag_files=["failures.py"], timing=TIMING) as stack:
+    with DevStack(
+        DAGS_FOLDER, dag_files=["failures.py"], timing=TIMING, database=database_where_one_runs()
+    ) as stack:
         faults = stack.batch
         faults.add_fault("fail_before_start", pattern="e2e_fail_transient-pulls_late-try1-*", count=1)
         faults.add_fault(

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, log_events, release, wait_until_running
+from tests.e2e.harness import (
+    DAGS_FOLDER,
+    FinishedRun,
+    Runs,
+    database_where_one_runs,
+    log_events,
+    release,
+    wait_until_running,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +39,11 @@ def team_dag(team: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(BUNDLES / "global", teams={team: BUNDLES / team for team in TEAMS}) as stack:
+    with DevStack(
+        BUNDLES / "global",
+        teams={team: BUNDLES / team for team in TEAMS},
+        database=database_where_one_runs(),
+    ) as stack:
         yield Runs(stack, [GLOBAL_DAG, *(team_dag(team) for team in TEAMS)])
 
 

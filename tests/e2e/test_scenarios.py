@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from batch_devtools.devstack import CallbackRow, DevStack, Timing
-from tests.e2e.harness import DAGS_FOLDER, RELEASE_HELPER, Runs, airflow_has, job_id_of, release
+from tests.e2e.harness import (
+    DAGS_FOLDER,
+    RELEASE_HELPER,
+    Runs,
+    airflow_has,
+    database_where_one_runs,
+    job_id_of,
+    release,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +55,7 @@ def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
         dag_files=("scenario_*.py", "e2e_callback_alerts.py", RELEASE_HELPER),
         status_events=events,
         timing=NO_RECONCILIATION if events else None,
+        database=database_where_one_runs(),
     ) as stack:
         yield Runs(stack, SCENARIOS)
 
