@@ -339,30 +339,31 @@ def test_when_the_queue_fails_the_extra_long_polls_stop_and_the_first_keeps_tryi
     )
 
 
-def test_a_round_of_deletes_is_spread_over_as_many_calls_as_long_polls_run(receiver, status_queue, recorder):
-    status_queue.fill(endless_backlog())
-    wait_until(lambda: recorder.gauges.get(LOOPS, [0])[-1] == CONCURRENCY, "grown under the backlog")
+def deleted_in_one_round(receiver, status_queue, count: int) -> tuple[list[str], list[list[str]]]:
+    """Acknowledge ``count`` messages while a delete is under way, so they wait and go in one round:
+    the messages, and the delete calls that round made."""
     status_queue.release_deletes = release = threading.Event()
     receiver.acknowledge(["first"])
     wait_until(lambda: status_queue.deletes_waiting == 1, "the first delete under way")
-    waiting = [f"w{n}" for n in range(35)]
+    waiting = [f"w{n}" for n in range(count)]
     receiver.acknowledge(waiting)
     release.set()
-    wait_until(lambda: len(status_queue.deleted_receipts()) == 36, "every message deleted")
-    assert sorted(status_queue.deleted[1:]) == [waiting[0:10], waiting[10:20], waiting[20:30], waiting[30:]]
+    wait_until(lambda: len(status_queue.deleted_receipts()) == count + 1, "every message deleted")
+    return waiting, sorted(status_queue.deleted[1:])
+
+
+def test_a_round_of_deletes_is_spread_over_as_many_calls_as_long_polls_run(receiver, status_queue, recorder):
+    status_queue.fill(endless_backlog())
+    wait_until(lambda: recorder.gauges.get(LOOPS, [0])[-1] == CONCURRENCY, "grown under the backlog")
+    waiting, calls = deleted_in_one_round(receiver, status_queue, 35)
+    assert calls == [waiting[0:10], waiting[10:20], waiting[20:30], waiting[30:]]
 
 
 def test_a_burst_acknowledged_once_the_long_polls_shrank_is_deleted_side_by_side(receiver, status_queue):
     """A slow heartbeat may acknowledge a whole burst once one long poll is left: deleted by one
     caller, 1,000 messages would take 100 calls in a row, longer than the visibility timeout."""
-    status_queue.release_deletes = release = threading.Event()
-    receiver.acknowledge(["first"])
-    wait_until(lambda: status_queue.deletes_waiting == 1, "the first delete under way")
-    waiting = [f"w{n}" for n in range(400)]
-    receiver.acknowledge(waiting)
-    release.set()
-    wait_until(lambda: len(status_queue.deleted_receipts()) == 401, "every message deleted")
-    assert sorted(status_queue.deleted[1:]) == sorted(waiting[n : n + 100] for n in range(0, 400, 100))
+    waiting, calls = deleted_in_one_round(receiver, status_queue, 400)
+    assert calls == sorted(waiting[n : n + 100] for n in range(0, 400, 100))
 
 
 @pytest.mark.parametrize(
