@@ -18,6 +18,8 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +37,24 @@ def postgres_admin_url() -> str:
     return os.environ.get(POSTGRES_ADMIN_URL_ENV, DEFAULT_POSTGRES_ADMIN_URL)
 
 
+@contextmanager
+def admin_connection(admin_url: str) -> Iterator[Connection]:
+    """A connection to the admin database outside any transaction, as CREATE/DROP DATABASE need."""
+    admin = sqlalchemy.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
+    )
+    try:
+        with admin.connect() as connection:
+            yield connection
+    finally:
+        admin.dispose()
+
+
 def postgres_reachable(admin_url: str | None = None) -> str | None:
     """None when PostgreSQL answers, else why not (for a skip or error message)."""
     try:
-        engine = sqlalchemy.create_engine(
-            admin_url or postgres_admin_url(), poolclass=sqlalchemy.pool.NullPool
-        )
-        with engine.connect() as connection:
+        with admin_connection(admin_url or postgres_admin_url()) as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
-        engine.dispose()
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
         return f"PostgreSQL at {admin_url or postgres_admin_url()} is unreachable: {error}"
     return None
@@ -68,12 +79,8 @@ class MetadataDatabase:
         if self.admin_url is None:
             return
         name = make_url(self.url).database
-        admin = sqlalchemy.create_engine(
-            self.admin_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
-        )
-        with admin.connect() as connection:
+        with admin_connection(self.admin_url) as connection:
             connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
     def keep_migrated(self) -> None:
         """Keep a copy of this just-migrated database for the next stacks of the same Airflow.
@@ -97,16 +104,12 @@ class MetadataDatabase:
         assert self.admin_url is not None
         template = migrated_template_name()
         partial = f"{template}_{uuid.uuid4().hex[:8]}"
-        admin = sqlalchemy.create_engine(
-            self.admin_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
-        )
-        with admin.connect() as connection:
+        with admin_connection(self.admin_url) as connection:
             connection.execute(sqlalchemy.text(f'CREATE DATABASE "{partial}" TEMPLATE "{name}"'))
             try:
                 connection.execute(sqlalchemy.text(f'ALTER DATABASE "{partial}" RENAME TO "{template}"'))
             except sqlalchemy.exc.DBAPIError:
                 connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{partial}"'))
-        admin.dispose()
 
 
 def airflow_digest() -> str:
@@ -174,12 +177,8 @@ def create_database(kind: str, stack_dir: Path) -> MetadataDatabase:
             f"{problem}. Start PostgreSQL or set {POSTGRES_ADMIN_URL_ENV} to a reachable server."
         )
     name = f"abe_devstack_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(
-        admin_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
-    )
-    with admin.connect() as connection:
+    with admin_connection(admin_url) as connection:
         migrated = _create_postgres(connection, name)
-    admin.dispose()
     url = make_url(admin_url).set(drivername="postgresql+psycopg2", database=name)
     return MetadataDatabase(
         url=url.render_as_string(hide_password=False),
