@@ -81,18 +81,22 @@ def airflow_has(module: str) -> bool:
     return True
 
 
-def database_where_one_runs() -> str:
-    """Every end-to-end stack's metadata database: ``postgres`` where PostgreSQL answers (on CI it
-    must), else ``sqlite``. A stack's components write at the same moments, and on SQLite a write that
-    meets another fails at once with "database is locked" (a deferred transaction cannot wait for the
-    lock it must upgrade): a scheduler whose last write on SIGTERM met the API server's exited with 1.
-    A fresh PostgreSQL database is a copy of a migrated template, so it costs no migration either."""
+def postgres_problem() -> str | None:
+    """Why no stack's metadata database can be on this machine's PostgreSQL; None when one can. On
+    CI, where PostgreSQL must run, the test fails instead."""
     problem = postgres_reachable()
-    if problem is None:
-        return "postgres"
-    if os.environ.get("CI", "").lower() == "true":
+    if problem is not None and os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{problem}; CI must run this test on PostgreSQL, so start it on 127.0.0.1:5432")
-    return "sqlite"
+    return problem
+
+
+def e2e_stack(dags_folder: Path, **options: Any) -> DevStack:
+    """A stack for an end-to-end test, its metadata database on PostgreSQL where one runs, else on
+    SQLite. A stack's components write at the same moments, and on SQLite a write that meets another
+    fails at once with "database is locked" (a deferred transaction cannot wait for the lock it must
+    upgrade): a scheduler whose last write on SIGTERM met the API server's exited with 1. A fresh
+    PostgreSQL database is a copy of a migrated template, so it costs no migration either."""
+    return DevStack(dags_folder, database="sqlite" if postgres_problem() else "postgres", **options)
 
 
 def log_events(answer: dict[str, Any]) -> list[str]:

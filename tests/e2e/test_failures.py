@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_devtools.devstack import DevStack, Timing
+from batch_devtools.devstack import Timing
 from batch_devtools.local_batch.faults import CAPACITY_REASON, MISCONFIGURATION_REASON
 from tests.e2e.harness import (
     DAGS_FOLDER,
     FinishedRun,
     Runs,
-    database_where_one_runs,
+    e2e_stack,
     job_id_of,
     job_ids_by_name,
 )
@@ -52,9 +52,7 @@ TIMING = Timing(
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(
-        DAGS_FOLDER, dag_files=["failures.py"], timing=TIMING, database=database_where_one_runs()
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["failures.py"], timing=TIMING) as stack:
         faults = stack.batch
         faults.add_fault("fail_before_start", pattern="e2e_fail_transient-pulls_late-try1-*", count=1)
         faults.add_fault(

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_devtools.devstack import DevStack
-from tests.e2e.harness import DAGS_FOLDER, RELEASE_HELPER, FinishedRun, Runs, database_where_one_runs
+from tests.e2e.harness import DAGS_FOLDER, RELEASE_HELPER, FinishedRun, Runs, e2e_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +21,7 @@ OTHER_IMAGE = "local/airflow-task-ml:2"
 def runs() -> Iterator[Runs]:
     # operator_tools.py (for e2e_render, never triggered here) imports the release helper.
     files = ["job_definitions.py", "operator_tools.py", RELEASE_HELPER]
-    with DevStack(DAGS_FOLDER, dag_files=files, database=database_where_one_runs()) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=files) as stack:
         yield Runs(stack, [DAG_ID])
 
 

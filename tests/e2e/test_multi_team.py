@@ -15,7 +15,7 @@ from tests.e2e.harness import (
     DAGS_FOLDER,
     FinishedRun,
     Runs,
-    database_where_one_runs,
+    e2e_stack,
     log_events,
     release,
     wait_until_running,
@@ -39,11 +39,7 @@ def team_dag(team: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(
-        BUNDLES / "global",
-        teams={team: BUNDLES / team for team in TEAMS},
-        database=database_where_one_runs(),
-    ) as stack:
+    with e2e_stack(BUNDLES / "global", teams={team: BUNDLES / team for team in TEAMS}) as stack:
         yield Runs(stack, [GLOBAL_DAG, *(team_dag(team) for team in TEAMS)])
 
 

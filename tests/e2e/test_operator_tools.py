@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_devtools.devstack import DevStack
 from tests.e2e.harness import (
     DAGS_FOLDER,
     RELEASE_HELPER,
     Runs,
-    database_where_one_runs,
+    e2e_stack,
     log_events,
     release,
     wait_until_running,
@@ -33,9 +32,7 @@ LIVE_LOG_WAIT_SECONDS = 90.0
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(
-        DAGS_FOLDER, dag_files=["operator_tools.py", RELEASE_HELPER], database=database_where_one_runs()
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["operator_tools.py", RELEASE_HELPER]) as stack:
         yield Runs(stack, [LIVE_DAG, TIMEOUT_DAG])
 
 

@@ -38,7 +38,7 @@ from tests.e2e.harness import (
     DAGS_FOLDER,
     RELEASE_HELPER,
     FinishedRun,
-    database_where_one_runs,
+    e2e_stack,
     finished_run,
     job_ids_by_name,
     release,
@@ -133,12 +133,7 @@ def _retries_scheduled_before(stack: DevStack, dag_id: str, before: datetime) ->
 
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
-    with DevStack(
-        DAGS_FOLDER,
-        dag_files=["revoked_tasks.py", RELEASE_HELPER],
-        timing=TIMING,
-        database=database_where_one_runs(),
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["revoked_tasks.py", RELEASE_HELPER], timing=TIMING) as stack:
         holder_run = stack.trigger(HOLDER)
         wait_until_running(stack, HOLDER, holder_run, [("holder", -1)])
 

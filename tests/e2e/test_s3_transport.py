@@ -21,7 +21,7 @@ from batch_devtools.devstack.demo import DEMO_DAGS, RunResult, outcome_problems
 from batch_devtools.devstack.settings import Timing
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, WORKLOAD_BUCKET
 
-from .harness import database_where_one_runs, log_events
+from .harness import e2e_stack, log_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 """One test starts a stack, runs the example DAGs and scans everything they left: more than the
@@ -47,7 +47,7 @@ def stack() -> Iterator[DevStack]:
         # which PyJWT 2.10+ refuses; Airflow recommends setting one anyway.
         "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-batch-executor-e2e",
     }
-    with DevStack(EXAMPLES, timing=Timing(extra=transport), database=database_where_one_runs()) as running:
+    with e2e_stack(EXAMPLES, timing=Timing(extra=transport)) as running:
         yield running
 
 

@@ -16,7 +16,7 @@ from tests.e2e.harness import (
     RELEASE_HELPER,
     Runs,
     airflow_has,
-    database_where_one_runs,
+    e2e_stack,
     job_id_of,
     release,
 )
@@ -50,12 +50,11 @@ every status came from an event."""
 def runs(request: pytest.FixtureRequest) -> Iterator[Runs]:
     """Each scenario with job status from DescribeJobs polling, then from state-change events."""
     events = request.param == "events"
-    with DevStack(
+    with e2e_stack(
         DAGS_FOLDER,
         dag_files=("scenario_*.py", "e2e_callback_alerts.py", RELEASE_HELPER),
         status_events=events,
         timing=NO_RECONCILIATION if events else None,
-        database=database_where_one_runs(),
     ) as stack:
         yield Runs(stack, SCENARIOS)
 

@@ -16,7 +16,7 @@ from tests.e2e.harness import (
     DAGS_FOLDER,
     RELEASE_HELPER,
     adopted,
-    database_where_one_runs,
+    e2e_stack,
     finished_run,
     release,
     wait_until_adopted,
@@ -33,12 +33,7 @@ SLEEPERS = [("sleeper", 0), ("sleeper", 1), ("sleeper", 2), ("failing_sleeper", 
 def stack(request: pytest.FixtureRequest) -> Iterator[DevStack]:
     """Job status from DescribeJobs polling, then from state-change events (adopted jobs reconciled)."""
     events = request.param == "events"
-    with DevStack(
-        DAGS_FOLDER,
-        dag_files=["adoption.py", RELEASE_HELPER],
-        status_events=events,
-        database=database_where_one_runs(),
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["adoption.py", RELEASE_HELPER], status_events=events) as stack:
         yield stack
 
 

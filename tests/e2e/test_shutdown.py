@@ -18,7 +18,7 @@ from tests.e2e.harness import (
     DAGS_FOLDER,
     RELEASE_HELPER,
     adopted,
-    database_where_one_runs,
+    e2e_stack,
     finished_run,
     release,
     wait_until_adopted,
@@ -37,9 +37,7 @@ slow past 10 s; ``kill_scheduler`` gives it 20 s more before calling it hung."""
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    with DevStack(
-        DAGS_FOLDER, dag_files=["shutdown.py", RELEASE_HELPER], database=database_where_one_runs()
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["shutdown.py", RELEASE_HELPER]) as stack:
         yield stack
 
 

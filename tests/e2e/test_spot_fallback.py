@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_devtools.devstack import DevStack, Timing
+from batch_devtools.devstack import Timing
 from batch_devtools.local_batch.environment import JOB_QUEUE, SECOND_JOB_QUEUE
 from batch_devtools.local_batch.faults import HOST_TERMINATED_REASON
-from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, database_where_one_runs
+from tests.e2e.harness import DAGS_FOLDER, FinishedRun, Runs, e2e_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +40,7 @@ TIMING = Timing(
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[Runs]:
-    with DevStack(
-        DAGS_FOLDER, dag_files=["spot_fallback.py"], timing=TIMING, database=database_where_one_runs()
-    ) as stack:
+    with e2e_stack(DAGS_FOLDER, dag_files=["spot_fallback.py"], timing=TIMING) as stack:
         stack.batch.add_fault(
             "host_terminated", pattern=f"{DAG_ID}-{TASK_ID}-try1-*", count=1, after_seconds=0.2
         )
