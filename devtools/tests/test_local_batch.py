@@ -22,6 +22,7 @@ from batch_devtools.local_batch import (
     MISCONFIGURATION_REASON,
     LocalBatch,
     LocalBatchControl,
+    server,
 )
 
 # botocore's "max_attempts" counts retries; "total_max_attempts" counts the first call too.
@@ -657,3 +658,18 @@ def test_fail_after_start_turns_a_successful_exit_into_a_failure(
     # two jobs started together may start in either order.
     exited = submit(local_batch, batch, unique("ran-then-failed"), ["python", "-c", "print('ran')"])
     assert wait_for_status(batch, exited)["status"] == "SUCCEEDED"
+
+
+def test_a_control_call_that_does_not_answer_fails_with_where_every_thread_stood(
+    local_batch: LocalBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_answer(request: Any, timeout: float) -> None:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(server.urllib.request, "urlopen", no_answer)
+    with pytest.raises(RuntimeError) as caught:
+        local_batch._post("/moto-api/reset")
+
+    message = str(caught.value)
+    assert "did not answer POST /moto-api/reset within 30 s (timed out)" in message
+    assert "--- MainThread" in message and "test_a_control_call_that_does_not_answer" in message

@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
+import time
+import traceback
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from typing import Any, Self
@@ -33,7 +37,7 @@ from batch_devtools.local_batch.environment import (
 )
 from batch_devtools.local_batch.events import EventPublisher
 from batch_devtools.local_batch.faults import Faults
-from batch_devtools.local_batch.job import FINAL_STATUSES
+from batch_devtools.local_batch.job import FINAL_STATUSES, LocalJob
 from batch_devtools.local_batch.middleware import LocalBatchMiddleware
 from batch_devtools.local_batch.runtime import PROCESS, JobSettings, Runtime, activate, deactivate
 from batch_devtools.local_batch.warm_start import WarmStarts
@@ -45,6 +49,11 @@ DEFAULT_REGION = "us-east-1"
 SHUTDOWN_REASON = "Local Batch shut down"
 INLINE_S3_CONNECTIONS = 64
 """Connections of the S3 client all inline jobs share: enough that concurrent fetches do not queue."""
+CONTROL_TIMEOUT = 30.0
+"""How long a call to moto's own API (the reset) may take: about 0.4 s on an idle machine, it re-creates
+every backend the process used (EC2's loads its AMIs), so it slows with the machine's load. A call
+that does not answer in time fails with every thread's stack, which shows where it stood."""
+SLOW_CONTROL = 2.0
 
 
 class LocalBatch:
@@ -281,8 +290,31 @@ class LocalBatch:
 
     def _post(self, path: str) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}{path}", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            json.loads(response.read() or b"{}")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT) as response:
+                json.loads(response.read() or b"{}")
+        except (TimeoutError, urllib.error.URLError) as error:
+            raise RuntimeError(
+                f"the local Batch did not answer POST {path} within {CONTROL_TIMEOUT:g} s ({error}); "
+                f"its jobs still alive: {_alive_jobs()}; where every thread stood:\n{_thread_stacks()}"
+            ) from error
+        took = time.monotonic() - started
+        if took > SLOW_CONTROL:
+            logger.warning("POST %s took %.1f s; jobs still alive: %s", path, took, _alive_jobs())
+
+
+def _alive_jobs() -> list[str]:
+    """Jobs whose thread still runs, of this local Batch or an earlier one (moto's reset joins them)."""
+    return [thread.job_id for thread in threading.enumerate() if isinstance(thread, LocalJob)]
+
+
+def _thread_stacks() -> str:
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "\n".join(
+        f"--- {names.get(ident, ident)}\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )
 
 
 def _ensure_port_free(port: int) -> None:
