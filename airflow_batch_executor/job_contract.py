@@ -66,6 +66,50 @@ def bootstrap_command(object_uri: str) -> list[str]:
     return [*_BOOTSTRAP, object_uri]
 
 
+def delivery_command(directory_uri: str) -> list[str]:
+    """An array job's command, the same for every child: the bootstrap and the directory (a URI ending
+    in ``/``) where each child's workload is delivered once its container starts (:func:`delivered_key`)."""
+    if not directory_uri.endswith("/"):
+        raise ValueError(f"a delivery directory ends with '/', got {directory_uri!r}")
+    return [*_BOOTSTRAP, directory_uri]
+
+
+def is_delivery_directory(uri: str) -> bool:
+    return uri.endswith("/")
+
+
+ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
+"""Set by Batch in each array child's container: the child's index, the only thing siblings differ in."""
+TASK_METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
+"""Set by ECS in each container: its task metadata endpoint; ``<it>/task`` answers the task's ARN."""
+_TASK_ARN = re.compile(
+    r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/(?:[A-Za-z0-9_-]{1,255}/)?([A-Za-z0-9-]{1,64})$"
+)
+
+
+def task_id(task_arn: str) -> str:
+    """An ECS task's id (the last part of its ARN): what only the container of that task attempt knows
+    about itself, besides those allowed to list or describe tasks. ValueError for anything else."""
+    match = _TASK_ARN.match(task_arn)
+    if match is None:
+        raise ValueError(f"{task_arn!r} is not an ECS task ARN")
+    return match[1]
+
+
+def delivered_key(directory_key: str, index: int, task_arn: str) -> str:
+    """Where one array child's workload is delivered: keyed by its index and its ECS task's id, so a
+    sibling (same command, same role, every index known) cannot name it, and a later attempt of the
+    same child (a new task) is never given the workload an earlier one received."""
+    return f"{directory_key}{index}.{task_id(task_arn)}.json"
+
+
+def delivered_marker_key(directory_key: str, index: int) -> str:
+    """Written (only where absent, holding the task ARN) before a child's workload is: once it exists no
+    scheduler delivers to that child again, whichever attempt of it asks, whoever restarts or races.
+    So a try runs at most once at delivery, not only at submission."""
+    return f"{directory_key}{index}.delivered"
+
+
 def object_uri(command: object) -> str | None:
     """The ``s3://`` object a job's command fetches its workload from; None for a command-mode job."""
     if (
@@ -105,13 +149,20 @@ EXIT_USAGE = 64
 EXIT_OBJECT_MISSING = 65
 EXIT_ACCESS_DENIED = 66
 EXIT_FETCH_FAILED = 67
+EXIT_NOT_DELIVERED = 68
 EXIT_TASK_USED_RESERVED_CODE = 1
 BOOTSTRAP_FAILURES: Mapping[int, str] = {
     EXIT_OBJECT_MISSING: "its workload object was already consumed or removed",
     EXIT_ACCESS_DENIED: "its job role may not read or delete its workload object in S3",
     EXIT_FETCH_FAILED: "it could not fetch its workload object from S3",
     EXIT_USAGE: "its bootstrap command was malformed",
+    EXIT_NOT_DELIVERED: "no scheduler delivered its workload before its wait ran out",
 }
+DELIVERY_WAIT_SECONDS = 600.0
+"""How long an array child waits for its workload once its container runs: a scheduler delivers it a
+status hop after the start (an event, or a poll); a restarted one after adopting the array."""
+DELIVERY_WAIT_VARIABLE = "AIRFLOW_BATCH_EXECUTOR_DELIVERY_WAIT_SECONDS"
+"""Set in an array job's environment to wait another number of seconds than the default."""
 
 
 # Tag keys: how a job says which Airflow workload it runs (read back by adoption, the orphan sweep and

@@ -218,16 +218,20 @@ class BatchGateway:
         kms_key_id: str | None = None,
         *,
         if_match: str | None = None,
+        if_absent: bool = False,
     ) -> str:
         """Write one private object, encrypted at rest (the KMS key when given, else SSE-S3); its ETag.
 
         With ``if_match`` S3 writes only over the object of that ETag: 412 when it changed, 404 when it
-        is gone, so a write can never bring back an object someone else consumed.
+        is gone, so a write can never bring back an object someone else consumed. With ``if_absent`` it
+        writes only where no object is (412 otherwise): of writers racing for one key, one wins.
         """
+        if if_match and if_absent:
+            raise ValueError("put_object takes if_match or if_absent, not both")
         encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
         if kms_key_id:
             encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-        condition = {"IfMatch": if_match} if if_match else {}
+        condition = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"} if if_absent else {}
         answer = self._call("s3", "put_object", Bucket=bucket, Key=key, Body=body, **encryption, **condition)
         return str(answer.get("ETag", ""))
 

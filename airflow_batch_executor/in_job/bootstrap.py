@@ -24,9 +24,18 @@ a job submitted with ``[aws_batch_executor] workload_transport = s3://bucket/pre
 
 A job that cannot fetch its workload fails with one line naming the object and what to do, and
 one of the exit codes below, which the executor turns into the task's failure reason. Those codes
-(64-67) are the bootstrap's alone: a task that exits with one of them makes the bootstrap exit with
+(64-68) are the bootstrap's alone: a task that exits with one of them makes the bootstrap exit with
 ``EXIT_TASK_USED_RESERVED_CODE`` (1) and one line saying so, so that a task's failure is never
 reported as the bootstrap's.
+
+An array job's children share one command, which names a *directory* (a URI ending in ``/``) instead
+of an object: no workload exists while a child waits. Once its container runs, the child reads its
+own ECS task's ARN from the task metadata endpoint and waits (up to
+:data:`~airflow_batch_executor.job_contract.DELIVERY_WAIT_SECONDS`, else ``EXIT_NOT_DELIVERED``) for
+the object a scheduler writes for exactly that child and that attempt:
+``<directory><index>.<task id>.json`` (:func:`~airflow_batch_executor.job_contract.delivered_key`).
+Siblings know every index but not each other's task ids, so none can name another's workload; from
+there on the child runs as above.
 
 Why a Batch-level retry of a job that ran cannot find the object: its first start deleted it, and the
 executor never writes an object a job consumed again (its rewrites are conditional on its own last
@@ -47,19 +56,28 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, TracebackType
 from typing import IO, BinaryIO, Self
 
 from airflow_batch_executor.job_contract import (
+    ARRAY_INDEX_VARIABLE,
     BOOTSTRAP_FAILURES,
     CALLBACK_RUNNER_MODULE,
+    DELIVERY_WAIT_SECONDS,
+    DELIVERY_WAIT_VARIABLE,
     EXIT_ACCESS_DENIED,
     EXIT_FETCH_FAILED,
+    EXIT_NOT_DELIVERED,
     EXIT_OBJECT_MISSING,
     EXIT_TASK_USED_RESERVED_CODE,
     EXIT_USAGE,
+    TASK_METADATA_VARIABLE,
     TASK_SDK_MODULE,
+    delivered_key,
+    is_delivery_directory,
     split_s3_uri,
 )
 
@@ -145,6 +163,90 @@ def fetch(uri: str, client: object | None = None) -> bytes:
             EXIT_FETCH_FAILED, f"cannot {step} workload object {uri}: {code}: {error}"
         ) from error
     return body
+
+
+FIRST_PAUSE = 0.5
+LONGEST_PAUSE = 5.0
+"""A waiting child looks for its workload after 0.5 s, then twice as long each time, at most every 5 s:
+a delivery a second after the start is found at once, a long wait costs a call every few seconds."""
+METADATA_TIMEOUT = 5.0
+
+
+def own_task_arn(environ: Mapping[str, str]) -> str:
+    """This container's ECS task ARN, from its task metadata endpoint."""
+    endpoint = environ.get(TASK_METADATA_VARIABLE)
+    if not endpoint:
+        raise FetchError(
+            EXIT_USAGE,
+            f"an array job's child needs its ECS task metadata, and {TASK_METADATA_VARIABLE} is not set: "
+            "array jobs run on ECS-based compute environments (EC2 or Fargate) only",
+        )
+    try:
+        with urllib.request.urlopen(f"{endpoint}/task", timeout=METADATA_TIMEOUT) as answer:
+            arn = json.loads(answer.read())["TaskARN"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FetchError(
+            EXIT_FETCH_FAILED, f"cannot read this container's task ARN from {endpoint}/task: {error}"
+        ) from error
+    return str(arn)
+
+
+def await_delivery(
+    directory_uri: str,
+    environ: Mapping[str, str],
+    client: object | None = None,
+    *,
+    wait_seconds: float = DELIVERY_WAIT_SECONDS,
+    task_arn: Callable[[Mapping[str, str]], str] = own_task_arn,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bytes:
+    """An array child's workload: wait for the object delivered to this child and this task attempt,
+    then read and delete it as :func:`fetch` does."""
+    raw_index = environ.get(ARRAY_INDEX_VARIABLE, "")
+    if not raw_index.isdigit():
+        raise FetchError(
+            EXIT_USAGE,
+            f"{directory_uri} names a delivery directory, which only an array job's child may use, and "
+            f"{ARRAY_INDEX_VARIABLE} is {raw_index or 'not set'}",
+        )
+    try:
+        bucket, directory_key = split_s3_uri(directory_uri)
+    except ValueError as error:
+        raise FetchError(
+            EXIT_USAGE, f"expected one argument s3://bucket/prefix/, got {directory_uri!r}"
+        ) from error
+    arn = task_arn(environ)
+    try:
+        key = delivered_key(directory_key, int(raw_index), arn)
+    except ValueError as error:
+        raise FetchError(EXIT_FETCH_FAILED, f"this container's task metadata gave {error}") from error
+    uri = f"s3://{bucket}/{key}"
+    deadline = clock() + wait_seconds
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            return fetch(uri, client)
+        except FetchError as error:
+            if error.exit_code != EXIT_OBJECT_MISSING:
+                raise
+        if clock() + pause > deadline:
+            raise FetchError(
+                EXIT_NOT_DELIVERED,
+                f"waited {wait_seconds:g} s for this child's workload at {uri} and none came: no scheduler "
+                "delivered it (is one running, and may it write under the workload_transport prefix?). "
+                "The task did not start; the executor submits it again as a job of its own",
+            )
+        sleep(pause)
+        pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def _wait_seconds(environ: Mapping[str, str]) -> float:
+    raw = environ.get(DELIVERY_WAIT_VARIABLE)
+    try:
+        return float(raw) if raw else DELIVERY_WAIT_SECONDS
+    except ValueError:
+        raise FetchError(EXIT_USAGE, f"{DELIVERY_WAIT_VARIABLE}={raw!r} is not a number of seconds") from None
 
 
 def _parsed(workload: bytes) -> dict:
@@ -406,17 +508,23 @@ def main(
     *,
     client: object | None = None,
     run: Callable[[bytes], int] = run_task_sdk,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
-    """The bootstrap: fetch the workload named by the one argument, ``run`` it, return the exit code.
+    """The bootstrap: fetch the workload named by the one argument (or, for an array child, delivered
+    to the directory it names), ``run`` it, return the exit code.
 
-    ``client`` (an S3 client) and ``run`` let a caller run the bootstrap in its own process, e.g. a
-    test that runs many jobs' bootstraps inline with a stand-in for the Task SDK.
+    ``client`` (an S3 client), ``run`` and ``environ`` let a caller run the bootstrap in its own
+    process, e.g. a test that runs many jobs' bootstraps inline with a stand-in for the Task SDK.
     """
     args = sys.argv[1:] if argv is None else argv
     try:
         if len(args) != 1:
             raise FetchError(EXIT_USAGE, f"expected one argument s3://bucket/key, got {args!r}")
-        workload = fetch(args[0], client)
+        if is_delivery_directory(args[0]):
+            environ = os.environ if environ is None else environ
+            workload = await_delivery(args[0], environ, client, wait_seconds=_wait_seconds(environ))
+        else:
+            workload = fetch(args[0], client)
     except FetchError as error:
         print(f"{_SAY}{error}", file=sys.stderr, flush=True)
         return error.exit_code

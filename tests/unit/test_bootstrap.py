@@ -443,7 +443,7 @@ def test_a_task_exiting_with_a_bootstrap_code_exits_1_with_one_line_saying_why(c
     assert f"the task exited with code {code}, which this bootstrap keeps for its own failures" in err
 
 
-@pytest.mark.parametrize("code", [0, 1, 2, 7, 63, 68, 137, 143])
+@pytest.mark.parametrize("code", [0, 1, 2, 7, 63, 69, 137, 143])
 def test_any_other_exit_code_of_the_task_is_the_bootstraps(code, capsys):
     assert worker.main([URI], client=StubS3(STORED), run=lambda _: code) == code
     assert capsys.readouterr().err == ""
@@ -459,3 +459,92 @@ def test_a_fetch_failure_runs_nothing(capsys):
     ran = []
     assert worker.main([URI], client=StubS3(), run=ran.append) == worker.EXIT_OBJECT_MISSING
     assert ran == [] and "does not exist" in capsys.readouterr().err
+
+
+TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/batch/0123456789abcdef0123456789abcdef"
+DIRECTORY = "s3://workloads/airflow/batch/dag-task.r1/"
+CHILD_KEY = "airflow/batch/dag-task.r1/3.0123456789abcdef0123456789abcdef.json"
+
+
+class Clock:
+    """Time that passes only when the bootstrap sleeps."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class DeliveredAfter(StubS3):
+    """S3 where the child's workload appears after the child's ``reads``-th look, and every key asked for
+    is recorded."""
+
+    def __init__(self, reads, objects=None):
+        super().__init__(objects)
+        self.reads, self.asked = reads, []
+
+    def get_object(self, Bucket, Key):
+        self.asked.append(Key)
+        if len(self.asked) == self.reads:
+            self.objects[(Bucket, CHILD_KEY)] = b'{"token": "child-3"}'
+        return super().get_object(Bucket, Key)
+
+
+def await_child(s3, clock, environ=None, wait_seconds=60.0):
+    environ = {"AWS_BATCH_JOB_ARRAY_INDEX": "3"} if environ is None else environ
+    return worker.await_delivery(
+        DIRECTORY,
+        environ,
+        s3,
+        wait_seconds=wait_seconds,
+        task_arn=lambda _: TASK_ARN,
+        sleep=clock.sleep,
+        clock=lambda: clock.now,
+    )
+
+
+def test_an_array_child_waits_for_the_workload_delivered_to_its_own_task_and_consumes_it():
+    sibling = ("workloads", "airflow/batch/dag-task.r1/4.fedcba9876543210fedcba9876543210.json")
+    s3, clock = DeliveredAfter(reads=4, objects={sibling: b'{"token": "child-4"}'}), Clock()
+    assert await_child(s3, clock) == b'{"token": "child-3"}'
+    assert set(s3.asked) == {CHILD_KEY}, "a child asks for its own key and no other"
+    assert s3.objects == {sibling: b'{"token": "child-4"}'}
+    assert clock.sleeps == [0.5, 1.0, 2.0]
+
+
+def test_a_child_nobody_delivers_to_gives_up_with_its_own_exit_code_and_says_why():
+    s3, clock = DeliveredAfter(reads=0), Clock()
+    with pytest.raises(worker.FetchError) as error:
+        await_child(s3, clock, wait_seconds=30.0)
+    assert error.value.exit_code == worker.EXIT_NOT_DELIVERED in BOOTSTRAP_FAILURES
+    assert f"s3://workloads/{CHILD_KEY}" in str(error.value) and "did not start" in str(error.value)
+    assert clock.now <= 30.0 and max(clock.sleeps) == worker.LONGEST_PAUSE
+
+
+@pytest.mark.parametrize(
+    "environ, code, text",
+    [
+        ({}, worker.EXIT_USAGE, "only an array job's child"),
+        ({"AWS_BATCH_JOB_ARRAY_INDEX": "x"}, worker.EXIT_USAGE, "only an array job's child"),
+    ],
+)
+def test_a_directory_outside_an_array_child_is_a_usage_error(environ, code, text):
+    with pytest.raises(worker.FetchError) as error:
+        await_child(DeliveredAfter(reads=1), Clock(), environ=environ)
+    assert error.value.exit_code == code and text in str(error.value)
+
+
+def test_without_task_metadata_a_child_cannot_know_its_key():
+    with pytest.raises(worker.FetchError) as error:
+        worker.own_task_arn({})
+    assert error.value.exit_code == worker.EXIT_USAGE
+    assert "ECS_CONTAINER_METADATA_URI_V4" in str(error.value)
+
+
+def test_access_denied_while_waiting_fails_at_once():
+    s3, clock = StubS3(get_error=client_error("AccessDenied", 403, "GetObject")), Clock()
+    with pytest.raises(worker.FetchError) as error:
+        await_child(s3, clock)
+    assert error.value.exit_code == worker.EXIT_ACCESS_DENIED and clock.sleeps == []
