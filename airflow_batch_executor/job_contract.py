@@ -34,6 +34,10 @@ MAX_JOB_NAME_CHARS = 128
 MAX_JOB_DEFINITION_NAME_CHARS = 128
 MAX_SUBMIT_PAYLOAD_BYTES = 30 * 1024
 MAX_SCHEDULING_PRIORITY = 9999
+MIN_ARRAY_SIZE = 2
+"""The fewest children AWS Batch allows an array job: its bound for ``arrayProperties.size``."""
+MAX_ARRAY_SIZE = 10_000
+"""The most children AWS Batch allows an array job: its bound for ``arrayProperties.size``."""
 
 
 def batch_reason(text: str) -> str:
