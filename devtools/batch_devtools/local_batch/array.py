@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from moto.batch.exceptions import ClientException
 
 from airflow_batch_executor.job_contract import JOB_STATUSES
+from airflow_batch_executor.job_contract import MAX_ARRAY_SIZE as MAX_SIZE
+from airflow_batch_executor.job_contract import MIN_ARRAY_SIZE as MIN_SIZE
 
 if TYPE_CHECKING:
     from batch_devtools.local_batch.job import LocalJob
 
-MIN_SIZE, MAX_SIZE = 2, 10_000
-INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
 SIZE_VARIABLE = "AWS_BATCH_JOB_ARRAY_SIZE"
 SUBMITTED, PENDING, SUCCEEDED, FAILED = "SUBMITTED", "PENDING", "SUCCEEDED", "FAILED"
 PAST_PENDING = ("RUNNABLE", "STARTING", "RUNNING", SUCCEEDED, FAILED)

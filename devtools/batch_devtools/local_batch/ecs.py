@@ -20,7 +20,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
 METADATA_ROUTE = "ecs-metadata"
 """The route of the metadata endpoint under the control prefix (``/_local_batch/``)."""
 DEFAULT_CLUSTER = "local-batch"

@@ -39,8 +39,9 @@ from typing import Any
 
 from moto.batch.models import Job
 
-from batch_devtools.local_batch.array import INDEX_VARIABLE, SIZE_VARIABLE, ArrayParent, parent_id
-from batch_devtools.local_batch.ecs import DEFAULT_CLUSTER, METADATA_VARIABLE, EcsTask, metadata_uri, new_task
+from airflow_batch_executor.job_contract import ARRAY_INDEX_VARIABLE, TASK_METADATA_VARIABLE
+from batch_devtools.local_batch.array import SIZE_VARIABLE, ArrayParent, parent_id
+from batch_devtools.local_batch.ecs import DEFAULT_CLUSTER, EcsTask, metadata_uri, new_task
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from batch_devtools.local_batch.faults import (
     HOST_TERMINATED_REASON,
@@ -864,9 +865,10 @@ class LocalJob(Job):
             LOCAL_BATCH_MOUNT_POINTS=",".join(str(mount.get("containerPath")) for mount in mount_points),
         )
         # ECS injects its task's metadata endpoint into the container: not in DescribeJobs' environment
-        env[METADATA_VARIABLE] = metadata_uri(self.runtime.environment["endpoint_url"], self._begin_task())
+        endpoint = self.runtime.environment["endpoint_url"]
+        env[TASK_METADATA_VARIABLE] = metadata_uri(endpoint, self._begin_task())
         if self._array_parent is not None and self._array_parent.array is not None:
-            env[INDEX_VARIABLE] = str(self.array_index)
+            env[ARRAY_INDEX_VARIABLE] = str(self.array_index)
             env[SIZE_VARIABLE] = str(self._array_parent.array.size)
         return env
 
