@@ -21,8 +21,12 @@ from airflow_batch_executor.job_contract import (
     TAG_DAG_ID,
     TAG_SUBMISSION,
     TAG_TEAM,
+    is_delivery_directory,
+    record_object_uri,
+    split_s3_uri,
 )
-from airflow_batch_executor.requests.naming import team_tags
+from airflow_batch_executor.recovery.manifest import ArrayManifest, manifest_key
+from airflow_batch_executor.requests.naming import WorkloadIdentity, array_name_prefix, team_tags
 
 REVOKED_PREFIX = "Revoked by the Airflow scheduler"
 """How every reason the executor gives Batch when it revokes a task begins (see ``REVOKE_REASON``)."""
@@ -84,6 +88,51 @@ def find_job_by_name(
     jobs.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
     live = [job for job in jobs if job.get("status") != "FAILED"]
     return (live or ([] if live_only else jobs) or [None])[0]
+
+
+def find_array_child(
+    gateway: BatchGateway,
+    job_queues: Sequence[str],
+    identity: WorkloadIdentity,
+    *,
+    prefix: str | None = None,
+    submission: str | None = None,
+) -> str | None:
+    """The id (``<array id>:<index>``) of the array child that runs this mapped try, if any array of
+    its try in these queues holds it (of that queueing, when ``submission`` is given).
+
+    The arrays of a try share the start of their name (:func:`naming.array_name_prefix`); each one's
+    manifest, in the delivery directory its command names, says which child runs which instance.
+    Newest array first; revoked ones are left out, as in :func:`jobs_named`. Raises when a manifest
+    cannot be read (see :func:`_manifest`), like any failed call of a lookup.
+    """
+    pattern = f"{array_name_prefix(identity, prefix)}*"
+    summaries = [
+        job for queue in dict.fromkeys(job_queues) for job in gateway.list_jobs(queue, name_pattern=pattern)
+    ]
+    summaries.sort(key=lambda job: job.get("createdAt", 0), reverse=True)
+    arrays = jobs_by_id(gateway, [job["jobId"] for job in summaries])
+    for summary in summaries:
+        array = arrays.get(summary["jobId"])
+        directory = record_object_uri(array)
+        if array is None or revoked(array) or directory is None or not is_delivery_directory(directory):
+            continue
+        index = _manifest(gateway, directory).child_index(identity, submission)
+        if index is not None:
+            return f"{array['jobId']}:{index}"
+    return None
+
+
+def _manifest(gateway: BatchGateway, directory: str) -> ArrayManifest:
+    """The array's manifest. A read that fails raises (S3's error, or ValueError for a manifest no
+    executor wrote): an array whose children cannot be told apart is never taken to hold none of them,
+    which would let a try be submitted again beside its running child."""
+    bucket, directory_key = split_s3_uri(directory)
+    body, _ = gateway.get_object(bucket, manifest_key(directory_key))
+    try:
+        return ArrayManifest.from_json(body)
+    except ValueError as error:
+        raise ValueError(f"the array manifest in {directory} is unreadable: {error}") from error
 
 
 def revoked(job: Mapping[str, Any]) -> bool:

@@ -60,10 +60,44 @@ class WorkloadIdentity:
         text = "\0".join((*parts, self.callback_id, self.connection_test_id))
         return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
+    def try_fingerprint(self) -> str:
+        """Short hash of the task try without its map index: the same for every mapped instance of it."""
+        text = "\0".join(("array", self.dag_id, self.task_id, self.run_id, str(self.try_number)))
+        return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
 
 def sanitize_name_part(text: str) -> str:
     """Replace what Batch job names do not allow (dots, spaces, unicode) with underscores."""
     return _NAME_DISALLOWED.sub("_", text)
+
+
+def _head(readable: list[str], prefix: str | None, room: int) -> str:
+    """The readable start of a name, sanitised, beginning alphanumeric, at most ``room`` characters."""
+    head_parts = [sanitize_name_part(p) for p in readable]
+    if prefix:
+        head_parts.insert(0, sanitize_name_part(prefix)[:MAX_PREFIX])
+    head = "-".join(head_parts).lstrip("_-")
+    return (head or "airflow")[:room]
+
+
+MAX_MAP_INDEX_DIGITS = 10
+"""Room kept in an array's name for each end of its map range (Airflow keeps map indexes in a 32-bit
+integer), whatever the range: the part before the range must be the same for every array of a try,
+since it is what a restarted scheduler lists."""
+
+
+def array_name_prefix(identity: WorkloadIdentity, prefix: str | None = None) -> str:
+    """The start every array job name of this task try shares (its map range follows): what ListJobs
+    is asked for (``<it>*``) to find the array that holds a mapped instance whose child id was lost."""
+    search = f"-try{identity.try_number}-{identity.try_fingerprint()}-m"
+    room = MAX_JOB_NAME_CHARS - len(search) - 2 * MAX_MAP_INDEX_DIGITS - 1
+    return _head([identity.dag_id, identity.task_id], prefix, room) + search
+
+
+def array_job_name(identity: WorkloadIdentity, first: int, last: int, prefix: str | None = None) -> str:
+    """An array job's name: the task, the try and the map range its children hold (``first`` to
+    ``last``, not always every index between), readable in the console, ≤128 characters."""
+    return f"{array_name_prefix(identity, prefix)}{first}-{last}"
 
 
 def job_name(identity: WorkloadIdentity, prefix: str | None = None) -> str:
@@ -78,13 +112,7 @@ def job_name(identity: WorkloadIdentity, prefix: str | None = None) -> str:
         map_part = f"-{identity.map_index}" if identity.map_index >= 0 else ""
         tail = f"{map_part}-try{identity.try_number}-{identity.fingerprint()}"
         readable = [identity.dag_id, identity.task_id]
-    head_parts = [sanitize_name_part(p) for p in readable]
-    if prefix:
-        head_parts.insert(0, sanitize_name_part(prefix)[:MAX_PREFIX])
-    head = "-".join(head_parts).lstrip("_-")
-    if not head:
-        head = "airflow"
-    return head[: MAX_JOB_NAME_CHARS - len(tail)] + tail
+    return _head(readable, prefix, MAX_JOB_NAME_CHARS - len(tail)) + tail
 
 
 def sanitize_tag_value(value: str) -> str:

@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 
 from airflow_batch_executor.job_contract import MAX_JOB_NAME_CHARS, MAX_TAG_VALUE_CHARS
 from airflow_batch_executor.requests.naming import (
+    MAX_MAP_INDEX_DIGITS,
     WorkloadIdentity,
+    array_job_name,
+    array_name_prefix,
     identity_tags,
     job_name,
     sanitize_tag_value,
@@ -132,3 +135,36 @@ def test_a_connection_test_job_is_named_and_tagged_for_its_connection():
     }
     assert team_tags("team_a") == {"airflow.team": "team_a"}
     assert team_tags(None) == {}
+
+
+def test_an_array_is_named_for_its_task_try_and_map_range():
+    name = array_job_name(identity(map_index=3, try_number=2), 3, 41, prefix="prod")
+    assert name.startswith("prod-etl_daily-load_users-try2-") and name.endswith("-m3-41")
+    assert BATCH_NAME.match(name)
+
+
+def test_every_array_of_a_try_starts_with_the_prefix_a_restarted_scheduler_lists_and_no_other_does():
+    one, two = identity(map_index=0), identity(map_index=9000)
+    assert array_name_prefix(one) == array_name_prefix(two)
+    assert array_job_name(one, 0, 9) != array_job_name(two, 9000, 9999)
+    for name in (array_job_name(one, 0, 9), array_job_name(two, 9000, 9999)):
+        assert name.startswith(array_name_prefix(one))
+    for other in (identity(try_number=2), identity(run_id="manual__1"), identity(task_id="other")):
+        assert array_name_prefix(other) != array_name_prefix(one)
+        assert not array_job_name(one, 0, 9).upper().startswith(array_name_prefix(other).upper())
+
+
+@given(
+    dag_id=st.text(min_size=1, max_size=250),
+    task_id=st.text(min_size=1, max_size=250),
+    first=st.integers(min_value=0, max_value=2**31 - 1),
+    span=st.integers(min_value=1, max_value=9_999),
+    prefix=st.none() | st.text(max_size=60),
+)
+def test_any_array_gives_a_valid_batch_name_within_the_limit(dag_id, task_id, first, span, prefix):
+    last = min(first + span, 2**31 - 1)
+    assert len(str(last)) <= MAX_MAP_INDEX_DIGITS
+    one = WorkloadIdentity(dag_id=dag_id, task_id=task_id, run_id="r", map_index=first)
+    name = array_job_name(one, first, last, prefix)
+    assert len(name) <= MAX_JOB_NAME_CHARS and BATCH_NAME.match(name)
+    assert name.startswith(array_name_prefix(one, prefix))
