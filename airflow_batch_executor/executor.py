@@ -61,6 +61,8 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         self._accepting = False
         self._stopped = False
         self._log_gateways: dict[str | None, BatchGateway] = {}
+        self._held: list[TaskEvent] = []
+        """Outcomes waiting for the scheduler to read their task's RUNNING event (see ``_report``)."""
 
     def start(self) -> None:
         """Read and check the options, run the health check, and start the worker threads."""
@@ -166,15 +168,24 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         self._report(self.jobs.sync())
         self.metrics.timing("sync.duration", (time.monotonic() - started) * 1000)
 
-    def _report(self, events: list[TaskEvent]) -> None:
+    def _report(self, events: list[TaskEvent], *, hold: bool = True) -> None:
         """Hand each event to the scheduler; a reason goes where the operator will look for it.
 
         A task's reason goes to its event log. A callback's travels with its failure (the scheduler
         stores it as the callback's output). A connection test that failed without reporting its
         own outcome gets the reason as its result, so the UI says why instead of waiting for the
         reaper.
+
+        An outcome whose task's RUNNING event the scheduler has not read yet waits for the next call
+        (``hold``): Airflow's buffer keeps one event per task, so the outcome would replace the RUNNING
+        event and with it the job id the scheduler stores as the try's external executor id, which
+        adoption and the UI read. A job that ends within a heartbeat of its submission would lose it.
         """
-        for event in events:
+        waiting, self._held = self._held, []
+        for event in [*waiting, *events]:
+            if hold and event.state in (TaskState.SUCCESS, TaskState.FAILED) and self._running_unread(event):
+                self._held.append(event)
+                continue
             if event.log_event and isinstance(event.key, TaskInstanceKey):
                 self.log_task_event(event=event.log_event, extra=event.info, ti_key=event.key)
             if event.state is TaskState.FAILED and compat.is_connection_test(event.key):
@@ -188,6 +199,10 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
                 self.success(key, event.info)
             elif event.state is TaskState.FAILED:
                 self.fail(key, event.info)
+
+    def _running_unread(self, event: TaskEvent) -> bool:
+        buffered = self.event_buffer.get(compat.scheduler_event_key(event.key))
+        return buffered is not None and buffered[0] == TaskState.RUNNING
 
     @staticmethod
     def get_cli_commands() -> list[Any]:
@@ -259,6 +274,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         """
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)
+        self._held = [event for event in self._held if event.key != ti.key]
         if self.jobs is not None:
             self.jobs.revoke(ti.key, ti.external_executor_id)
 
@@ -290,6 +306,7 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         while self.jobs.busy:
             self.sync()
             time.sleep(END_POLL_SECONDS)
+        self._report([], hold=False)  # nothing reads the buffer in between now: the outcome is what counts
         self._stop(terminate_jobs=False)
 
     def terminate(self) -> None:

@@ -317,6 +317,25 @@ def test_terminate_can_stop_jobs_when_configured(
     assert job["status"] == "FAILED" and "terminate_jobs_on_shutdown" in job["statusReason"]
 
 
+def test_a_job_that_ends_before_the_scheduler_reads_its_running_event_keeps_its_job_id(
+    make_executor, batch_env, scripted
+):
+    # Airflow's event buffer holds one event per task: an outcome put there before the scheduler read
+    # the RUNNING event would replace it, and the try would never get its job id stored.
+    executor = make_executor()
+    item = workload("ok")
+    queue(executor, item)
+    executor.heartbeat()
+    wait_until(lambda: executor.heartbeat() or not executor.jobs.busy)
+
+    state, job_id = executor.get_event_buffer()[item.ti.key]
+    assert str(state) == "running" and describe(batch_env, job_id)["status"] == "SUCCEEDED"
+    executor.heartbeat()
+    assert {key: str(state) for key, (state, _) in executor.get_event_buffer().items()} == {
+        item.ti.key: "success"
+    }
+
+
 def test_end_waits_for_tracked_jobs(make_executor, batch_env, scripted):
     executor = make_executor()
     item = workload("ok")
