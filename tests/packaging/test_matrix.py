@@ -161,6 +161,8 @@ def test_a_light_run_goes_beside_two_others_and_nothing_more():
     assert pick([legs[2]], [e2e_2, legs[0]]) is None, "never three heavy runs"
     assert pick([legs[2], tools], [e2e_2, legs[0], core]) is None, "never four runs"
     assert pick([legs[2]], [core, tools]) is legs[2], "light runs do not hold the heavy slots"
+    assert pick([tools, legs[2]], [core, e2e_2]) is legs[2], "a second light run waits for the light slot"
+    assert pick([tools], [core]) is None
     assert set(SUITE["LIGHT_RUNS"]) <= set(runs)
 
 
