@@ -73,7 +73,7 @@ def bootstrap_command(object_uri: str) -> list[str]:
 def delivery_command(directory_uri: str) -> list[str]:
     """An array job's command, the same for every child: the bootstrap and the directory (a URI ending
     in ``/``) where each child's workload is delivered once its container starts (:func:`delivered_key`)."""
-    if not directory_uri.endswith("/"):
+    if not is_delivery_directory(directory_uri):
         raise ValueError(f"a delivery directory ends with '/', got {directory_uri!r}")
     return [*_BOOTSTRAP, directory_uri]
 

@@ -67,12 +67,7 @@ class ArrayManifest:
     def child_index(self, identity: WorkloadIdentity, submission: str | None) -> int | None:
         """The index of the child that runs this mapped try (of this queueing, when given); None when
         this array holds none."""
-        if (self.dag_id, self.task_id, self.run_id, self.try_number) != (
-            identity.dag_id,
-            identity.task_id,
-            identity.run_id,
-            identity.try_number,
-        ):
+        if (self.dag_id, self.task_id, self.run_id, self.try_number) != identity.task_try:
             return None
         for index, child in enumerate(self.children):
             if child.map_index == identity.map_index and submission in (None, child.submission):

@@ -60,9 +60,14 @@ class WorkloadIdentity:
         text = "\0".join((*parts, self.callback_id, self.connection_test_id))
         return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
+    @property
+    def task_try(self) -> tuple[str, str, str, int]:
+        """(dag_id, task_id, run_id, try_number): the try every mapped instance of it shares."""
+        return self.dag_id, self.task_id, self.run_id, self.try_number
+
     def try_fingerprint(self) -> str:
         """Short hash of the task try without its map index: the same for every mapped instance of it."""
-        text = "\0".join(("array", self.dag_id, self.task_id, self.run_id, str(self.try_number)))
+        text = "\0".join(("array", *map(str, self.task_try)))
         return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 

@@ -32,11 +32,8 @@ from airflow_batch_executor.records import Submission
 
 _CHILD_TAGS = frozenset({TAG_MAP_INDEX, TAG_SUBMISSION})
 
-TaskTry = tuple[str, str, str, int]
-"""(dag_id, task_id, run_id, try_number): the try whose mapped instances an array may hold."""
 
-
-def _task_try(submission: Submission) -> TaskTry | None:
+def _task_try(submission: Submission) -> tuple[str, str, str, int] | None:
     """The try of a submission that may join an array; None for one that must go alone.
 
     Only a first attempt joins: a later one, one whose answer was lost, one sent to a fallback queue
@@ -58,8 +55,7 @@ def _task_try(submission: Submission) -> TaskTry | None:
         or request_object_uri(submission.request) is None
     ):
         return None
-    identity = spec.identity
-    return identity.dag_id, identity.task_id, identity.run_id, identity.try_number
+    return spec.identity.task_try
 
 
 def _shared(submission: Submission) -> str:
