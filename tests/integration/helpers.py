@@ -191,3 +191,19 @@ class Recorder:
 
     def names(self) -> set[str]:
         return {name for _, name, _ in self.calls}
+
+
+def whole_log(batch_env, job_id: str) -> list[str]:
+    """Every line of the job's CloudWatch Logs stream, oldest first (complete once the job ended)."""
+    record = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+    assert record["status"] in ("SUCCEEDED", "FAILED"), record["status"]
+    logs = batch_env.client("logs")
+    lines: list[str] = []
+    arguments = {"logGroupName": batch_env.log_group, "logStreamName": record["container"]["logStreamName"]}
+    token = None
+    while True:
+        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
+        lines += [event["message"] for event in page["events"]]
+        if not page["events"] or page["nextForwardToken"] == token:
+            return lines
+        token = page["nextForwardToken"]

@@ -19,7 +19,7 @@ from airflow_batch_executor.rules.delivery import Delivery, decide
 from airflow_batch_executor.workloads.delivery import Deliverer
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
-from .helpers import describe, wait_until
+from .helpers import describe, wait_until, whole_log
 
 WAIT_SECONDS = 5
 """How long the undelivered child waits before it gives up: short, as nothing will come."""
@@ -31,17 +31,8 @@ def child_body(index: int) -> tuple[bytes, str]:
     return json.dumps(workload).encode(), hashlib.sha256(token.encode()).hexdigest()
 
 
-def log_lines(batch_env, record: dict) -> list[str]:
-    events = batch_env.client("logs").get_log_events(
-        logGroupName=batch_env.log_group,
-        logStreamName=record["container"]["logStreamName"],
-        startFromHead=True,
-    )["events"]
-    return [event["message"] for event in events]
-
-
-def sdk_report(batch_env, record: dict) -> dict:
-    [line] = [line for line in log_lines(batch_env, record) if line.startswith("FAKE-TASK-SDK ")]
+def sdk_report(batch_env, job_id: str) -> dict:
+    [line] = [line for line in whole_log(batch_env, job_id) if line.startswith("FAKE-TASK-SDK ")]
     return json.loads(line.removeprefix("FAKE-TASK-SDK "))
 
 
@@ -80,14 +71,14 @@ def test_each_child_runs_the_workload_delivered_to_its_own_task_and_an_undeliver
     children = {index: describe(batch_env, f"{parent}:{index}") for index in range(3)}
     for index, (_, token_sha256) in bodies.items():
         assert children[index]["status"] == "SUCCEEDED", children[index]
-        assert sdk_report(batch_env, children[index])["token_sha256"] == token_sha256
+        assert sdk_report(batch_env, f"{parent}:{index}")["token_sha256"] == token_sha256
     undelivered = children[2]
     assert undelivered["status"] == "FAILED"
     assert undelivered["container"]["exitCode"] == EXIT_NOT_DELIVERED
-    assert not any(line.startswith("FAKE-TASK-SDK") for line in log_lines(batch_env, undelivered))
+    assert not any(line.startswith("FAKE-TASK-SDK") for line in whole_log(batch_env, f"{parent}:2"))
     assert any(
         f"waited {WAIT_SECONDS} s for this child's workload" in line
-        for line in log_lines(batch_env, undelivered)
+        for line in whole_log(batch_env, f"{parent}:2")
     )
 
     # Each delivered workload was consumed by its child; only the markers are left (removed with the array).

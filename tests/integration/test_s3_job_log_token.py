@@ -21,7 +21,7 @@ import pytest
 from airflow_batch_executor.aws.gateway import BatchGateway
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
 
-from .helpers import MINTS, final_states, finished, pump, queue, workload
+from .helpers import MINTS, final_states, finished, pump, queue, whole_log, workload
 
 JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TASK_SDK_RUN_SECONDS = 180.0
@@ -49,22 +49,6 @@ def written_tokens(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(BatchGateway, "put_object", spy)
     return tokens
-
-
-def whole_log(batch_env, job_id: str) -> list[str]:
-    """Every line of the job's CloudWatch Logs stream, oldest first (complete once the job ended)."""
-    record = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
-    assert record["status"] in ("SUCCEEDED", "FAILED"), record["status"]
-    logs = batch_env.client("logs")
-    lines: list[str] = []
-    arguments = {"logGroupName": batch_env.log_group, "logStreamName": record["container"]["logStreamName"]}
-    token = None
-    while True:
-        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
-        lines += [event["message"] for event in page["events"]]
-        if not page["events"] or page["nextForwardToken"] == token:
-            return lines
-        token = page["nextForwardToken"]
 
 
 def test_the_real_task_sdk_runs_and_its_job_log_shows_no_token(
