@@ -300,6 +300,7 @@ class JobSupervisor:
                 log.warning("%s", decision.reason)
         else:
             job.heard_at = time.time()
+            was_started = job.started
             if observe(job, record):
                 self._metrics.incr_labelled("jobs.status", job.status)
                 if job.status_reason and not job.started:
@@ -311,11 +312,25 @@ class JobSupervisor:
                 log.warning("%s", decision.reason)
             if job.workload is None and (uri := record_object_uri(record)) is not None:
                 job.workload = WorkloadObject(uri, adopted=True)
+            started = self._on_start(job) if job.started and not was_started else []
             if decision.action is Action.WAIT:
-                return self._note_waiting(job)
+                return started + self._note_waiting(job)
             if decision.action in (Action.FAIL, Action.RESUBMIT) and (host := reclaimed_host(record)):
-                return self._on_reclaim(job, host) + self._carry_out(job, decision)
+                return started + self._on_reclaim(job, host) + self._carry_out(job, decision)
+            return started + self._carry_out(job, decision)
         return self._carry_out(job, decision)
+
+    @staticmethod
+    def _on_start(job: TrackedJob) -> list[TaskEvent]:
+        """The job id again, once its container started, so the scheduler stores it after all.
+
+        Airflow's scheduler reads the RUNNING event sent at submission under ``SKIP LOCKED``: if the
+        task's row is locked at that moment (the task's own first API call, say), the event is
+        dropped and the try never gets this job as its external executor id, which adoption, the UI
+        and ``get_task_log`` read. Storing the id is idempotent, so the repeat is harmless; and the
+        executor holds the outcome until the scheduler has read it (``AwsBatchExecutor._report``).
+        """
+        return [TaskEvent(job.key, TaskState.RUNNING, job.job_id)]
 
     def _on_reclaim(self, job: TrackedJob, host: str) -> list[TaskEvent]:
         """Count a job Spot took back, for the task's next job's queue (``queue_fallbacks``), and say so."""

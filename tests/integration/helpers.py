@@ -115,6 +115,25 @@ def queue(executor, *workloads_) -> None:
         executor.queue_workload(item, session=None)
 
 
+def reported(events: list[tuple[Any, str, Any]], key: Any) -> list[tuple[str, Any]]:
+    """What the scheduler heard of ``key``, in order, as (state, info).
+
+    A running event is sent at submission and again, with the same job id, once the container started
+    (in case the scheduler dropped the first); the two may also land in one heartbeat, where the buffer
+    keeps one. So a repeat counts once here, and a test of the order does not depend on timing.
+    """
+    heard: list[tuple[str, Any]] = []
+    for event_key, state, info in events:
+        if event_key == key and (not heard or heard[-1] != (state, info) or state != "running"):
+            heard.append((state, info))
+    return heard
+
+
+def states_of(events: list[tuple[Any, str, Any]], key: Any) -> list[str]:
+    """The states ``reported`` for ``key``."""
+    return [state for state, _ in reported(events, key)]
+
+
 def executor_job_id(events) -> str:
     """The job id the first running event told the scheduler."""
     return next(info for _, state, info in events if state == "running")

@@ -67,7 +67,7 @@ def test_job_submitted_just_before_a_crash_is_adopted_not_resubmitted(
     assert executor.try_adopt_task_instances([orphan]) == []
     events = pump(executor, finished(ti.key))
     assert final_states(events) == {ti.key: "success"}
-    [(_, _, job_id)] = [e for e in events if e[1] == "running"]
+    [job_id] = {info for _, state, info in events if state == "running"}
     assert [r["jobName"] for r in batch_env.submitted_requests()] == [request["jobName"]]
     [job] = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"]
     assert job["jobName"] == request["jobName"] and job["status"] == "SUCCEEDED"

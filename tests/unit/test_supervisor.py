@@ -128,9 +128,24 @@ def test_a_succeeded_job_is_reported_a_success_and_no_longer_tracked(supervisor,
     batch.update(job_id, status="RUNNING", startedAt=1)
     batch.update(job_id, status="SUCCEEDED", stoppedAt=2, container={"exitCode": 0})
     events = sync_until(supervisor, has("a", TaskState.SUCCESS), "a succeeded")
-    assert of(events, "a") == [TaskEvent("a", TaskState.SUCCESS, job_id)]
+    assert of(events, "a") == [
+        TaskEvent("a", TaskState.RUNNING, job_id),
+        TaskEvent("a", TaskState.SUCCESS, job_id),
+    ]
     assert supervisor.tracker.for_key("a") is None and not supervisor.busy
     assert batch.terminated == []
+
+
+def test_a_job_whose_container_started_is_reported_running_again_once(supervisor, batch):
+    """The scheduler may drop the RUNNING event sent at submission (a locked row); the start repeats it."""
+    job_id = running(supervisor, "a")
+    batch.update(job_id, status="STARTING")
+    sync_until(supervisor, lambda _: supervisor.tracker.for_key("a").status == "STARTING", "a starting")
+    batch.update(job_id, status="RUNNING", startedAt=1)
+    events = sync_until(supervisor, has("a", TaskState.RUNNING), "a started")
+    batch.update(job_id, status="RUNNING", startedAt=1, statusReason="still running")
+    events += sync_until(supervisor, lambda _: supervisor.tracker.for_key("a").status_reason, "a heard again")
+    assert of(events, "a") == [TaskEvent("a", TaskState.RUNNING, job_id)]
 
 
 def test_a_job_that_failed_to_start_for_a_transient_reason_is_resubmitted(supervisor, batch):
@@ -162,7 +177,8 @@ def test_a_job_that_failed_after_its_container_started_fails_the_try_and_is_neve
     # Spot reclaimed the host: a transient reason, which before a start would be resubmitted.
     batch.update(job_id, status="FAILED", statusReason=SPOT_RECLAIMED, startedAt=1, stoppedAt=2)
     events = sync_until(supervisor, has("a", TaskState.FAILED), "a failed")
-    [reclaimed, failed] = of(events, "a")
+    *start, reclaimed, failed = of(events, "a")
+    assert start == ([] if seen_running else [TaskEvent("a", TaskState.RUNNING, job_id)])
     assert reclaimed.state is None and reclaimed.log_event == "batch job reclaimed"
     assert reclaimed.info.startswith(
         f"Spot reclaimed instance i-08784105ffff56b4f running Batch job {job_id} "
@@ -229,7 +245,10 @@ def test_a_failing_handler_fails_only_its_own_task_and_terminates_its_job(superv
     [failed] = of(events, "a")
     assert "could not track this task" in failed.info and "cannot read" in failed.info
     assert failed.log_event == "batch job lost"
-    assert of(events, "b") == [TaskEvent("b", TaskState.SUCCESS, fine)]
+    assert of(events, "b") == [
+        TaskEvent("b", TaskState.RUNNING, fine),
+        TaskEvent("b", TaskState.SUCCESS, fine),
+    ]
     assert (broken, GIVEN_UP_REASON, True) in batch.terminated
     assert fine not in batch.terminated_ids()
     assert not supervisor.busy
