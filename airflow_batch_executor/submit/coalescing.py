@@ -21,16 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from airflow_batch_executor.job_contract import (
-    MAX_ARRAY_SIZE,
-    MIN_ARRAY_SIZE,
-    TAG_MAP_INDEX,
-    TAG_SUBMISSION,
-    request_object_uri,
-)
+from airflow_batch_executor.job_contract import MAX_ARRAY_SIZE, MIN_ARRAY_SIZE, request_object_uri
 from airflow_batch_executor.records import Submission
-
-_CHILD_TAGS = frozenset({TAG_MAP_INDEX, TAG_SUBMISSION})
+from airflow_batch_executor.requests.array_request import shared_part
 
 
 def _task_try(submission: Submission) -> tuple[str, str, str, int] | None:
@@ -61,21 +54,13 @@ def _task_try(submission: Submission) -> tuple[str, str, str, int] | None:
 def _shared(submission: Submission) -> str:
     """What every child of an array must agree on, in a canonical form.
 
-    Besides the request without its per-child parts, that is the spec's ``executor_config`` and
-    ``priority_weight``: placing a request reads them (the task's own job definition, its scheduling
-    priority) beyond what the request says. Copies are made only where a part is removed, so the
-    submission's request is never changed.
+    Besides the request without its per-child parts (:func:`array_request.shared_part`), that is the
+    spec's ``executor_config`` and ``priority_weight``: placing a request reads them (the task's own
+    job definition, its scheduling priority) beyond what the request says.
     """
     assert submission.spec is not None
-    request = dict(submission.request)
-    request.pop("jobName", None)
-    overrides = dict(request["containerOverrides"])
-    del overrides["command"]
-    request["containerOverrides"] = overrides
-    tags = request.get("tags") or {}
-    request["tags"] = {key: value for key, value in tags.items() if key not in _CHILD_TAGS}
     shared = {
-        "request": request,
+        "request": shared_part(submission.request),
         "executor_config": submission.spec.executor_config,
         "priority_weight": submission.spec.priority_weight,
     }
