@@ -62,6 +62,7 @@ from airflow_batch_executor.rules.author_policy import (
     chosen_definition_refusals,
     definition_refusals,
     definition_roles,
+    environment_refusals,
     job_definition_refusals,
     operator_definitions,
     refusal_error,
@@ -214,7 +215,8 @@ class RequestFactory:
     def build(self, spec: JobSpec) -> dict[str, Any]:
         """The exact SubmitJob request for one workload, or :class:`TaskConfigError` saying what to fix."""
         config = _task_config(spec)
-        refusals = request_refusals(config) + job_definition_refusals(config, self.options)
+        refusals = request_refusals(config) + environment_refusals(config)
+        refusals += job_definition_refusals(config, self.options)
         refusals += definition_refusals(definition_overrides(spec.executor_config), self.options)
         if refusals:
             raise refusal_error(refusals)

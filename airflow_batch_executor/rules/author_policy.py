@@ -58,6 +58,12 @@ request is built, in the scheduler's heartbeat.
 The request: Batch retries a job after its container started, which would run the task's try again,
 so a task's (or ``submit_job_kwargs``'s) ``retryStrategy.attempts`` must be 1, and ``arrayProperties``
 (every child would run the same try) is refused. Airflow's ``retries`` are the way to retry a task.
+
+The environment: a task may set its own variables, but not those its job's bootstrap trusts to find
+its workload. ``ECS_CONTAINER_METADATA_URI_V4`` tells an array child which ECS task it is, and so which
+workload it may take; the delivery wait decides how long a child holds its place on a host. Batch
+itself refuses ``AWS_BATCH_*`` names. An operator may still set the wait, in ``submit_job_kwargs`` or
+the job definition.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ from typing import Any
 
 from airflow_batch_executor.definitions.derive import SUBMIT_OVERRIDABLE
 from airflow_batch_executor.errors import TaskConfigError
+from airflow_batch_executor.job_contract import DELIVERY_WAIT_VARIABLE, TASK_METADATA_VARIABLE
 from airflow_batch_executor.options import ExecutorOptions, normal_path
 
 PROPERTIES = "jobDefinitionOverrides.containerProperties"
@@ -405,6 +412,32 @@ def chosen_definition_refusals(
 
 
 # ---------------------------------------------------------------- the request
+
+
+RESERVED_VARIABLES = {
+    TASK_METADATA_VARIABLE: "is set by ECS; an array child learns from it which ECS task, and so which "
+    "workload, is its own",
+    DELIVERY_WAIT_VARIABLE: "is the operator's: how long an array child waits for its workload on a host",
+}
+
+
+def environment_refusals(config: Mapping[str, Any]) -> list[Refusal]:
+    """Variables in a task's ``containerOverrides.environment`` that the job's bootstrap trusts."""
+    overrides = config.get("containerOverrides")
+    environment = overrides.get("environment") if isinstance(overrides, Mapping) else None
+    if not isinstance(environment, list):
+        return []
+    names = {entry.get("name") for entry in environment if isinstance(entry, Mapping)}
+    return [
+        Refusal(
+            f"executor_config containerOverrides.environment {name}",
+            why,
+            None,
+            f"remove {name} from the task's environment",
+        )
+        for name, why in RESERVED_VARIABLES.items()
+        if name in names
+    ]
 
 
 def request_refusals(config: Mapping[str, Any], where: str = "executor_config") -> list[Refusal]:

@@ -127,6 +127,11 @@ def test_refused_tasks_fail_at_once_with_nothing_registered_or_submitted_while_a
             "allowed_job_definitions",
         ),
         "batch_retries": ({"retryStrategy": {"attempts": 3}}, "retryStrategy.attempts", "Airflow's retries"),
+        "task_metadata": (
+            BatchJobOverrides(environment={"ECS_CONTAINER_METADATA_URI_V4": "http://author.example/"}),
+            "containerOverrides.environment ECS_CONTAINER_METADATA_URI_V4",
+            "which ECS task",
+        ),
     }
     items = {
         task: workload(task, run_id="policy", executor_config=config)

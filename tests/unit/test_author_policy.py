@@ -575,3 +575,27 @@ def test_submit_job_kwargs_cannot_make_batch_run_a_try_twice(kwargs):
         base_request(options(submit_job_kwargs=kwargs))
     assert raised.value.option == "submit_job_kwargs"
     assert "asks Batch to run a job more than once" in str(raised.value)
+
+
+# ---------------------------------------------------------------- the environment
+
+
+@pytest.mark.parametrize(
+    "name", ["ECS_CONTAINER_METADATA_URI_V4", "AIRFLOW_BATCH_EXECUTOR_DELIVERY_WAIT_SECONDS"]
+)
+@pytest.mark.parametrize("spelling", ["raw", "overrides"])
+def test_a_task_cannot_set_what_its_bootstrap_trusts_to_find_its_workload(name, spelling):
+    config = (
+        {"containerOverrides": {"environment": [{"name": "OK", "value": "1"}, {"name": name, "value": "x"}]}}
+        if spelling == "raw"
+        else BatchJobOverrides(environment={"OK": "1", name: "x"})
+    )
+    message = refusal(config)
+    assert f"executor_config containerOverrides.environment {name}" in message
+    assert f"Fix: remove {name} from the task's environment" in message
+
+
+def test_a_task_sets_its_own_variables():
+    config = {"containerOverrides": {"environment": [{"name": "ECS_OTHER", "value": "1"}]}}
+    environment = build(config)["containerOverrides"]["environment"]
+    assert {"name": "ECS_OTHER", "value": "1"} in environment
