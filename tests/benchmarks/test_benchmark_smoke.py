@@ -64,7 +64,7 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
             == correctness["distinct_job_ids"]
             == 20
         )
-        assert correctness["tasks_with_several_running_events"] == 0
+        assert correctness["tasks_with_several_job_ids"] == 0
         for metric in POSITIVE_METRICS:
             assert run[metric] is not None and run[metric] > 0, (name, metric, run[metric])
         assert run["steady_heartbeats"] >= 3
