@@ -27,7 +27,12 @@ from airflow_batch_executor.options import ExecutorOptions, connection_options, 
 from airflow_batch_executor.records import Orphan, TaskEvent, TaskState, WorkloadKey
 from airflow_batch_executor.requests.factory import RequestFactory
 from airflow_batch_executor.requests.placement import PlacementCatalog
-from airflow_batch_executor.requests.task_specs import ExecutionTimeouts, workload_key, workload_spec
+from airflow_batch_executor.requests.task_specs import (
+    ExecutionTimeouts,
+    task_instance_spec,
+    workload_key,
+    workload_spec,
+)
 from airflow_batch_executor.supervisor import CONNECTION_TEST_REAPED_REASON, JobSupervisor
 from airflow_batch_executor.task_logs import read_task_log
 
@@ -265,7 +270,17 @@ class AwsBatchExecutor(KeepsEventLogRows, BaseExecutor):
         except TaskConfigError:
             return Orphan(ti.key, ti.external_executor_id or None, None, None)
         fallbacks = self.factory.ladder.chain(job_queue)[1:]
-        return Orphan(ti.key, ti.external_executor_id or None, job_queue, job_name, fallbacks)
+        options = self.factory.options
+        arrays = options.array_jobs and options.workload_transport is not None and ti.map_index >= 0
+        return Orphan(
+            ti.key,
+            ti.external_executor_id or None,
+            job_queue,
+            job_name,
+            fallbacks,
+            array_identity=task_instance_spec(ti).identity if arrays else None,
+            name_prefix=options.job_name,
+        )
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Forget the task wherever it is, without events; terminate its job if one exists or appears.

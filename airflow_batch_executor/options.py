@@ -77,6 +77,7 @@ class ExecutorOptions:
     allow_root_user: bool = False
     workload_transport: S3Location | None = None
     workload_kms_key_id: str | None = None
+    array_jobs: bool = False
 
     status_queue_url: str | None = None
     status_reconcile_interval: float = 120.0
@@ -314,6 +315,7 @@ def _load_options(conf: ConfigSource) -> ExecutorOptions:
         allow_root_user=_boolean(conf, "allow_root_user"),
         workload_transport=(transport := _workload_transport(conf, team_of(conf))),
         workload_kms_key_id=_kms_key_id(conf, transport),
+        array_jobs=_boolean(conf, "array_jobs"),
         status_queue_url=_queue_url(conf),
         status_reconcile_interval=_number(conf, "status_reconcile_interval", float, 1),
         status_receive_concurrency=_number(

@@ -19,6 +19,7 @@ from airflow_batch_executor.job_contract import TAG_SUBMISSION, request_object_u
 from airflow_batch_executor.requests.queue_ladder import QueueChoice
 
 if TYPE_CHECKING:
+    from airflow_batch_executor.requests.naming import WorkloadIdentity
     from airflow_batch_executor.requests.task_specs import JobSpec
 
 WorkloadKey = Hashable
@@ -156,6 +157,8 @@ class SubmitResult:
     error_kind: ApiErrorKind | None = None
     error: str = ""
     found_existing: bool = False
+    array_directory: str | None = None
+    """The delivery directory of the array whose child ``job_id`` is (see ``requests.array_request``)."""
 
 
 @dataclass(slots=True)
@@ -169,7 +172,8 @@ class TrackedJob:
     attempt: int
     submitted_at: float
     submission: Submission | None = None
-    """Kept only until the container has started: it is needed only to resubmit the job."""
+    """Kept only until the task may have started (a plain job's container started, an array child's
+    workload delivered): it is needed only to resubmit the job."""
     status: str = "SUBMITTED"
     status_reason: str | None = None
     missing_checks: int = 0
@@ -182,6 +186,13 @@ class TrackedJob:
     """The furthest state applied; None until Batch told us any."""
     noted_reason: str | None = None
     """The last waiting reason written to the task's event log (see ``rules.waiting``)."""
+    directory: str | None = None
+    """An array child's delivery directory: its workload, marker and its array's manifest are there."""
+    delivering: bool = False
+    """An array child's workload is being delivered in the background (or this scheduler, which adopted
+    it before it started, has none to deliver)."""
+    delivered_to: str | None = None
+    """The ECS task an array child's workload was delivered to (see ``rules.delivery``)."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,11 @@ class Orphan:
     job_name: str | None
     fallback_queues: tuple[str, ...] = ()
     """The queues below ``job_queue`` on the ``queue_fallbacks`` ladder, where its job may be too."""
+    array_identity: WorkloadIdentity | None = None
+    """A mapped instance that may have gone as an array's child (``array_jobs``): with no job by id or
+    name, its child is looked for by its try's array name and the array's manifest."""
+    name_prefix: str | None = None
+    """``[aws_batch_executor] job_name``, which every job and array name starts with."""
 
     @property
     def queues(self) -> tuple[str, ...]:

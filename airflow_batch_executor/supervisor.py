@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from airflow_batch_executor.aws.errors import ApiErrorKind
 from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.aws.queue_gateway import StatusQueueGateway
-from airflow_batch_executor.job_contract import WAITING_STATUSES, batch_reason, record_object_uri
+from airflow_batch_executor.job_contract import (
+    WAITING_STATUSES,
+    batch_reason,
+    delivered_marker_key,
+    record_object_uri,
+    split_s3_uri,
+)
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.options import ExecutorOptions
 from airflow_batch_executor.records import (
@@ -34,10 +41,12 @@ from airflow_batch_executor.records import (
 )
 from airflow_batch_executor.recovery.adoption import AdoptionSearch
 from airflow_batch_executor.recovery.lookup import REVOKED_PREFIX
+from airflow_batch_executor.recovery.manifest import manifest_key
 from airflow_batch_executor.recovery.orphan_sweep import OrphanSweep
 from airflow_batch_executor.requests.factory import RequestFactory
 from airflow_batch_executor.requests.queue_ladder import FALLBACK_EVENT, RECLAIM_EVENT, queue_label
 from airflow_batch_executor.requests.task_specs import JobSpec
+from airflow_batch_executor.rules.delivery import Delivery, decide
 from airflow_batch_executor.rules.lifecycle import (
     Action,
     Decision,
@@ -51,10 +60,10 @@ from airflow_batch_executor.rules.waiting import WAITING_EVENT, reason_to_note, 
 from airflow_batch_executor.status.poller import DescribedChunk, StatusPoller
 from airflow_batch_executor.status.receiver import ReceivedEvent, StatusEventReceiver
 from airflow_batch_executor.status.reducer import Novelty, novelty, progress_of
-from airflow_batch_executor.status.tracker import JobTracker, observe, track_submitted
+from airflow_batch_executor.status.tracker import JobTracker, delivery_directory, observe, track_submitted
 from airflow_batch_executor.submit.dispatch import Dispatch
 from airflow_batch_executor.submit.submitter import Submitter, backoff_delay
-from airflow_batch_executor.workloads.handoff import WorkloadHandoff
+from airflow_batch_executor.workloads.handoff import DeliveryResult, WorkloadHandoff
 
 SHUTDOWN_REASON = (
     "Terminated by the Airflow scheduler on shutdown ([aws_batch_executor] terminate_jobs_on_shutdown)"
@@ -118,6 +127,7 @@ class JobSupervisor:
             concurrency=submit_threads(options),
             metrics=metrics,
             on_unwanted_job=lambda job_id: self._terminate_at_once(job_id, REVOKE_REASON),
+            arrays=options.array_jobs,
         )
         self._poller = StatusPoller(
             gateway, options.status_poll_interval, forget_object=self._handoff.remove_uri
@@ -130,6 +140,8 @@ class JobSupervisor:
                 gateway, options.workload_transport, self._poller.terminate, metrics=metrics
             )
         self._next_token_check = 0.0
+        self._children: Counter[str] = Counter()
+        """Array children tracked per delivery directory: the manifest goes with the last one."""
         self._reconcile_interval = options.status_reconcile_interval
         self._receiver: StatusEventReceiver | None = None
         if options.status_queue_url:
@@ -163,6 +175,7 @@ class JobSupervisor:
         if earlier is not None:
             log.info("Batch job %s of %s is superseded by a later try", earlier.job_id, earlier.key)
             self._handoff.remove_later(earlier.workload)
+            self._child_over(earlier)
         self._queues.update(self._factory.ladder.chain(request["jobQueue"]))
         self._submitter.submit(Submission(key=key, request=request, spec=spec))
         return earlier.key if earlier is not None else None
@@ -180,6 +193,8 @@ class JobSupervisor:
             self._poller.poll(self._jobs_to_describe())
         for lookup in self._adoption.results():
             events += self._isolated(lookup.orphan.key, self._on_late_lookup, lookup)
+        for delivery in self._handoff.deliveries():
+            self._on_delivered(delivery)
         self._poller.hunt()
         self._refresh_waiting_tokens()
         if self._sweep is not None:
@@ -226,8 +241,10 @@ class JobSupervisor:
             return [_failed(key, decision)]
         assert decision.action is Action.TRACK and result.job_id is not None
         self._metrics.incr("submit.ok")
-        job = track_submitted(submission, result.job_id, time.time())
+        job = track_submitted(submission, result.job_id, time.time(), result.array_directory)
         self.tracker.add(job)
+        if job.directory is not None:
+            self._children[job.directory] += 1
         how = "found already submitted" if result.found_existing else "submitted"
         log.info(
             "Batch job %s (%s) %s for %s in job queue %s", job.job_id, job.job_name, how, key, job.job_queue
@@ -310,7 +327,13 @@ class JobSupervisor:
             decision = after_record(job, record, self._limits, time.time())
             if decision.reason_class == "unknown_status":
                 log.warning("%s", decision.reason)
-            if job.workload is None and (uri := record_object_uri(record)) is not None:
+            directory = delivery_directory(record)
+            if directory is not None:
+                if job.directory is None:  # adopted: its array is known from its record
+                    job.directory = directory
+                    self._children[directory] += 1
+                self._deliver(job, record, directory)
+            elif job.workload is None and (uri := record_object_uri(record)) is not None:
                 job.workload = WorkloadObject(uri, adopted=True)
             started = self._on_start(job) if job.started and not was_started else []
             if decision.action is Action.WAIT:
@@ -319,6 +342,46 @@ class JobSupervisor:
                 return started + self._on_reclaim(job, host) + self._carry_out(job, decision)
             return started + self._carry_out(job, decision)
         return self._carry_out(job, decision)
+
+    def _deliver(self, job: TrackedJob, record: dict[str, Any], directory: str) -> None:
+        """Give an array child that started its workload (``rules.delivery``), in the background."""
+        container = record.get("container")
+        task_arn = container.get("taskArn") if isinstance(container, dict) else None
+        if job.delivering or decide(job.status, task_arn, job.delivered_to) is not Delivery.DELIVER:
+            return
+        assert task_arn is not None
+        spec = job.submission.spec if job.submission is not None else None
+        if spec is None or spec.workload is None:
+            log.warning(
+                "Batch job %s of %s started, but this scheduler has no workload to give it (it adopted "
+                "the job before it started); it ends without running the task and is failed",
+                job.job_id,
+                job.key,
+            )
+            job.delivering = True  # nothing will ever be delivered from here: said once
+            return
+        job.delivering = True
+        self._handoff.deliver_later(job.job_id, directory, task_arn, spec.workload)
+
+    def _on_delivered(self, result: DeliveryResult) -> None:
+        """A delivery came back: once the child's container started too, its task may have started,
+        so it is never resubmitted; its object is removed when the child ends. A failed delivery is
+        asked again on the child's next record."""
+        job = self.tracker.get(result.job_id)
+        done = result.delivered
+        if job is None:
+            if done is not None and done.object_uri is not None:
+                self._handoff.remove_uri(done.object_uri)
+            return
+        job.delivering = False
+        if done is None:
+            return
+        job.delivered_to = done.task_arn
+        if job.started:
+            job.submission = None
+        if done.object_uri is not None:
+            job.workload = WorkloadObject(done.object_uri)
+            log.info("Delivered the workload of %s to Batch job %s (%s)", job.key, job.job_id, done.task_arn)
 
     @staticmethod
     def _on_start(job: TrackedJob) -> list[TaskEvent]:
@@ -331,6 +394,21 @@ class JobSupervisor:
         executor holds the outcome until the scheduler has read it (``AwsBatchExecutor._report``).
         """
         return [TaskEvent(job.key, TaskState.RUNNING, job.job_id)]
+
+    def _child_over(self, job: TrackedJob) -> None:
+        """An array child is over for this scheduler: its marker goes (no later attempt of an ended
+        child can start), and its array's manifest with the last child this scheduler tracks of it."""
+        if job.directory is None:
+            return
+        if job.submission is None or job.workload is not job.submission.workload:
+            self._handoff.remove_later(job.workload)  # delivered to it; a resubmission writes its own
+        bucket, directory_key = split_s3_uri(job.directory)
+        index = int(job.job_id.rpartition(":")[2])
+        self._handoff.remove_uri(f"s3://{bucket}/{delivered_marker_key(directory_key, index)}")
+        self._children[job.directory] -= 1
+        if self._children[job.directory] <= 0:
+            del self._children[job.directory]
+            self._handoff.remove_uri(f"s3://{bucket}/{manifest_key(directory_key)}")
 
     def _on_reclaim(self, job: TrackedJob, host: str) -> list[TaskEvent]:
         """Count a job Spot took back, for the task's next job's queue (``queue_fallbacks``), and say so."""
@@ -371,6 +449,7 @@ class JobSupervisor:
         if decision.action is Action.WAIT:
             return []
         self.tracker.pop(job.job_id)
+        self._child_over(job)
         if decision.action is not Action.RESUBMIT:
             self._handoff.remove_later(job.workload)
         if decision.action is Action.SUCCEED:
@@ -431,6 +510,7 @@ class JobSupervisor:
         if job is not None:
             self._handoff.remove_now(job.workload)
             self.tracker.pop(job.job_id)
+            self._child_over(job)
         job_id = job.job_id if job is not None else known_job_id
         if job_id:
             log.info("%s: terminating Batch job %s (%s)", key, job_id, reason)

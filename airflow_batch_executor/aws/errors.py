@@ -79,6 +79,14 @@ def classify_api_error(error: BaseException) -> ApiErrorKind:
     return ApiErrorKind.REJECTED
 
 
+def precondition_failed(error: BaseException) -> bool:
+    """S3 refused a conditional write (``If-None-Match: *``): the object was already there."""
+    return isinstance(error, ClientError) and str(error.response.get("Error", {}).get("Code")) in {
+        "PreconditionFailed",
+        "412",
+    }
+
+
 def describe_api_error(error: BaseException) -> str:
     """One line for logs and task event logs."""
     if isinstance(error, ClientError):

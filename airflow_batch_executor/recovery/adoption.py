@@ -23,7 +23,7 @@ from typing import Any
 from airflow_batch_executor.aws.errors import describe_api_error
 from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.records import FoundJob, Lookup, Orphan
-from airflow_batch_executor.recovery.lookup import find_job_by_name, jobs_by_id, revoked
+from airflow_batch_executor.recovery.lookup import find_array_child, find_job_by_name, jobs_by_id, revoked
 
 SEARCH_THREADS = 4
 ORPHANS_PER_LOOKUP = 10
@@ -42,7 +42,8 @@ def _found(orphan: Orphan, record: dict[str, Any], queue: str | None) -> FoundJo
 
 
 def look_up(gateway: BatchGateway, orphans: Sequence[Orphan]) -> list[Lookup]:
-    """Each orphan's job: by the id Airflow stored, else by its name; raises when AWS does not answer.
+    """Each orphan's job: by the id Airflow stored, else by its name, else (a mapped instance that may
+    have gone in an array) by its array's manifest; raises when AWS does not answer.
 
     A job the scheduler revoked does not count: its try was queued again and is waiting for a job.
     When the stored id names a failed job, a newer job of the same name (its resubmission) wins.
@@ -59,6 +60,9 @@ def look_up(gateway: BatchGateway, orphans: Sequence[Orphan]) -> list[Lookup]:
             named = find_job_by_name(gateway, orphan.queues, orphan.job_name)
             if named is not None and (record is None or _newer(named, record)):
                 record, queue = named, named["jobQueue"]
+        if record is None and orphan.array_identity is not None:
+            child = find_array_child(gateway, orphan.queues, orphan.array_identity, prefix=orphan.name_prefix)
+            record = jobs_by_id(gateway, [child]).get(child) if child is not None else None
         answers.append(Lookup(orphan, _found(orphan, record, queue) if record is not None else None))
     return answers
 

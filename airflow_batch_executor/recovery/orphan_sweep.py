@@ -24,10 +24,11 @@ from botocore.exceptions import ClientError
 
 from airflow_batch_executor.aws.errors import describe_api_error
 from airflow_batch_executor.aws.gateway import BatchGateway
-from airflow_batch_executor.job_contract import record_object_uri, split_s3_uri
+from airflow_batch_executor.job_contract import is_delivery_directory, record_object_uri, split_s3_uri
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.options import S3Location
 from airflow_batch_executor.recovery.lookup import jobs_by_id
+from airflow_batch_executor.recovery.manifest import manifest_key
 
 SWEEP_SECONDS = 60.0
 SWEPT_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -85,7 +86,7 @@ class OrphanSweep:
             ]
             for job_id, record in jobs_by_id(self._gateway, waiting).items():
                 uri = record_object_uri(record)
-                if uri is None or not uri.startswith(self._scope) or self._exists(uri):
+                if uri is None or not uri.startswith(self._scope) or self._exists(_kept_object(uri)):
                     continue
                 log.warning(
                     "Batch job %s (%s) can never run its task: stopping it", job_id, record.get("jobName")
@@ -103,3 +104,12 @@ class OrphanSweep:
                 return False
             raise
         return True
+
+
+def _kept_object(uri: str) -> str:
+    """The object whose absence makes a waiting job an orphan: its workload object, or for an array
+    (whose children get theirs only at start) its manifest, kept while a scheduler tracks a child."""
+    if not is_delivery_directory(uri):
+        return uri
+    bucket, directory_key = split_s3_uri(uri)
+    return f"s3://{bucket}/{manifest_key(directory_key)}"

@@ -31,8 +31,9 @@ from airflow_batch_executor.job_contract import (
     TAG_SUBMISSION,
     delivery_command,
     request_object_uri,
+    split_s3_uri,
 )
-from airflow_batch_executor.recovery.manifest import ArrayChild, ArrayManifest
+from airflow_batch_executor.recovery.manifest import ArrayChild, ArrayManifest, manifest_key
 from airflow_batch_executor.requests.naming import WorkloadIdentity, array_job_name
 
 CHILD_TAGS = frozenset({TAG_MAP_INDEX, TAG_SUBMISSION})
@@ -46,6 +47,11 @@ class ArrayRequest:
     directory: str
     """``s3://bucket/key/``: where each child's workload is delivered, and the manifest kept."""
     manifest: ArrayManifest
+
+    @property
+    def manifest_uri(self) -> str:
+        bucket, directory_key = split_s3_uri(self.directory)
+        return f"s3://{bucket}/{manifest_key(directory_key)}"
 
 
 def shared_part(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,12 @@ success, fail the try, resubmit after a transient infrastructure hiccup, or term
 that can never start.  The decision must be safe on partial or malformed records, because a
 wrong exception here would stall every task the executor tracks.
 
-The one rule that must never bend, stated here and only here: a job whose container started (in
-any attempt, see :func:`container_started`) is never resubmitted, since the task's code may already
-have had side effects. When in doubt the try fails and Airflow's own retry policy decides.
+The one rule that must never bend, stated here and only here: a job whose task may have started is
+never resubmitted, since the task's code may already have had side effects. For a plain job that is
+any job whose container started (in any attempt, see :func:`container_started`). An array child's
+container starts before its task can: it waits for its workload, and ends with ``EXIT_NOT_DELIVERED``
+when none comes, having run nothing; only that child is resubmitted, alone, as a plain job. When in
+doubt the try fails and Airflow's own retry policy decides.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_executor.job_contract import BOOTSTRAP_FAILURES, WAITING_STATUSES, record_object_uri
+from airflow_batch_executor.job_contract import (
+    BOOTSTRAP_FAILURES,
+    EXIT_NOT_DELIVERED,
+    WAITING_STATUSES,
+    is_delivery_directory,
+    record_object_uri,
+)
 
 __all__ = [
     "FAILURE_HINTS",
@@ -382,10 +391,27 @@ def _bootstrap_advice(job: Mapping[str, Any]) -> str:
     )
 
 
+def _never_delivered(job: Mapping[str, Any]) -> bool:
+    """An array child that ended without its workload, so without running its task (exit 68 is the
+    bootstrap's own: a task's use of it is reported as 1)."""
+    uri = record_object_uri(job)
+    if uri is None or not is_delivery_directory(uri):
+        return False
+    return _mapping(job.get("container")).get("exitCode") == EXIT_NOT_DELIVERED
+
+
 def _classify_failed(job: Mapping[str, Any], label: str) -> Outcome:
     all_reasons = _all_reasons(job)
     hint = _hint(all_reasons)
     advice = f" To fix: {hint}." if hint else ""
+
+    if _never_delivered(job):
+        return Outcome(
+            Verdict.RESUBMIT,
+            f"{label} (an array child) ended without its workload, so its task never ran: "
+            f"{BOOTSTRAP_FAILURES[EXIT_NOT_DELIVERED]}. It is sent again alone, as a plain job.",
+            "not_delivered",
+        )
 
     if _container_started(job, all_reasons):
         shown = _sentence(_line(*_exit_codes(job), *_display_reasons(job)) or "Batch gave no reason")

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
+from airflow_batch_executor.job_contract import is_delivery_directory, record_object_uri
 from airflow_batch_executor.records import Submission, TrackedJob, WorkloadKey
 from airflow_batch_executor.rules.outcome import container_started
 from airflow_batch_executor.status.reducer import progress_of
 
 
-def track_submitted(submission: Submission, job_id: str, now: float) -> TrackedJob:
-    """The tracked job of a submission whose SubmitJob answered with ``job_id``."""
+def track_submitted(
+    submission: Submission, job_id: str, now: float, directory: str | None = None
+) -> TrackedJob:
+    """The tracked job of a submission whose SubmitJob answered with ``job_id`` (an array child's,
+    with its array's delivery ``directory``)."""
     return TrackedJob(
         job_id=job_id,
         key=submission.key,
@@ -29,6 +33,7 @@ def track_submitted(submission: Submission, job_id: str, now: float) -> TrackedJ
         workload=submission.workload,
         heard_at=now,
         progress=progress_of({"status": "SUBMITTED"}),
+        directory=directory,
     )
 
 
@@ -36,7 +41,9 @@ def observe(job: TrackedJob, record: Mapping[str, Any]) -> bool:
     """Take in what DescribeJobs says of a job; True when its status or reason changed.
 
     The submission is let go once any attempt's container started: a started job is never
-    resubmitted (see ``rules.lifecycle``), so nothing needs its request any more.
+    resubmitted (see ``rules.lifecycle``), so nothing needs its request any more. An array child's
+    task starts only once its container started and its workload was delivered (whichever comes
+    last), so its submission is kept until both happened (see ``JobSupervisor._on_delivered``).
     """
     status, reason = str(record.get("status")), record.get("statusReason")
     changed = (status, reason) != (job.status, job.status_reason)
@@ -44,8 +51,15 @@ def observe(job: TrackedJob, record: Mapping[str, Any]) -> bool:
     job.progress = max(job.progress or (-1, -1), progress_of(record))
     if not job.started and container_started(record):
         job.started = True
-        job.submission = None
+        if delivery_directory(record) is None or job.delivered_to is not None:
+            job.submission = None
     return changed
+
+
+def delivery_directory(record: Mapping[str, Any]) -> str | None:
+    """The delivery directory an array child's command names; None for any other job."""
+    uri = record_object_uri(record)
+    return uri if uri is not None and is_delivery_directory(uri) else None
 
 
 def _task(key: WorkloadKey) -> Hashable:

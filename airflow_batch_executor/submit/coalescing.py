@@ -19,14 +19,14 @@ request for all of them, since Batch runs every child from the array's one reque
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from airflow_batch_executor.job_contract import MAX_ARRAY_SIZE, MIN_ARRAY_SIZE, request_object_uri
 from airflow_batch_executor.records import Submission
 from airflow_batch_executor.requests.array_request import shared_part
 
 
-def _task_try(submission: Submission) -> tuple[str, str, str, int] | None:
+def array_try(submission: Submission) -> tuple[str, str, str, int] | None:
     """The try of a submission that may join an array; None for one that must go alone.
 
     Only a first attempt joins: a later one, one whose answer was lost, one sent to a fallback queue
@@ -68,7 +68,7 @@ def _shared(submission: Submission) -> str:
 
 
 def take_array(
-    first: Submission, waiting: Sequence[Submission], most: int = MAX_ARRAY_SIZE
+    first: Submission, waiting: Iterable[Submission], most: int = MAX_ARRAY_SIZE
 ) -> list[Submission]:
     """The submissions to send with ``first``, as one array: ``first`` first, then its siblings in the
     order they wait, at most ``most`` in all; ``[first]`` alone when fewer than an array's least would
@@ -78,7 +78,7 @@ def take_array(
     """
     if not MIN_ARRAY_SIZE <= most <= MAX_ARRAY_SIZE:
         raise ValueError(f"an array job has {MIN_ARRAY_SIZE} to {MAX_ARRAY_SIZE} children, not {most}")
-    task_try = _task_try(first)
+    task_try = array_try(first)
     if task_try is None:
         return [first]
     shared = _shared(first)
@@ -86,7 +86,7 @@ def take_array(
     for other in waiting:
         if len(group) == most:
             break
-        if other not in taken and _task_try(other) == task_try and _shared(other) == shared:
+        if other not in taken and array_try(other) == task_try and _shared(other) == shared:
             group.append(other)
             taken.add(other)
     return group if len(group) >= MIN_ARRAY_SIZE else [first]

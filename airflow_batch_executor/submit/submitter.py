@@ -6,6 +6,10 @@ scheduler's thread, so Airflow's event buffer is never touched concurrently.
 
 The submitter decides when an attempt is made and what its result means for the rate limit; what
 is sent, and how a lost answer's job is looked for, is :mod:`~airflow_batch_executor.submit.dispatch`'s.
+
+With ``arrays`` on, a mapped instance taken off the heap takes its siblings that are due as well
+(:func:`~airflow_batch_executor.submit.coalescing.take_array`), and the group costs one SubmitJob and
+one rate token: each member's result carries its own child id, ``<array id>:<index>``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from airflow_batch_executor.definitions.registry import RegistryStopped
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.records import Submission, SubmitResult, WorkloadKey
+from airflow_batch_executor.submit.coalescing import array_try, take_array
 from airflow_batch_executor.submit.dispatch import Dispatch
 from airflow_batch_executor.submit.rate_limit import RateLimiter
 from airflow_batch_executor.workloads.handoff import WorkloadConsumed, WriteFailed
@@ -67,11 +72,13 @@ class Submitter:
         concurrency: int,
         metrics: Metrics = GLOBAL,
         on_unwanted_job: Callable[[str], None] | None = None,
+        arrays: bool = False,
     ) -> None:
         """``on_unwanted_job(job_id)`` stops a job whose submission was forgotten while its SubmitJob
         was on the wire; it runs on the submit thread the moment the answer arrives, not a heartbeat
         later: a scheduler that dies in between would leave the job to run beside the requeued try."""
         self._on_unwanted_job = on_unwanted_job
+        self._arrays = arrays
         self._dispatch = dispatch
         self._metrics = metrics
         self.limiter = RateLimiter(rate)
@@ -162,36 +169,123 @@ class Submitter:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
 
-    def _next(self) -> Submission | None:
+    def _next(self) -> list[Submission] | None:
+        """The next due submission, with the siblings that go with it as one array (see ``arrays``)."""
         with self._cond:
             while not self._stop.is_set():
                 if self._heap:
-                    wait = self._heap[0].not_before - time.monotonic()
+                    now = time.monotonic()
+                    wait = self._heap[0].not_before - now
                     if wait <= 0:
-                        self._in_flight += 1
-                        return heapq.heappop(self._heap).submission
+                        group = [heapq.heappop(self._heap).submission]
+                        if self._arrays:
+                            group = self._with_siblings(group[0], now)
+                        self._in_flight += len(group)
+                        return group
                     self._cond.wait(wait)
                 else:
                     self._cond.wait()
             return None
 
+    def _with_siblings(self, first: Submission, now: float) -> list[Submission]:
+        """``first`` and the due submissions that may go with it as one array, taken off the heap.
+
+        Only what is due is looked at, so nothing waits for siblings; what is not due yet (a retry's
+        backoff) goes later, alone or with its own siblings. Called holding ``_cond``.
+        """
+        task_try = array_try(first)
+        if task_try is None:
+            return [first]
+        due = sorted(
+            item for item in self._heap if item.not_before <= now and array_try(item.submission) == task_try
+        )
+        group = take_array(first, (item.submission for item in due))
+        if len(group) > 1:
+            taken = set(group)
+            self._heap = [item for item in self._heap if item.submission not in taken]
+            heapq.heapify(self._heap)
+        return group
+
     def _work(self) -> None:
-        while (submission := self._next()) is not None:
+        while (group := self._next()) is not None:
             try:
                 with self._cond:
-                    if submission in self._cancelled:
-                        self._cancelled.discard(submission)
-                        continue
-                result = self._attempt(submission)
-                with self._cond:
-                    unwanted = submission in self._cancelled
-                if unwanted and result.job_id and self._on_unwanted_job is not None:
-                    self._on_unwanted_job(result.job_id)
-                self._results.put(result)
+                    live = [submission for submission in group if submission not in self._cancelled]
+                    self._cancelled.difference_update(group)
+                if len(live) > 1:
+                    results = self._attempt_array(live)
+                else:
+                    results = [self._attempt(submission) for submission in live]
+                for result in results:
+                    with self._cond:
+                        unwanted = result.submission in self._cancelled
+                    if unwanted and result.job_id and self._on_unwanted_job is not None:
+                        self._on_unwanted_job(result.job_id)
+                    self._results.put(result)
             finally:
                 with self._cond:
-                    self._cancelled.discard(submission)
-                    self._in_flight -= 1
+                    self._cancelled.difference_update(group)
+                    self._in_flight -= len(group)
+
+    def _attempt_array(self, group: list[Submission]) -> list[SubmitResult]:
+        """One SubmitJob, one rate token, for the members that Dispatch finds placed alike; each of the
+        others is attempted alone, as it would have been without arrays.
+
+        A member revoked while the group was prepared is left out of it: the rest go alone too,
+        since the array request was built for them all. A lost answer marks every member: each one's
+        next attempt looks for its child before anything is sent again.
+        """
+        try:
+            if not self.limiter.acquire(self._stop):
+                return [
+                    SubmitResult(member, error_kind=ApiErrorKind.NETWORK, error="executor shutting down")
+                    for member in group
+                ]
+            array, alone = self._dispatch.prepare_array(group)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a result for each member
+            return [self._failed(member, error) for member in group]
+        if array is None:
+            return [self._attempt(member) for member in alone]
+        members = [member for member in group if member not in alone]
+        with self._cond:
+            revoked = [member for member in members if member in self._cancelled]
+        if revoked:
+            return [
+                SubmitResult(member, error_kind=ApiErrorKind.REJECTED, error="revoked before sending")
+                for member in revoked
+            ] + [self._attempt(member) for member in group if member not in revoked]
+        for member in members:
+            member.attempt += 1
+        try:
+            array_id = self._dispatch.send_array(array)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a result for each member
+            results = [self._failed(member, error) for member in members]
+        else:
+            self._metrics.incr("arrays.submitted")
+            self._metrics.incr("arrays.children", len(members))
+            results = [
+                SubmitResult(member, job_id=f"{array_id}:{index}", array_directory=array.directory)
+                for index, member in enumerate(members)
+            ]
+        return results + [self._attempt(member) for member in alone]
+
+    def _failed(self, submission: Submission, error: Exception) -> SubmitResult:
+        """The result of an attempt that raised: its class decides the retry, and a lost answer marks
+        the submission, so its next attempt first looks for the job that answer may have made."""
+        if isinstance(error, (WriteFailed, WorkloadConsumed)):
+            if error.kind is ApiErrorKind.THROTTLED:
+                self.limiter.throttled()
+            return SubmitResult(submission, error_kind=error.kind, error=str(error))
+        if isinstance(error, TaskConfigError):
+            return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
+        if isinstance(error, RegistryStopped):
+            return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error=str(error))
+        kind = classify_api_error(error)
+        if kind is ApiErrorKind.THROTTLED:
+            self.limiter.throttled()
+        if kind is ApiErrorKind.AMBIGUOUS:
+            submission.maybe_submitted = True
+        return SubmitResult(submission, error_kind=kind, error=describe_api_error(error))
 
     def _attempt(self, submission: Submission) -> SubmitResult:
         if not submission.look_up_only:
@@ -217,18 +311,5 @@ class Submitter:
                     submission, error_kind=ApiErrorKind.REJECTED, error="revoked before sending"
                 )
             return SubmitResult(submission, job_id=self._dispatch.send(submission, request))
-        except (WriteFailed, WorkloadConsumed) as error:
-            if error.kind is ApiErrorKind.THROTTLED:
-                self.limiter.throttled()
-            return SubmitResult(submission, error_kind=error.kind, error=str(error))
-        except TaskConfigError as error:
-            return SubmitResult(submission, error_kind=ApiErrorKind.REJECTED, error=str(error))
-        except RegistryStopped as error:
-            return SubmitResult(submission, error_kind=ApiErrorKind.NETWORK, error=str(error))
         except Exception as error:  # noqa: BLE001 - every failure becomes a result for its task
-            kind = classify_api_error(error)
-            if kind is ApiErrorKind.THROTTLED:
-                self.limiter.throttled()
-            if kind is ApiErrorKind.AMBIGUOUS:
-                submission.maybe_submitted = True
-            return SubmitResult(submission, error_kind=kind, error=describe_api_error(error))
+            return self._failed(submission, error)

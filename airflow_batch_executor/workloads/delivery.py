@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from airflow_batch_executor.aws.errors import precondition_failed
 from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.job_contract import delivered_key, delivered_marker_key, split_s3_uri
-
-_TAKEN_CODES = frozenset({"PreconditionFailed", "412"})
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,6 @@ class Delivered:
     by_us: bool
     object_uri: str | None
     """The object written (None when an earlier delivery had been made): removed once the child ends."""
-
-
-def _taken(error: BaseException) -> bool:
-    return isinstance(error, ClientError) and str(error.response.get("Error", {}).get("Code")) in _TAKEN_CODES
 
 
 class Deliverer:
@@ -72,7 +67,7 @@ class Deliverer:
             try:
                 self._gateway.put_object(bucket, marker, task_arn.encode(), self._kms_key_id, if_absent=True)
             except ClientError as error:
-                if not _taken(error):
+                if not precondition_failed(error):
                     raise
                 earlier, _ = self._gateway.get_object(bucket, marker)
                 return Delivered(earlier.decode(), by_us=False, object_uri=None)
@@ -81,6 +76,6 @@ class Deliverer:
         try:
             self._gateway.put_object(bucket, key, body, self._kms_key_id, if_absent=True)
         except ClientError as error:
-            if not _taken(error):  # written by this call's earlier try, whose answer was lost
+            if not precondition_failed(error):  # written by this call's earlier try, whose answer was lost
                 raise
         return Delivered(task_arn, by_us=True, object_uri=f"s3://{bucket}/{key}")

@@ -17,16 +17,25 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from airflow_batch_executor.airflow_side import adapter, compat
-from airflow_batch_executor.aws.errors import ApiErrorKind, classify_api_error, describe_api_error
+from airflow_batch_executor.aws.errors import (
+    ApiErrorKind,
+    classify_api_error,
+    describe_api_error,
+    precondition_failed,
+)
 from airflow_batch_executor.aws.gateway import BatchGateway
+from airflow_batch_executor.job_contract import split_s3_uri
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.records import WorkloadObject
+from airflow_batch_executor.workloads.delivery import Delivered, Deliverer
 from airflow_batch_executor.workloads.objects import SHUTDOWN_SECONDS, ObjectWorker
 from airflow_batch_executor.workloads.transport import token_window
 
@@ -80,6 +89,17 @@ class WorkloadConsumed(Exception):
         )
 
 
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What came of delivering an array child's workload: ``delivered`` says to which attempt, or is
+    None when it failed (``error``), to be asked again on the child's next record."""
+
+    job_id: str
+    task_arn: str
+    delivered: Delivered | None
+    error: str = ""
+
+
 class WorkloadHandoff:
     """Signs, writes, refreshes and removes workload objects for one executor."""
 
@@ -96,6 +116,8 @@ class WorkloadHandoff:
         self._generator = generator
         self._metrics = metrics
         self._worker = ObjectWorker(gateway, metrics=metrics)
+        self._deliverer = Deliverer(gateway, kms_key_id=kms_key_id)
+        self._deliveries: queue.SimpleQueue[DeliveryResult] = queue.SimpleQueue()
 
     def start(self) -> None:
         self._worker.start()
@@ -142,6 +164,16 @@ class WorkloadHandoff:
             if obj.removed:
                 self._delete_now(obj)
 
+    def write_once(self, uri: str, body: bytes) -> None:
+        """Write an object that holds no secret (an array's manifest) only where none is: a retry after
+        a lost answer keeps what a job of the first attempt may already read. Raises
+        :class:`WriteFailed` when it cannot be written."""
+        try:
+            self._gateway.put_object(*split_s3_uri(uri), body, self._kms_key_id, if_absent=True)
+        except Exception as error:
+            if not precondition_failed(error):
+                raise WriteFailed(uri, error) from error
+
     def discard(self, submission: Submission) -> None:
         """Remove the object of a request that definitely did not become a job (on the submit thread)."""
         obj = submission.workload
@@ -184,6 +216,37 @@ class WorkloadHandoff:
         if obj is not None and not obj.removed:
             obj.removed = True
             self._worker.remove(obj.uri)
+
+    def deliver_later(self, job_id: str, directory: str, task_arn: str, workload: Any) -> None:
+        """Give the array child ``job_id``, started as ``task_arn``, its workload with a fresh token, in
+        the background (with the refreshes: a started child waits for it); :meth:`deliveries` hands
+        the outcome back."""
+        index = int(job_id.rpartition(":")[2])
+
+        def deliver() -> None:
+            try:
+                signed = self.sign(workload) or workload
+                body = signed.model_dump_json().encode()
+                done = self._deliverer.deliver(directory, index, task_arn, body)
+            except Exception as error:  # noqa: BLE001 - the child's next record asks again
+                log.warning(
+                    "Could not deliver the workload of Batch job %s: %s", job_id, describe_api_error(error)
+                )
+                self._deliveries.put(DeliveryResult(job_id, task_arn, None, describe_api_error(error)))
+                return
+            self._metrics.incr("arrays.delivered" if done.by_us else "arrays.delivered_elsewhere")
+            self._deliveries.put(DeliveryResult(job_id, task_arn, done))
+
+        self._worker.refresh(deliver)
+
+    def deliveries(self) -> list[DeliveryResult]:
+        """Outcomes of :meth:`deliver_later` since the last call (drained on the scheduler's thread)."""
+        drained = []
+        while True:
+            try:
+                drained.append(self._deliveries.get_nowait())
+            except queue.Empty:
+                return drained
 
     def remove_uri(self, uri: str) -> None:
         """Remove the object of a job known only from its record (a job stopped by id or by name)."""

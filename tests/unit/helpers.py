@@ -283,7 +283,7 @@ class ConditionalS3Gateway:
         self.writes = 0
         self.lock = threading.Lock()
 
-    def put_object(self, bucket, key, body, kms_key_id=None, *, if_match=None):
+    def put_object(self, bucket, key, body, kms_key_id=None, *, if_match=None, if_absent=False):
         with self.lock:
             if self.put_failures:
                 raise self.put_failures.pop(0)
@@ -291,6 +291,8 @@ class ConditionalS3Gateway:
             if if_match is not None and existing is None:
                 raise client_error("NoSuchKey", 404, "PutObject")
             if if_match is not None and existing[1] != if_match:
+                raise client_error("PreconditionFailed", 412, "PutObject")
+            if if_absent and existing is not None:
                 raise client_error("PreconditionFailed", 412, "PutObject")
             self.writes += 1
             etag = f'"etag-{self.writes}"'
@@ -342,10 +344,35 @@ class ConditionalS3Gateway:
         ]
 
     def describe_jobs(self, job_ids):
+        """Jobs, and an array's children (``<array id>:<index>``), as DescribeJobs shows them."""
+        records = []
+        for job_id in job_ids:
+            parent, _, index = job_id.partition(":")
+            n = int(parent.removeprefix("id-")) - 1
+            if not 0 <= n < len(self.requests):
+                continue
+            request = self.requests[n]
+            size = (request.get("arrayProperties") or {}).get("size", 0)
+            if index and not int(index) < size:
+                continue
+            records.append(
+                {
+                    "jobId": job_id,
+                    "jobName": request["jobName"],
+                    "createdAt": n,
+                    "tags": request.get("tags", {}),
+                    "container": {"command": request.get("containerOverrides", {}).get("command")},
+                }
+            )
+        return records
+
+    def list_jobs(self, job_queue, *, status=None, name_pattern=None):
+        """Summaries of the jobs whose names match ``name_pattern`` (Batch's trailing ``*``), newest first."""
+        head = (name_pattern or "*").removesuffix("*")
         return [
-            {"jobId": f"id-{n + 1}", "tags": request.get("tags", {})}
-            for n, request in enumerate(self.requests)
-            if f"id-{n + 1}" in job_ids
+            {"jobId": f"id-{n + 1}", "jobName": request["jobName"], "createdAt": n, "status": "SUBMITTED"}
+            for n, request in reversed(list(enumerate(self.requests)))
+            if request["jobName"].startswith(head)
         ]
 
 

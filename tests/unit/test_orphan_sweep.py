@@ -58,6 +58,21 @@ def test_only_untracked_jobs_of_its_scope_whose_object_is_gone_are_stopped():
     assert stopped == [("orphan", ORPHAN_REASON)]
 
 
+def test_an_array_is_an_orphan_once_its_manifest_is_gone_never_for_lack_of_workload_objects():
+    """An array's children get their workloads only at start: its waiting jobs name a directory."""
+    batch = Batch(
+        {"array": f"{SCOPE}/dag-task-try1-0a1b2c3d4e-m0-9.f00/", "orphan-array": f"{SCOPE}/x-m0-1.f01/"},
+        objects={f"{SCOPE}/dag-task-try1-0a1b2c3d4e-m0-9.f00/manifest.json"},
+    )
+    stopped: list[tuple[str, str]] = []
+    sweep = OrphanSweep(
+        batch, S3Location("workloads", "airflow/global"), lambda *job: stopped.append(job), interval=0
+    )
+    sweep.tick(lambda: set(), ["q"])
+    sweep._running.join(10)
+    assert stopped == [("orphan-array", ORPHAN_REASON)]
+
+
 def test_a_sweep_starts_at_most_once_per_interval():
     batch = Batch({"orphan": f"{SCOPE}/orphan.json"}, objects=set())
     stopped: list[tuple[str, str]] = []

@@ -519,8 +519,9 @@ def test_classify_never_raises_and_never_resubmits_a_started_job(job: dict[str, 
         "permanent_before_start",
         "after_start",
         "unknown_status",
+        "not_delivered",
     }
-    if job.get("startedAt") is not None:
+    if job.get("startedAt") is not None and outcome.reason_class != "not_delivered":
         assert outcome.verdict is not Verdict.RESUBMIT
 
 
@@ -583,6 +584,31 @@ def test_a_task_code_the_bootstrap_remapped_is_reported_as_the_tasks_failure() -
     assert outcome.verdict is Verdict.FAIL and outcome.reason_class == "after_start"
     assert f"exit code {EXIT_TASK_USED_RESERVED_CODE}" in outcome.reason
     assert "bootstrap" not in outcome.reason
+
+
+DELIVERY = [*BOOTSTRAP[:3], "s3://bucket/prefix/dag-task-try1-0a1b2c3d4e-m0-9.0a1b/"]
+
+
+def test_an_array_child_that_never_got_its_workload_is_sent_again_alone() -> None:
+    job = record("FAILED", ESSENTIAL_EXITED, exit_code=68, started_at=STARTED_AT)
+    job["container"]["command"] = DELIVERY
+    outcome = classify(job)
+    assert (outcome.verdict, outcome.reason_class) == (Verdict.RESUBMIT, "not_delivered")
+    assert "its task never ran" in outcome.reason and "sent again alone, as a plain job" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("command", "exit_code"),
+    [(BOOTSTRAP, 68), (DELIVERY, 1), (DELIVERY, 65), (["python", "-m", "other", DELIVERY[-1]], 68)],
+    ids=["plain-job", "task-failed", "other-bootstrap-code", "not-the-bootstrap"],
+)
+def test_only_an_undelivered_array_child_is_exempt_from_never_resubmitting_a_started_job(
+    command: list[str], exit_code: int
+) -> None:
+    job = record("FAILED", ESSENTIAL_EXITED, exit_code=exit_code, started_at=STARTED_AT)
+    job["container"]["command"] = command
+    outcome = classify(job)
+    assert (outcome.verdict, outcome.reason_class) == (Verdict.FAIL, "after_start")
 
 
 @pytest.mark.parametrize(
