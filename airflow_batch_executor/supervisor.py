@@ -119,7 +119,11 @@ class JobSupervisor:
         self._factory = factory
         self._limits = Limits.from_options(options)
         self._handoff = WorkloadHandoff(
-            gateway, kms_key_id=options.workload_kms_key_id, generator=token_generator, metrics=metrics
+            gateway,
+            kms_key_id=options.workload_kms_key_id,
+            generator=token_generator,
+            metrics=metrics,
+            arrays=options.array_jobs and options.workload_transport is not None,
         )
         self._submitter = Submitter(
             Dispatch(gateway, factory, self._handoff, metrics),

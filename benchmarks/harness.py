@@ -31,6 +31,8 @@ EXECUTORS = {
     "ours": "airflow_batch_executor.AwsBatchExecutor",
     # the same executor with workload_transport = s3://... (set by run.py for this run only)
     "ours-s3": "airflow_batch_executor.AwsBatchExecutor",
+    # ours-s3 with array_jobs = True (set by run.py for this run only)
+    "ours-arrays": "airflow_batch_executor.AwsBatchExecutor",
     "amazon": "airflow.providers.amazon.aws.executors.batch.batch_executor.AwsBatchExecutor",
 }
 
@@ -45,19 +47,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_workload(index: int, *, dag_id: str, run_id: str, dag_version_id: uuid.UUID) -> Any:
-    """An ExecuteTask workload with the fields the scheduler fills in (as tests/integration do)."""
+def make_workload(
+    index: int, *, dag_id: str, run_id: str, dag_version_id: uuid.UUID, mapped: bool = False
+) -> Any:
+    """An ExecuteTask workload with the fields the scheduler fills in (as tests/integration do): task
+    ``task_<index>``, or ``mapped``'s instance ``index`` (one task mapped over N)."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask
     from airflow.executors.workloads.task import TaskInstanceDTO
 
-    task_id = f"task_{index:05d}"
+    task_id = "mapped" if mapped else f"task_{index:05d}"
     ti = TaskInstanceDTO(
         id=uuid.uuid4(),
         task_id=task_id,
         dag_id=dag_id,
         run_id=run_id,
         try_number=1,
-        map_index=-1,
+        map_index=index if mapped else -1,
         dag_version_id=dag_version_id,
         queue="default",
         pool_slots=1,
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-interval", type=float, default=0.2)
     parser.add_argument("--steady-seconds", type=float, default=8.0)
     parser.add_argument("--min-steady-heartbeats", type=int, default=3)
+    parser.add_argument("--mapped", action="store_true", help="one task mapped over N, not N tasks")
     parser.add_argument(
         "--profile-slowest",
         metavar="PATH",
@@ -279,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     dag_version_id = uuid.uuid4()
     workloads = [
         make_workload(
-            index, dag_id="bench", run_id=f"{args.executor}-{args.n}", dag_version_id=dag_version_id
+            index,
+            dag_id="bench",
+            run_id=f"{args.executor}-{args.n}",
+            dag_version_id=dag_version_id,
+            mapped=args.mapped,
         )
         for index in range(args.n)
     ]

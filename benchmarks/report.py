@@ -82,6 +82,26 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+_ROWS_OF_THEIR_OWN = ("submitjob", "describejobs", "putobject")
+
+
+def expand_arrays(
+    requests: list[dict[str, Any]], manifest_of: Callable[[str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The SubmitJob requests with each array request replaced by one per child, as the child runs
+    it: its map index, read from the array's manifest (``manifest_of(directory)``), in its tags."""
+    expanded: list[dict[str, Any]] = []
+    for request in requests:
+        if not request.get("arrayProperties"):
+            expanded.append(request)
+            continue
+        directory = request["containerOverrides"]["command"][-1]
+        for map_index, _ in manifest_of(directory)["children"]:
+            tags = {**request.get("tags", {}), "airflow.map_index": str(map_index)}
+            expanded.append({**request, "tags": tags, "arrayProperties": None})
+    return expanded
+
+
 def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """(metric, formatted value) for one executor run."""
     limit = f"not finished in {result['time_limit']:g} s" if not result["finished"] else None
@@ -117,7 +137,8 @@ def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("steady heartbeat max (s)", _fmt(result["steady_heartbeat_max"], 4)),
         ("SubmitJob calls", _fmt(calls.get("submitjob", 0))),
         ("DescribeJobs calls", _fmt(calls.get("describejobs", 0))),
-        ("other API calls", _fmt(sum(v for k, v in calls.items() if k not in ("submitjob", "describejobs")))),
+        ("PutObject calls", _fmt(calls.get("putobject", 0))),
+        ("other API calls", _fmt(sum(v for k, v in calls.items() if k not in _ROWS_OF_THEIR_OWN))),
         ("peak RSS delta (MiB)", _fmt(result["rss_peak_delta_mb"], 1)),
         ("each task once", verdict),
     ]

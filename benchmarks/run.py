@@ -28,19 +28,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import burst_table, check_correctness, plot, status_plot, status_table, table
+from benchmarks.report import (
+    burst_table,
+    check_correctness,
+    expand_arrays,
+    plot,
+    status_plot,
+    status_table,
+    table,
+)
 from benchmarks.server import BatchServer
 
 HARNESS = ROOT / "benchmarks" / "harness.py"
 STATUS_HARNESS = ROOT / "benchmarks" / "status_harness.py"
 EXECUTORS = ("ours", "ours-s3", "amazon")
+MAPPED_EXECUTORS = ("ours-arrays", "ours-s3", "amazon")
+"""The mapped scenario: one task mapped over N, sent as array jobs, as plain S3-mode jobs, by amazon's."""
 STATUS_EXECUTORS = ("ours-events", "ours-polling", "amazon")
 BURST_COLUMNS = ("one-loop", "scaled")
 """One long poll at a time (status_receive_concurrency 1), and up to --receive-concurrency of them."""
@@ -53,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenario",
-        choices=("submit", "status", "burst"),
+        choices=("submit", "mapped", "status", "burst"),
         default="submit",
         help="submit: time to submit N tasks (default); status: N jobs running, events vs polling; "
         "burst: N job-end events on the status queue at once",
@@ -127,6 +140,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     defaults = {
         "submit": ("100,1000,5000", EXECUTORS),
+        "mapped": ("2000,10000", MAPPED_EXECUTORS),
         "status": ("20000", STATUS_EXECUTORS),
         "burst": ("10000", BURST_COLUMNS),
     }
@@ -169,11 +183,34 @@ def child_env(home: Path, environment: dict[str, Any], rate: float) -> dict[str,
 
 
 def executor_env(executor: str, env: dict[str, str], environment: dict[str, Any]) -> dict[str, str]:
-    """``ours-s3`` is our executor handing workloads over through the local Batch's S3 bucket."""
-    if executor != "ours-s3":
+    """``ours-s3`` is our executor handing workloads over through the local Batch's S3 bucket;
+    ``ours-arrays`` the same with ``array_jobs`` on."""
+    if executor not in ("ours-s3", "ours-arrays"):
         return env
     transport = f"s3://{environment['workload_bucket']}/{S3_PREFIX}"
-    return {**env, "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": transport}
+    arrays = str(executor == "ours-arrays")
+    return {
+        **env,
+        "AIRFLOW__AWS_BATCH_EXECUTOR__WORKLOAD_TRANSPORT": transport,
+        "AIRFLOW__AWS_BATCH_EXECUTOR__ARRAY_JOBS": arrays,
+    }
+
+
+def manifest_reader(environment: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+    """Reads an array's manifest from the local Batch's S3, by the delivery directory it is in."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=environment["endpoint_url"],
+        region_name=environment["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def read(directory: str) -> dict[str, Any]:
+        bucket, _, key = directory.removeprefix("s3://").partition("/")
+        return json.loads(s3.get_object(Bucket=bucket, Key=f"{key}manifest.json")["Body"].read())
+
+    return read
 
 
 def run_one(
@@ -201,6 +238,7 @@ def run_one(
         str(args.steady_seconds),
         "--heartbeat-interval",
         str(args.heartbeat_interval),
+        *(["--mapped"] if args.scenario == "mapped" else []),
     ]
     started = time.monotonic()
     child = subprocess.run(
@@ -211,8 +249,9 @@ def run_one(
     result = json.loads(out.read_text())
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     result["api_calls"] = control.calls()
+    requests = expand_arrays(control.submitted_requests(), manifest_reader(server.environment))
     result["correctness"] = check_correctness(
-        result.pop("queued_keys"), control.submitted_requests(), result.pop("running_events")
+        result.pop("queued_keys"), requests, result.pop("running_events")
     )
     control.clear_submitted_requests()
     return result

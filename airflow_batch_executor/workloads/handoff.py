@@ -36,7 +36,7 @@ from airflow_batch_executor.job_contract import split_s3_uri
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.records import WorkloadObject
 from airflow_batch_executor.workloads.delivery import Delivered, Deliverer
-from airflow_batch_executor.workloads.objects import SHUTDOWN_SECONDS, ObjectWorker
+from airflow_batch_executor.workloads.objects import DELIVERY_THREADS, SHUTDOWN_SECONDS, ObjectWorker
 from airflow_batch_executor.workloads.transport import token_window
 
 if TYPE_CHECKING:
@@ -110,12 +110,15 @@ class WorkloadHandoff:
         kms_key_id: str | None,
         generator: Any | None,
         metrics: Metrics = GLOBAL,
+        arrays: bool = False,
     ) -> None:
+        """``arrays``: array children's workloads are delivered here (``array_jobs``)."""
         self._gateway = gateway
         self._kms_key_id = kms_key_id
         self._generator = generator
         self._metrics = metrics
-        self._worker = ObjectWorker(gateway, metrics=metrics)
+        threads = DELIVERY_THREADS if arrays else 0
+        self._worker = ObjectWorker(gateway, delivery_threads=threads, metrics=metrics)
         self._deliverer = Deliverer(gateway, kms_key_id=kms_key_id)
         self._deliveries: queue.SimpleQueue[DeliveryResult] = queue.SimpleQueue()
 
@@ -218,9 +221,8 @@ class WorkloadHandoff:
             self._worker.remove(obj.uri)
 
     def deliver_later(self, job_id: str, directory: str, task_arn: str, workload: Any) -> None:
-        """Give the array child ``job_id``, started as ``task_arn``, its workload with a fresh token, in
-        the background (with the refreshes: a started child waits for it); :meth:`deliveries` hands
-        the outcome back."""
+        """Give the array child ``job_id``, started as ``task_arn``, its workload with a fresh token, on a
+        delivery thread; :meth:`deliveries` hands the outcome back."""
         index = int(job_id.rpartition(":")[2])
 
         def deliver() -> None:
@@ -237,7 +239,7 @@ class WorkloadHandoff:
             self._metrics.incr("arrays.delivered" if done.by_us else "arrays.delivered_elsewhere")
             self._deliveries.put(DeliveryResult(job_id, task_arn, done))
 
-        self._worker.refresh(deliver)
+        self._worker.deliver(deliver)
 
     def deliveries(self) -> list[DeliveryResult]:
         """Outcomes of :meth:`deliver_later` since the last call (drained on the scheduler's thread)."""

@@ -7,12 +7,13 @@ find it and run the try again. Every rewrite the executor makes of an object a j
 executor's own last write (S3 ``If-Match``): S3 refuses it (412, or 404 for a deleted object) once
 anyone else changed or deleted the object, and the executor then knows the object is consumed.
 
-Background work (token refreshes, removals) runs on object worker threads, never in the scheduler's
-heartbeat. Refreshes have threads of their own: a removal only tidies up, while a refresh stuck behind
-slow removals lets a waiting job's token expire. Removals are batched (DeleteObjects, 1,000 keys per
-call) on one thread. Shutdown waits at most ``SHUTDOWN_SECONDS`` for what is queued; objects still
-queued for removal then are left to the bucket's lifecycle rule (the template's expires them after a
-day), and the count is logged.
+Background work (token refreshes, array children's deliveries, removals) runs on object worker
+threads, never in the scheduler's heartbeat. Refreshes have threads of their own: a removal only tidies
+up, while a refresh stuck behind slow removals lets a waiting job's token expire; and so have
+deliveries, which come thousands at once when a wide map's children start. Removals are batched
+(DeleteObjects, 1,000 keys per call) on one thread. Shutdown waits at most ``SHUTDOWN_SECONDS`` for
+what is queued; objects still queued for removal then are left to the bucket's lifecycle rule (the
+template's expires them after a day), and the count is logged.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from airflow_batch_executor.job_contract import split_s3_uri
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 
 REFRESH_THREADS = 4
+DELIVERY_THREADS = 16
+"""Array children's deliveries (two conditional writes each) side by side: a wide map's children start
+together, each holding its place on a host until its workload comes."""
 SHUTDOWN_SECONDS = 5.0
 """How long the executor's shutdown waits for queued S3 work (removals) before leaving it."""
 
@@ -40,18 +44,39 @@ class ObjectWorker:
     """Threads for S3 work off the scheduler's thread: refreshes on their own, batched removals."""
 
     def __init__(
-        self, gateway: BatchGateway, *, refresh_threads: int = REFRESH_THREADS, metrics: Metrics = GLOBAL
+        self,
+        gateway: BatchGateway,
+        *,
+        refresh_threads: int = REFRESH_THREADS,
+        delivery_threads: int = 0,
+        metrics: Metrics = GLOBAL,
     ) -> None:
+        """``delivery_threads``: threads of their own for array children's deliveries (``deliver``)."""
         self._gateway = gateway
         self._metrics = metrics
         self._cond = threading.Condition()
         self._refreshes: deque[Callable[[], None]] = deque()
+        self._deliveries: deque[Callable[[], None]] = deque()
         self._removals: dict[str, list[str]] = {}
         self._stopping = threading.Event()
         self._deadline: float | None = None
         self._threads = [
-            SupervisedThread(f"batch-token-refresh-{index}", self._refresh, self._stopping, metrics=metrics)
+            SupervisedThread(
+                f"batch-token-refresh-{index}",
+                lambda: self._run(self._refreshes),
+                self._stopping,
+                metrics=metrics,
+            )
             for index in range(refresh_threads)
+        ]
+        self._threads += [
+            SupervisedThread(
+                f"batch-array-delivery-{index}",
+                lambda: self._run(self._deliveries),
+                self._stopping,
+                metrics=metrics,
+            )
+            for index in range(delivery_threads)
         ]
         self._threads.append(
             SupervisedThread("batch-workload-removal", self._remove, self._stopping, metrics=metrics)
@@ -63,9 +88,16 @@ class ObjectWorker:
 
     def refresh(self, task: Callable[[], None]) -> None:
         """Run ``task`` (a token refresh) on a refresh thread."""
+        self._queue(self._refreshes, task)
+
+    def deliver(self, task: Callable[[], None]) -> None:
+        """Run ``task`` (an array child's delivery) on a delivery thread."""
+        self._queue(self._deliveries, task)
+
+    def _queue(self, tasks: deque[Callable[[], None]], task: Callable[[], None]) -> None:
         with self._cond:
             if self._deadline is None:
-                self._refreshes.append(task)
+                tasks.append(task)
                 self._cond.notify_all()
 
     def remove(self, uri: str) -> None:
@@ -80,6 +112,7 @@ class ObjectWorker:
         with self._cond:
             self._deadline = time.monotonic() + timeout
             self._refreshes.clear()
+            self._deliveries.clear()
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(max(0.0, self._deadline - time.monotonic()))
@@ -100,14 +133,14 @@ class ObjectWorker:
         """Held: the condition's lock."""
         return self._stopping.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)
 
-    def _refresh(self) -> None:
+    def _run(self, tasks: deque[Callable[[], None]]) -> None:
         while True:
             with self._cond:
-                while not self._refreshes and self._deadline is None and not self._stopping.is_set():
+                while not tasks and self._deadline is None and not self._stopping.is_set():
                     self._cond.wait()
                 if self._deadline is not None or self._stopping.is_set():
                     return
-                task = self._refreshes.popleft()
+                task = tasks.popleft()
             task()
 
     def _remove(self) -> None:

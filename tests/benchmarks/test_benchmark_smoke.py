@@ -80,6 +80,35 @@ def test_benchmark_runs_both_executors_and_submits_each_task_once(tmp_path: Path
     assert "putobject" not in runs["ours"]["api_calls"]
 
 
+def test_the_mapped_scenario_sends_siblings_as_arrays_and_each_task_once(tmp_path: Path) -> None:
+    completed = run_benchmark(
+        tmp_path,
+        "--scenario",
+        "mapped",
+        "--sizes",
+        "200",
+        "--executors",
+        "ours-arrays",
+        "--latency",
+        "0.02",
+        "--steady-seconds",
+        "0.5",
+        "--time-limit",
+        "60",
+        "--tracker-memory",
+        "0",
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    [run] = json.loads((tmp_path / "results.json").read_text())["runs"]
+    correctness = run["correctness"]
+    assert run["executor"] == "ours-arrays" and run["finished"] and correctness["ok"], correctness
+    assert correctness["submit_requests"] == correctness["distinct_job_ids"] == 200
+    assert correctness["tasks_with_several_job_ids"] == 0
+    # 200 siblings queued in one heartbeat: they go in a few arrays, not one SubmitJob each
+    assert 1 <= run["api_calls"]["submitjob"] < 20
+
+
 def test_status_scenario_measures_events_polling_and_amazon_side_by_side(tmp_path: Path) -> None:
     completed = run_benchmark(
         tmp_path,

@@ -70,3 +70,23 @@ def test_a_removal_is_carried_out_while_refresh_threads_wait_too():
         time.sleep(0.01)
     assert gateway.objects == {}, "removed without waiting for shutdown"
     worker.stop()
+
+
+def test_deliveries_run_side_by_side_on_threads_of_their_own():
+    """A wide map's children start together: their deliveries neither wait behind refreshes nor queue
+    behind each other one by one."""
+    worker = ObjectWorker(ConditionalS3Gateway(), refresh_threads=1, delivery_threads=3)
+    worker.start()
+    refresh_held, release = threading.Event(), threading.Event()
+    worker.refresh(lambda: (refresh_held.set(), release.wait(10)))
+    assert refresh_held.wait(10)
+    together = threading.Barrier(3, timeout=10)
+    done: list[int] = []
+    for n in range(3):
+        worker.deliver(lambda n=n: (together.wait(), done.append(n)))
+    deadline = time.monotonic() + 10
+    while len(done) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(done) == [0, 1, 2], "three deliveries ran at once while the refresh thread was busy"
+    release.set()
+    worker.stop()
