@@ -10,8 +10,10 @@ after a pause that grows while it keeps crashing.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 
@@ -19,6 +21,19 @@ RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def drain(handed_over: queue.SimpleQueue[T]) -> list[T]:
+    """What background threads handed over since the last call, in order; never waits (the scheduler's
+    thread reads their results this way)."""
+    drained = []
+    while True:
+        try:
+            drained.append(handed_over.get_nowait())
+        except queue.Empty:
+            return drained
 
 
 class SupervisedThread:

@@ -107,11 +107,17 @@ def delivered_key(directory_key: str, index: int, task_arn: str) -> str:
     return f"{directory_key}{index}.{task_id(task_arn)}.json"
 
 
-def delivered_marker_key(directory_key: str, index: int) -> str:
+def delivered_marker_key(directory: str, index: int) -> str:
     """Written (only where absent, holding the task ARN) before a child's workload is: once it exists no
     scheduler delivers to that child again, whichever attempt of it asks, whoever restarts or races.
-    So a try runs at most once at delivery, not only at submission."""
-    return f"{directory_key}{index}.delivered"
+    So a try runs at most once at delivery, not only at submission. A key for a directory's key, a URI
+    for its ``s3://`` URI."""
+    return f"{directory}{index}.delivered"
+
+
+def array_index(child_id: str) -> int:
+    """An array child's index, from its job id ``<array id>:<index>``."""
+    return int(child_id.rpartition(":")[2])
 
 
 def object_uri(command: object) -> str | None:

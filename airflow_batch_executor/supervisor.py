@@ -21,10 +21,10 @@ from airflow_batch_executor.aws.gateway import BatchGateway
 from airflow_batch_executor.aws.queue_gateway import StatusQueueGateway
 from airflow_batch_executor.job_contract import (
     WAITING_STATUSES,
+    array_index,
     batch_reason,
     delivered_marker_key,
     record_object_uri,
-    split_s3_uri,
 )
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.options import ExecutorOptions
@@ -406,13 +406,11 @@ class JobSupervisor:
             return
         if job.submission is None or job.workload is not job.submission.workload:
             self._handoff.remove_later(job.workload)  # delivered to it; a resubmission writes its own
-        bucket, directory_key = split_s3_uri(job.directory)
-        index = int(job.job_id.rpartition(":")[2])
-        self._handoff.remove_uri(f"s3://{bucket}/{delivered_marker_key(directory_key, index)}")
+        self._handoff.remove_uri(delivered_marker_key(job.directory, array_index(job.job_id)))
         self._children[job.directory] -= 1
         if self._children[job.directory] <= 0:
             del self._children[job.directory]
-            self._handoff.remove_uri(f"s3://{bucket}/{manifest_key(directory_key)}")
+            self._handoff.remove_uri(manifest_key(job.directory))
 
     def _on_reclaim(self, job: TrackedJob, host: str) -> list[TaskEvent]:
         """Count a job Spot took back, for the task's next job's queue (``queue_fallbacks``), and say so."""

@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from airflow_batch_executor.job_contract import split_s3_uri
+from airflow_batch_executor.recovery.manifest import manifest_key
 from benchmarks.report import (
     burst_table,
     check_correctness,
@@ -207,8 +209,8 @@ def manifest_reader(environment: dict[str, Any]) -> Callable[[str], dict[str, An
     )
 
     def read(directory: str) -> dict[str, Any]:
-        bucket, _, key = directory.removeprefix("s3://").partition("/")
-        return json.loads(s3.get_object(Bucket=bucket, Key=f"{key}manifest.json")["Body"].read())
+        bucket, key = split_s3_uri(manifest_key(directory))
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     return read
 

@@ -19,9 +19,10 @@ from airflow_batch_executor.requests.naming import WorkloadIdentity
 MANIFEST_NAME = "manifest.json"
 
 
-def manifest_key(directory_key: str) -> str:
-    """Where the manifest of the array whose delivery directory is ``directory_key`` is kept."""
-    return f"{directory_key}{MANIFEST_NAME}"
+def manifest_key(directory: str) -> str:
+    """Where the manifest of the array whose delivery directory is ``directory`` is kept: a key for a
+    directory's key, a URI for its ``s3://`` URI (both end in ``/``)."""
+    return f"{directory}{MANIFEST_NAME}"
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,4 @@ class OrphanSweep:
 def _kept_object(uri: str) -> str:
     """The object whose absence makes a waiting job an orphan: its workload object, or for an array
     (whose children get theirs only at start) its manifest, kept while a scheduler tracks a child."""
-    if not is_delivery_directory(uri):
-        return uri
-    bucket, directory_key = split_s3_uri(uri)
-    return f"s3://{bucket}/{manifest_key(directory_key)}"
+    return manifest_key(uri) if is_delivery_directory(uri) else uri

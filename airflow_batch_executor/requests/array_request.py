@@ -31,7 +31,6 @@ from airflow_batch_executor.job_contract import (
     TAG_SUBMISSION,
     delivery_command,
     request_object_uri,
-    split_s3_uri,
 )
 from airflow_batch_executor.recovery.manifest import ArrayChild, ArrayManifest, manifest_key
 from airflow_batch_executor.requests.naming import WorkloadIdentity, array_job_name
@@ -50,8 +49,7 @@ class ArrayRequest:
 
     @property
     def manifest_uri(self) -> str:
-        bucket, directory_key = split_s3_uri(self.directory)
-        return f"s3://{bucket}/{manifest_key(directory_key)}"
+        return manifest_key(self.directory)
 
 
 def shared_part(request: Mapping[str, Any]) -> dict[str, Any]:

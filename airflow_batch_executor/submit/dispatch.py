@@ -98,10 +98,10 @@ class Dispatch:
                 alone.append(member)
             else:
                 placed.append((request, member))
-        if placed:
-            shared = shared_part(placed[0][0])
-            alone += [member for request, member in placed if shared_part(request) != shared]
-            placed = [(request, member) for request, member in placed if shared_part(request) == shared]
+        parts = [shared_part(request) for request, _ in placed]
+        alike = [part == parts[0] for part in parts]
+        alone += [member for (_, member), same in zip(placed, alike, strict=True) if not same]
+        placed = [pair for pair, same in zip(placed, alike, strict=True) if same]
         if len(placed) < MIN_ARRAY_SIZE:
             return None, group
         members = [(request, member.spec.identity) for request, member in placed if member.spec is not None]

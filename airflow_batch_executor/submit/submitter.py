@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airflow_batch_executor.aws.errors import ApiErrorKind, classify_api_error, describe_api_error
-from airflow_batch_executor.background import SupervisedThread
+from airflow_batch_executor.background import SupervisedThread, drain
 from airflow_batch_executor.definitions.registry import RegistryStopped
 from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.metrics import GLOBAL, Metrics
@@ -146,12 +146,7 @@ class Submitter:
             return False
 
     def results(self) -> list[SubmitResult]:
-        drained = []
-        while True:
-            try:
-                drained.append(self._results.get_nowait())
-            except queue.Empty:
-                return drained
+        return drain(self._results)
 
     def drop_waiting(self) -> list[Submission]:
         """Remove and return every submission not yet sent (scheduler shutdown)."""

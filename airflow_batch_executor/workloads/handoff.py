@@ -32,7 +32,8 @@ from airflow_batch_executor.aws.errors import (
     precondition_failed,
 )
 from airflow_batch_executor.aws.gateway import BatchGateway
-from airflow_batch_executor.job_contract import split_s3_uri
+from airflow_batch_executor.background import drain
+from airflow_batch_executor.job_contract import array_index, split_s3_uri
 from airflow_batch_executor.metrics import GLOBAL, Metrics
 from airflow_batch_executor.records import WorkloadObject
 from airflow_batch_executor.workloads.delivery import Delivered, Deliverer
@@ -223,7 +224,7 @@ class WorkloadHandoff:
     def deliver_later(self, job_id: str, directory: str, task_arn: str, workload: Any) -> None:
         """Give the array child ``job_id``, started as ``task_arn``, its workload with a fresh token, on a
         delivery thread; :meth:`deliveries` hands the outcome back."""
-        index = int(job_id.rpartition(":")[2])
+        index = array_index(job_id)
 
         def deliver() -> None:
             try:
@@ -243,12 +244,7 @@ class WorkloadHandoff:
 
     def deliveries(self) -> list[DeliveryResult]:
         """Outcomes of :meth:`deliver_later` since the last call (drained on the scheduler's thread)."""
-        drained = []
-        while True:
-            try:
-                drained.append(self._deliveries.get_nowait())
-            except queue.Empty:
-                return drained
+        return drain(self._deliveries)
 
     def remove_uri(self, uri: str) -> None:
         """Remove the object of a job known only from its record (a job stopped by id or by name)."""
