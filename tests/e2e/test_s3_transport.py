@@ -20,6 +20,7 @@ from batch_devtools.devstack import DevStack
 from batch_devtools.devstack.demo import DEMO_DAGS, RunResult, outcome_problems
 from batch_devtools.devstack.settings import Timing
 from batch_devtools.local_batch.environment import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, WORKLOAD_BUCKET
+from batch_devtools.local_batch.logsink import read_stream
 
 from .harness import e2e_stack, log_events
 
@@ -149,18 +150,7 @@ def whole_job_log(logs: Any, record: dict[str, Any]) -> list[str]:
     """Every line of an ended job's CloudWatch Logs stream, oldest first."""
     container = record["container"]
     options = (container.get("logConfiguration") or {}).get("options") or {}
-    arguments = {
-        "logGroupName": options.get("awslogs-group", "/aws/batch/job"),
-        "logStreamName": container["logStreamName"],
-    }
-    lines: list[str] = []
-    token = None
-    while True:
-        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
-        lines += [event["message"] for event in page["events"]]
-        if not page["events"] or page["nextForwardToken"] == token:
-            return lines
-        token = page["nextForwardToken"]
+    return read_stream(logs, options.get("awslogs-group", "/aws/batch/job"), container["logStreamName"])
 
 
 def request_job_ids(stack: DevStack, requests: list[dict[str, Any]]) -> list[str]:

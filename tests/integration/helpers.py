@@ -19,6 +19,7 @@ import pytest
 
 from airflow_batch_executor.airflow_side import compat
 from batch_devtools.local_batch.environment import WORKLOAD_BUCKET
+from batch_devtools.local_batch.logsink import read_stream
 
 BUCKET = WORKLOAD_BUCKET
 """The local Batch's workload bucket."""
@@ -216,13 +217,4 @@ def whole_log(batch_env, job_id: str) -> list[str]:
     """Every line of the job's CloudWatch Logs stream, oldest first (complete once the job ended)."""
     record = batch_env.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
     assert record["status"] in ("SUCCEEDED", "FAILED"), record["status"]
-    logs = batch_env.client("logs")
-    lines: list[str] = []
-    arguments = {"logGroupName": batch_env.log_group, "logStreamName": record["container"]["logStreamName"]}
-    token = None
-    while True:
-        page = logs.get_log_events(**arguments, startFromHead=True, **({"nextToken": token} if token else {}))
-        lines += [event["message"] for event in page["events"]]
-        if not page["events"] or page["nextForwardToken"] == token:
-            return lines
-        token = page["nextForwardToken"]
+    return read_stream(batch_env.client("logs"), batch_env.log_group, record["container"]["logStreamName"])

@@ -4,7 +4,7 @@ the workload delivered to its own ECS task once it starts, and nothing left in S
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -37,6 +37,17 @@ def arrays_on(batch_env, s3_mode, monkeypatch):
     return s3_mode
 
 
+def queue_behind_a_gate(executor, batch_env, run_id: str, size: int) -> tuple[Any, list[Any]]:
+    """A plain task first, then ``size`` mapped siblings once the gate's slowed SubmitJob holds the one
+    submit thread: due together when it is free, the siblings go as one array."""
+    gate = workload("gate", run_id=run_id)
+    queue(executor, gate)
+    pump(executor, lambda _: bool(batch_env.api_calls().get("submitjob")), timeout=30)
+    siblings = [workload("ok", run_id=run_id, map_index=index) for index in range(size)]
+    queue(executor, *siblings)
+    return gate, siblings
+
+
 def test_waiting_siblings_run_as_one_array_each_child_its_own_task(make_executor, batch_env, arrays_on):
     """Child 1 fails before its container starts (sent again alone, as a plain job), child 2's task exits
     1 (its try fails), child 3 waits and is revoked (only it is terminated), the others succeed; each
@@ -45,11 +56,7 @@ def test_waiting_siblings_run_as_one_array_each_child_its_own_task(make_executor
     batch_env.faults.fail_after_start(f"*-m0-{SIBLINGS - 1}:2", count=1, exit_code=1)
     batch_env.faults.stuck_in_runnable(f"*-m0-{SIBLINGS - 1}:3", count=1)
     executor = make_executor()
-    gate = workload("gate", run_id="arrays")
-    queue(executor, gate)
-    pump(executor, lambda _: bool(batch_env.api_calls().get("submitjob")), timeout=30)
-    siblings = [workload("ok", run_id="arrays", map_index=index) for index in range(SIBLINGS)]
-    queue(executor, *siblings)
+    gate, siblings = queue_behind_a_gate(executor, batch_env, "arrays", SIBLINGS)
     keys = [item.ti.key for item in siblings]
     revoked = keys.pop(3)
     events = pump(executor, finished(gate.ti.key, *keys))
@@ -57,7 +64,7 @@ def test_waiting_siblings_run_as_one_array_each_child_its_own_task(make_executor
     expected[keys[2]] = "failed"
     assert final_states(events) == expected
     [waiting] = {info for key, state, info in events if key == revoked and state == "running"}
-    executor.revoke_task(ti=SimpleNamespace(key=revoked, external_executor_id=waiting))
+    executor.revoke_task(ti=ti_for(siblings[3], waiting))
     assert describe(batch_env, waiting)["status"] == "FAILED", "revoke terminates the child before it returns"
     events += pump(executor, lambda _: describe(batch_env, waiting.rpartition(":")[0])["status"] == "FAILED")
     assert not [event for event in events if event[0] == revoked and event[1] != "running"]
@@ -100,11 +107,7 @@ def test_a_new_scheduler_adopts_every_child_of_an_array_whose_ids_were_never_sav
     size = 3
     batch_env.faults.stuck_in_runnable(f"*-m0-{size - 1}:*", count=None)
     old = make_executor()
-    gate = workload("gate", run_id="adopt")
-    queue(old, gate)
-    pump(old, lambda _: bool(batch_env.api_calls().get("submitjob")), timeout=30)
-    siblings = [workload("ok", run_id="adopt", map_index=index) for index in range(size)]
-    queue(old, *siblings)
+    _, siblings = queue_behind_a_gate(old, batch_env, "adopt", size)
     keys = [item.ti.key for item in siblings]
     events = pump(old, lambda ev: {key for key, state, _ in ev if state == "running"} >= set(keys))
     children = {key: info for key, state, info in events if state == "running" and key in keys}

@@ -132,6 +132,16 @@ needs_minting = pytest.mark.skipif(
 )
 
 
+# ---------------------------------------------------------------- mapped siblings and arrays
+
+S3_MODE = RequestFactory(
+    options(workload_transport=LOCATION), api_url="http://api/execution/", default_queue="default"
+)
+COMMAND_MODE = RequestFactory(options(), api_url="http://api/execution/", default_queue="default")
+MAPPED = WorkloadIdentity(dag_id="dag", task_id="task", run_id="run1", map_index=0, try_number=1)
+"""Map index 0 of a mapped task's first try; ``replace`` it for a sibling."""
+
+
 def make_workload(token: str = "scheduler-token"):
     """An ExecuteTask workload of the task of ``dag``/``task``/``run1``, try 1."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask, TaskInstance

@@ -21,13 +21,10 @@ from airflow_batch_executor.requests.factory import RequestFactory
 from airflow_batch_executor.requests.naming import WorkloadIdentity, array_name_prefix
 from airflow_batch_executor.requests.task_specs import JobSpec
 
-from .helpers import COMMAND, LOCATION, options
+from .helpers import COMMAND, COMMAND_MODE, S3_MODE
+from .helpers import MAPPED as MAPPED_TRY_1
 
-S3_MODE = RequestFactory(
-    options(workload_transport=LOCATION), api_url="http://api/execution/", default_queue="default"
-)
-COMMAND_MODE = RequestFactory(options(), api_url="http://api/execution/", default_queue="default")
-MAPPED = WorkloadIdentity(dag_id="dag", task_id="task", run_id="run1", map_index=0, try_number=2)
+MAPPED = replace(MAPPED_TRY_1, try_number=2)
 
 
 def member(map_index: int, factory: RequestFactory = S3_MODE, **identity) -> tuple[dict, WorkloadIdentity]:

@@ -17,8 +17,7 @@ from airflow_batch_executor.errors import TaskConfigError
 from airflow_batch_executor.job_contract import request_object_uri, split_s3_uri
 from airflow_batch_executor.records import Orphan, Submission, SubmitResult
 from airflow_batch_executor.recovery.adoption import look_up
-from airflow_batch_executor.requests.factory import RequestFactory
-from airflow_batch_executor.requests.naming import WorkloadIdentity, array_name_prefix
+from airflow_batch_executor.requests.naming import array_name_prefix
 from airflow_batch_executor.requests.task_specs import JobSpec
 from airflow_batch_executor.submit.dispatch import Dispatch
 from airflow_batch_executor.submit.submitter import Submitter
@@ -26,18 +25,13 @@ from airflow_batch_executor.workloads.handoff import WorkloadHandoff
 
 from .helpers import (
     COMMAND,
-    LOCATION,
+    MAPPED,
+    S3_MODE,
     ConditionalS3Gateway,
     PlacedAsBuilt,
     client_error,
     make_workload,
-    options,
 )
-
-S3_MODE = RequestFactory(
-    options(workload_transport=LOCATION), api_url="http://api/execution/", default_queue="default"
-)
-MAPPED = WorkloadIdentity(dag_id="dag", task_id="task", run_id="run1", map_index=0, try_number=1)
 
 
 def member(map_index: int, **identity: Any) -> Submission:

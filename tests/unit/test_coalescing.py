@@ -18,18 +18,11 @@ from airflow_batch_executor.job_contract import (
 )
 from airflow_batch_executor.records import Submission
 from airflow_batch_executor.requests.factory import RequestFactory
-from airflow_batch_executor.requests.naming import WorkloadIdentity
 from airflow_batch_executor.requests.queue_ladder import QueueChoice
 from airflow_batch_executor.requests.task_specs import JobSpec
 from airflow_batch_executor.submit.coalescing import take_array
 
-from .helpers import COMMAND, LOCATION, options
-
-S3_MODE = RequestFactory(
-    options(workload_transport=LOCATION), api_url="http://api/execution/", default_queue="default"
-)
-COMMAND_MODE = RequestFactory(options(), api_url="http://api/execution/", default_queue="default")
-MAPPED = WorkloadIdentity(dag_id="dag", task_id="task", run_id="run1", map_index=0, try_number=1)
+from .helpers import COMMAND, COMMAND_MODE, MAPPED, S3_MODE
 
 
 def sibling(

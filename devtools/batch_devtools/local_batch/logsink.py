@@ -1,4 +1,5 @@
-"""Buffers a job's output lines and ships them to moto's CloudWatch Logs in batches.
+"""Buffers a job's output lines and ships them to moto's CloudWatch Logs in batches, and reads a
+stream back whole.
 
 The awslogs driver of a real container flushes every few seconds while the container runs;
 doing the same (rather than writing once at exit, as moto does) lets a live log reader in the
@@ -36,3 +37,21 @@ class CloudWatchLogSink:
             events, self._pending = self._pending, []
             if events:
                 self._backend.put_log_events(self._group, self._stream, events)
+
+
+def read_stream(logs: Any, group: str, stream: str) -> list[str]:
+    """Every line of a log stream, oldest first, over as many pages as it takes (``logs``: a boto3
+    CloudWatch Logs client); complete once its job ended."""
+    lines: list[str] = []
+    token = None
+    while True:
+        page = logs.get_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            startFromHead=True,
+            **({"nextToken": token} if token else {}),
+        )
+        lines += [event["message"] for event in page["events"]]
+        if not page["events"] or page["nextForwardToken"] == token:
+            return lines
+        token = page["nextForwardToken"]
